@@ -1,0 +1,113 @@
+// Package bot receives webhooks from code hosts, turns them into host-neutral
+// events and defines the Forge interface through which the rest of mlbot talks
+// back to a host (statuses, comments, clone credentials). Each host lives in
+// its own subpackage (bot/github, bot/gitlab); nothing outside those packages
+// knows which host an event came from beyond the Forge name it carries.
+package bot
+
+// Kind says what happened in a host-neutral way.
+type Kind string
+
+// The event kinds mlbot routes. Anything else is KindOther and ignored.
+const (
+	KindPing        Kind = "ping"
+	KindPush        Kind = "push"
+	KindPullRequest Kind = "pull_request"
+	KindComment     Kind = "comment"
+	KindOther       Kind = "other"
+)
+
+// Action is the normalised action of a pull/merge request event.
+type Action string
+
+// Pull/merge request actions. Hosts map their own vocabulary onto these:
+// GitHub "synchronize" and a GitLab "update" carrying oldrev are both
+// ActionUpdated; GitLab's draft→ready update and GitHub's ready_for_review
+// are ActionReady. Title, label or description edits are ActionEdited.
+const (
+	ActionOpened   Action = "opened"
+	ActionUpdated  Action = "updated"
+	ActionReopened Action = "reopened"
+	ActionReady    Action = "ready"
+	ActionClosed   Action = "closed"
+	ActionMerged   Action = "merged"
+	ActionEdited   Action = "edited"
+	ActionCreated  Action = "created" // comments
+	ActionDeleted  Action = "deleted" // comments
+	ActionOther    Action = "other"
+)
+
+// Repo identifies a repository (GitHub) or project (GitLab).
+type Repo struct {
+	// Forge is the host package's name: "github" or "gitlab".
+	Forge string `json:"forge"`
+	// ID is the host's numeric id (GitLab project id, GitHub repository id).
+	ID int64 `json:"id,omitempty"`
+	// FullName is "owner/name" on GitHub and the full namespace path on
+	// GitLab ("group/subgroup/project"). It is what allowlists match.
+	FullName string `json:"full_name"`
+	// CloneURL is the HTTPS clone URL taken from the payload.
+	CloneURL string `json:"clone_url"`
+	// DefaultBranch is the repository's default branch ("main").
+	DefaultBranch string `json:"default_branch"`
+	// WebURL is the repository's page on the host.
+	WebURL string `json:"web_url,omitempty"`
+	// Host is the host name as the allowlist spells it ("github.com").
+	Host string `json:"host,omitempty"`
+}
+
+// PullRequest is a GitHub pull request or a GitLab merge request.
+type PullRequest struct {
+	Number  int    `json:"number"` // GitHub number, GitLab iid
+	Title   string `json:"title,omitempty"`
+	URL     string `json:"url,omitempty"`
+	Draft   bool   `json:"draft,omitempty"`
+	State   string `json:"state,omitempty"`
+	HeadSHA string `json:"head_sha"`
+	HeadRef string `json:"head_ref,omitempty"`
+	// HeadRepo is where the head commit lives; it differs from the event's
+	// Repo for pull requests from forks.
+	HeadRepo Repo   `json:"head_repo"`
+	BaseRef  string `json:"base_ref"`
+	BaseSHA  string `json:"base_sha,omitempty"`
+	// Fork is true when the head repository is not the base repository.
+	Fork   bool   `json:"fork,omitempty"`
+	Author string `json:"author,omitempty"`
+	// AuthorAssociation is GitHub's author_association (OWNER, MEMBER,
+	// COLLABORATOR, CONTRIBUTOR, NONE…); empty on GitLab.
+	AuthorAssociation string `json:"author_association,omitempty"`
+	Merged            bool   `json:"merged,omitempty"`
+	MergeSHA          string `json:"merge_sha,omitempty"`
+}
+
+// Comment is a comment on a pull/merge request or issue.
+type Comment struct {
+	ID     int64  `json:"id"`
+	Body   string `json:"body"`
+	Author string `json:"author,omitempty"`
+	// OnPullRequest is false for comments on plain issues.
+	OnPullRequest bool `json:"on_pull_request,omitempty"`
+}
+
+// Event is a webhook delivery normalised to what mlbot routes on.
+type Event struct {
+	Forge    string `json:"forge"`
+	Delivery string `json:"delivery"`
+	// Type is the host's own event name (X-GitHub-Event, X-Gitlab-Event).
+	Type   string `json:"type"`
+	Kind   Kind   `json:"kind"`
+	Action Action `json:"action,omitempty"`
+	Repo   Repo   `json:"repo"`
+	Sender string `json:"sender,omitempty"`
+
+	// Push fields.
+	Ref     string `json:"ref,omitempty"`    // full ref, "refs/heads/main"
+	Branch  string `json:"branch,omitempty"` // "main" for branch pushes, "" for tags
+	Tag     bool   `json:"tag,omitempty"`
+	Before  string `json:"before,omitempty"`
+	SHA     string `json:"sha,omitempty"` // the pushed head ("after")
+	Deleted bool   `json:"deleted,omitempty"`
+
+	PR      *PullRequest `json:"pr,omitempty"`
+	Comment *Comment     `json:"comment,omitempty"`
+}

@@ -1,0 +1,99 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// State is a commit status state in mlbot's own vocabulary; each host
+// maps it onto its own (GitLab says "failed" and "canceled", GitHub has no
+// cancelled state and gets "error").
+type State string
+
+// Commit status states.
+const (
+	StatePending  State = "pending"
+	StateRunning  State = "running"
+	StateSuccess  State = "success"
+	StateFailure  State = "failure"
+	StateError    State = "error"
+	StateCanceled State = "canceled"
+)
+
+// Status is a commit status (GitHub) or external commit status (GitLab).
+type Status struct {
+	Context     string // "mlbot/train-eval"
+	State       State
+	Description string // short; hosts cut it at 140 (GitHub) characters
+	TargetURL   string
+}
+
+// Forge is everything mlbot asks of a code host after a webhook arrived.
+// Consumers should declare the narrower interface they need; Forge is the
+// union each host package implements.
+type Forge interface {
+	// Name is the host package's name, equal to Event.Forge.
+	Name() string
+	// CreateStatus sets a commit status on sha.
+	CreateStatus(ctx context.Context, repo Repo, sha string, st Status) error
+	// ListComments lists all comments of pull/merge request number,
+	// following pagination.
+	ListComments(ctx context.Context, repo Repo, number int) ([]Comment, error)
+	// CreateComment adds a comment and returns it with its id.
+	CreateComment(ctx context.Context, repo Repo, number int, body string) (Comment, error)
+	// UpdateComment replaces the body of comment id.
+	UpdateComment(ctx context.Context, repo Repo, number int, id int64, body string) error
+	// CloneAuth returns the value of an HTTP Authorization header that lets
+	// git fetch repo over HTTPS, or "" when no credentials are configured.
+	CloneAuth(ctx context.Context, repo Repo) (string, error)
+}
+
+// MaxCommentLength is the longest comment body mlbot posts: GitHub refuses
+// bodies of 65,536 characters or more, and GitLab's limit is larger.
+const MaxCommentLength = 65535
+
+// ErrNotFound is wrapped by forge errors for a 404 from the host.
+var ErrNotFound = errors.New("not found on host")
+
+// HostError is a non-2xx answer from a code host's API.
+type HostError struct {
+	Forge      string
+	Method     string
+	Path       string
+	StatusCode int
+	Message    string
+}
+
+func (e *HostError) Error() string {
+	return fmt.Sprintf("%s API %s %s: %d %s", e.Forge, e.Method, e.Path, e.StatusCode, e.Message)
+}
+
+// Temporary reports whether retrying the same call later may succeed
+// (5xx answers, timeouts behind a proxy).
+func (e *HostError) Temporary() bool {
+	return e.StatusCode >= 500 || e.StatusCode == http.StatusRequestTimeout
+}
+
+// Unwrap lets errors.Is(err, ErrNotFound) see 404s.
+func (e *HostError) Unwrap() error {
+	if e.StatusCode == http.StatusNotFound {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// RateLimitError is returned when a host refused a call for its rate
+// limits (GitHub primary or secondary limits, GitLab 429). RetryAfter is
+// how long the host asked us to wait.
+type RateLimitError struct {
+	Forge      string
+	RetryAfter time.Duration
+	Message    string
+}
+
+func (e *RateLimitError) Error() string {
+	return fmt.Sprintf("%s API rate limited, retry after %s: %s", e.Forge, e.RetryAfter, e.Message)
+}
