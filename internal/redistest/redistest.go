@@ -1,0 +1,60 @@
+// Package redistest gives each test package its own Redis database, so that
+// `go test ./...` can run packages in parallel against one Redis server.
+package redistest
+
+import (
+	"context"
+	"os"
+	"testing"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+)
+
+// Options returns connection options for database db of the Redis named by
+// MLBOT_TEST_REDIS_URL, flushing that one database first (never FLUSHALL).
+// Without MLBOT_TEST_REDIS_URL it starts an in-process Redis for the test.
+// Every test package must pass a db number no other package uses.
+func Options(t testing.TB, db int) *redis.Options {
+	t.Helper()
+	url := os.Getenv("MLBOT_TEST_REDIS_URL")
+	var opt *redis.Options
+	if url == "" {
+		mr := miniredis.RunT(t)
+		opt = &redis.Options{Addr: mr.Addr()}
+	} else {
+		var err error
+		opt, err = redis.ParseURL(url)
+		if err != nil {
+			t.Fatalf("MLBOT_TEST_REDIS_URL: %v", err)
+		}
+		opt.DB = db
+	}
+	c := redis.NewClient(opt)
+	defer c.Close()
+	if err := c.FlushDB(context.Background()).Err(); err != nil {
+		t.Fatalf("redis at %s db %d: %v", opt.Addr, opt.DB, err)
+	}
+	return opt
+}
+
+// URL is Options rendered as a redis:// URL, for code configured by URL.
+func URL(t testing.TB, db int) string {
+	opt := Options(t, db)
+	u := "redis://"
+	if opt.Password != "" {
+		u += ":" + opt.Password + "@"
+	}
+	return u + opt.Addr + "/" + itoa(opt.DB)
+}
+
+func itoa(i int) string {
+	if i == 0 {
+		return "0"
+	}
+	s := ""
+	for ; i > 0; i /= 10 {
+		s = string(rune('0'+i%10)) + s
+	}
+	return s
+}
