@@ -5,6 +5,7 @@ package redistest
 import (
 	"context"
 	"os"
+	"strconv"
 	"testing"
 
 	"github.com/alicebob/miniredis/v2"
@@ -45,16 +46,5 @@ func URL(t testing.TB, db int) string {
 	if opt.Password != "" {
 		u += ":" + opt.Password + "@"
 	}
-	return u + opt.Addr + "/" + itoa(opt.DB)
-}
-
-func itoa(i int) string {
-	if i == 0 {
-		return "0"
-	}
-	s := ""
-	for ; i > 0; i /= 10 {
-		s = string(rune('0'+i%10)) + s
-	}
-	return s
+	return u + opt.Addr + "/" + strconv.Itoa(opt.DB)
 }
