@@ -1,0 +1,319 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"gopkg.in/yaml.v3"
+)
+
+// MaxFileSize is the largest metrics file ReadFiles accepts. Metric files
+// come from untrusted training code, so a runaway or hostile file must not
+// exhaust the worker's memory.
+const MaxFileSize = 10 << 20
+
+// maxNodes bounds how many YAML nodes Flatten visits. Aliases let a few
+// kilobytes of YAML expand into billions of nodes ("billion laughs"), and
+// the parse tree is walked by hand here, so yaml.v3's own guard does not
+// apply.
+const maxNodes = 1_000_000
+
+// maxDepth bounds nesting, for the same reason as maxNodes and to keep the
+// recursion off the stack limit.
+const maxDepth = 256
+
+// Flatten parses a metrics document, JSON or YAML, into flat metric names
+// and values. Nested mappings join their keys with dots ("a.b.c") and list
+// items use their index ("per_class.3"). Only numbers are kept: booleans,
+// strings and nulls are left out, and so are NaN and infinities, because
+// none of them can be diffed or gated. A top level that is not a mapping is
+// an error.
+func Flatten(data []byte) (map[string]float64, error) {
+	out := map[string]float64{}
+	trimmed := bytes.TrimSpace(bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")))
+	if looksJSON(trimmed) {
+		// JSON goes through encoding/json rather than the YAML parser:
+		// yaml.v3 rejects tab indentation that JSON allows, reads a
+		// leading-zero number as octal, and takes `{"a": }` as a null.
+		if err := flattenJSON(trimmed, out); err != nil {
+			return nil, fmt.Errorf("invalid JSON: %w", err)
+		}
+		return out, nil
+	}
+	if err := flattenYAML(data, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// looksJSON tells a JSON object from a YAML flow mapping ("{a: 1}"): JSON
+// keys are quoted.
+func looksJSON(data []byte) bool {
+	if len(data) == 0 || data[0] != '{' {
+		return false
+	}
+	rest := bytes.TrimLeft(data[1:], " \t\r\n")
+	return len(rest) == 0 || rest[0] == '"' || rest[0] == '}'
+}
+
+func flattenJSON(data []byte, out map[string]float64) error {
+	dec := json.NewDecoder(bytes.NewReader(jsonNonFinite(data)))
+	dec.UseNumber() // keeps 1e-3 and 20-digit integers exact until ParseFloat
+	var top any
+	if err := dec.Decode(&top); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("unexpected data after the top-level object")
+	}
+	m, ok := top.(map[string]any)
+	if !ok {
+		return errors.New("top level is not a mapping")
+	}
+	walkJSON("", m, out)
+	return nil
+}
+
+func walkJSON(prefix string, v any, out map[string]float64) {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, c := range v {
+			walkJSON(join(prefix, k), c, out)
+		}
+	case []any:
+		for i, c := range v {
+			walkJSON(join(prefix, strconv.Itoa(i)), c, out)
+		}
+	case json.Number:
+		// ParseFloat returns ±Inf with ErrRange for 1e400; finite() drops it.
+		f, _ := strconv.ParseFloat(string(v), 64)
+		if finite(f) && prefix != "" {
+			out[prefix] = f
+		}
+	}
+}
+
+// jsonNonFinite replaces the bare NaN, Infinity and -Infinity tokens that
+// Python's json.dump writes by default with null, so a metrics file with
+// one diverged value still yields its other metrics.
+func jsonNonFinite(data []byte) []byte {
+	if !bytes.Contains(data, []byte("NaN")) && !bytes.Contains(data, []byte("Infinity")) {
+		return data
+	}
+	var b bytes.Buffer
+	inString, escaped := false, false
+	for i := 0; i < len(data); i++ {
+		c := data[i]
+		if inString {
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+			b.WriteByte(c)
+			continue
+		}
+		if c == '"' {
+			inString = true
+			b.WriteByte(c)
+			continue
+		}
+		matched := false
+		for _, tok := range []string{"-Infinity", "Infinity", "NaN"} {
+			if bytes.HasPrefix(data[i:], []byte(tok)) {
+				b.WriteString("null")
+				i += len(tok) - 1
+				matched = true
+				break
+			}
+		}
+		if !matched {
+			b.WriteByte(c)
+		}
+	}
+	return b.Bytes()
+}
+
+func flattenYAML(data []byte, out map[string]float64) error {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return fmt.Errorf("invalid YAML: %w", err)
+	}
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+		return errors.New("empty document; want a mapping of metrics")
+	}
+	top := resolveAlias(doc.Content[0])
+	if top.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: top level is not a mapping", top.Line)
+	}
+	w := yamlWalker{out: out}
+	return w.walk("", top, 0)
+}
+
+type yamlWalker struct {
+	out   map[string]float64
+	nodes int
+}
+
+func (w *yamlWalker) walk(prefix string, n *yaml.Node, depth int) error {
+	n = resolveAlias(n)
+	w.nodes++
+	if w.nodes > maxNodes {
+		return fmt.Errorf("more than %d values (alias expansion?)", maxNodes)
+	}
+	if depth > maxDepth {
+		return fmt.Errorf("line %d: nested deeper than %d levels", n.Line, maxDepth)
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		// Merge keys ("<<: *defaults") are walked first so the mapping's
+		// own keys override them, as YAML specifies.
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if k := n.Content[i]; k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge" {
+				if err := w.walk(prefix, n.Content[i+1], depth+1); err != nil {
+					return err
+				}
+			}
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := resolveAlias(n.Content[i])
+			if k.Kind != yaml.ScalarNode || k.ShortTag() == "!!merge" {
+				continue // a list or mapping as a key names no metric
+			}
+			if err := w.walk(join(prefix, k.Value), n.Content[i+1], depth+1); err != nil {
+				return err
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			if err := w.walk(join(prefix, strconv.Itoa(i)), c, depth+1); err != nil {
+				return err
+			}
+		}
+	case yaml.ScalarNode:
+		if f, ok := yamlNumber(n); ok && prefix != "" {
+			w.out[prefix] = f
+		}
+	}
+	return nil
+}
+
+// yamlNumber converts an int or float scalar; quoted numbers are strings
+// and stay out.
+func yamlNumber(n *yaml.Node) (float64, bool) {
+	switch n.ShortTag() {
+	case "!!int", "!!float":
+	default:
+		return 0, false
+	}
+	var v any
+	if err := n.Decode(&v); err != nil {
+		return 0, false
+	}
+	var f float64
+	switch v := v.(type) {
+	case int:
+		f = float64(v)
+	case int64:
+		f = float64(v)
+	case uint64:
+		f = float64(v)
+	case float64:
+		f = v
+	default:
+		return 0, false
+	}
+	return f, finite(f)
+}
+
+func resolveAlias(n *yaml.Node) *yaml.Node {
+	// Bounded: yaml.v3 rejects alias cycles while parsing, and a chain of
+	// aliases to aliases is at most as long as the document.
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
+}
+
+func join(prefix, key string) string {
+	if prefix == "" {
+		return key
+	}
+	return prefix + "." + key
+}
+
+func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
+
+// ReadFiles reads the named metrics files from dir and merges their
+// flattened metrics; a metric in a later file replaces the same name from
+// an earlier one. Names must stay inside dir: absolute paths, ".." escapes
+// and symlinks pointing outside are refused, because dir is a checkout of
+// untrusted code and the worker may hold other secrets on disk. Each file is
+// capped at MaxFileSize. Errors name the offending file.
+func ReadFiles(dir string, files []string) (map[string]float64, error) {
+	out := map[string]float64{}
+	if len(files) == 0 {
+		return out, nil
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("metrics directory: %w", err)
+	}
+	defer root.Close()
+	for _, name := range files {
+		data, err := readFile(root, name)
+		if err != nil {
+			return nil, fmt.Errorf("metrics file %q: %w", name, err)
+		}
+		m, err := Flatten(data)
+		if err != nil {
+			return nil, fmt.Errorf("metrics file %q: %w", name, err)
+		}
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out, nil
+}
+
+func readFile(root *os.Root, name string) ([]byte, error) {
+	if filepath.IsAbs(name) || !filepath.IsLocal(name) {
+		return nil, errors.New("path must be relative and inside the workspace")
+	}
+	// os.Root resolves symlinks itself and refuses any that leave dir.
+	// Stat before Open: opening a FIFO planted by the run would block.
+	st, err := root.Stat(name)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (%s)", st.Mode().Type())
+	}
+	if st.Size() > MaxFileSize {
+		return nil, fmt.Errorf("%d bytes, more than the %d-byte limit", st.Size(), MaxFileSize)
+	}
+	f, err := root.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	// The file may grow between Stat and Read; the limit holds regardless.
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("more than the %d-byte limit", MaxFileSize)
+	}
+	return data, nil
+}
