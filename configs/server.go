@@ -1,0 +1,298 @@
+package configs
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"net/url"
+	"path"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Server is the configuration of one mlbot process, assembled by
+// ServerFlags.Load from command-line flags, MLBOT_* environment variables, an
+// optional YAML file and defaults, in that order of precedence.
+//
+// Each field's comment names its environment variable; the flag is the
+// variable's name without MLBOT_, lowercased, with dashes (MLBOT_REDIS_URL is
+// --redis-url) and the config file key is the same with underscores
+// (redis_url).
+type Server struct {
+	// ConfigFile is the YAML file the other settings were read from, if any
+	// (--config, MLBOT_CONFIG).
+	ConfigFile string
+	// Listen is the HTTP listen address (MLBOT_LISTEN, default ":8080").
+	Listen string
+	// PublicURL is the address users and code hosts reach the bot at, used
+	// for run-page links (MLBOT_PUBLIC_URL, default http://localhost plus
+	// the port of Listen).
+	PublicURL string
+	// RedisURL locates Redis (MLBOT_REDIS_URL); empty means an in-process
+	// Redis whose state does not survive a restart.
+	RedisURL string
+	// DataDir holds checkouts and run workspaces (MLBOT_DATA_DIR, default
+	// "mlbot" under os.TempDir(), which some systems clean on reboot).
+	DataDir string
+	// RepoAllowlist lists globs of repositories the bot serves, such as
+	// "github.com/acme/*" (MLBOT_REPO_ALLOWLIST, comma-separated).
+	RepoAllowlist []string
+	// AllowAllRepos serves every repository that sends a signed webhook
+	// (MLBOT_ALLOW_ALL_REPOS).
+	AllowAllRepos bool
+	// GitHubAPIURL is the GitHub REST API base URL, always ending in "/"
+	// (MLBOT_GITHUB_API_URL, default "https://api.github.com/").
+	GitHubAPIURL string
+	// GitHubToken is a personal or bot access token (MLBOT_GITHUB_TOKEN).
+	GitHubToken string
+	// GitHubAppID is the GitHub App's id, the alternative to GitHubToken
+	// (MLBOT_GITHUB_APP_ID).
+	GitHubAppID int64
+	// GitHubAppPrivateKeyFile is the PEM file of the GitHub App's private key
+	// (MLBOT_GITHUB_APP_PRIVATE_KEY_FILE).
+	GitHubAppPrivateKeyFile string
+	// GitHubWebhookSecret verifies X-Hub-Signature-256
+	// (MLBOT_GITHUB_WEBHOOK_SECRET).
+	GitHubWebhookSecret string
+	// GitLabURL is the GitLab instance, without a trailing slash
+	// (MLBOT_GITLAB_URL, default "https://gitlab.com").
+	GitLabURL string
+	// GitLabToken is a GitLab access token (MLBOT_GITLAB_TOKEN).
+	GitLabToken string
+	// GitLabWebhookSecret verifies X-Gitlab-Token (MLBOT_GITLAB_WEBHOOK_SECRET).
+	GitLabWebhookSecret string
+	// InsecureNoWebhookSecret accepts unsigned webhooks; for local testing
+	// only (MLBOT_INSECURE_NO_WEBHOOK_SECRET).
+	InsecureNoWebhookSecret bool
+	// Concurrency is how many pipelines this process runs at once
+	// (MLBOT_CONCURRENCY, default 2).
+	Concurrency int
+	// Queues lists the pipeline queues this worker serves (MLBOT_QUEUES,
+	// comma-separated, default "default").
+	Queues []string
+	// LogLevel is debug, info, warn or error (MLBOT_LOG_LEVEL, default info).
+	LogLevel string
+	// LogFormat is text or json (MLBOT_LOG_FORMAT, default text).
+	LogFormat string
+	// MaxPipelineTimeout caps every .mlbot.yml pipeline timeout
+	// (MLBOT_MAX_PIPELINE_TIMEOUT, default 24h).
+	MaxPipelineTimeout time.Duration
+	// TaskCheckInterval is how often an idle worker polls for tasks
+	// (MLBOT_TASK_CHECK_INTERVAL, default 20ms).
+	TaskCheckInterval time.Duration
+	// ShutdownTimeout is how long running tasks get to finish on shutdown
+	// before they are requeued (MLBOT_SHUTDOWN_TIMEOUT, default 30s).
+	ShutdownTimeout time.Duration
+	// MaxWebhookBytes bounds a webhook body (MLBOT_MAX_WEBHOOK_BYTES,
+	// default 25 MiB, GitHub's own cap).
+	MaxWebhookBytes int64
+	// Secrets maps the names listed in MLBOT_SECRETS (comma-separated, or
+	// the config file key "secrets") to their values in the process
+	// environment; trusted runs whose .mlbot.yml asks for them receive them.
+	// There is no flag, and values are never read from the config file, so
+	// they cannot leak through a command line or a checked-in file.
+	Secrets map[string]string
+}
+
+// Validate reports every setting that would make the server unsafe or
+// unable to start, each with the variable or flag that fixes it. ServerFlags.Load
+// does not call it, so that commands which need no server (such as
+// "mlbot validate") can still load the configuration.
+func (s *Server) Validate() error {
+	var errs []error
+	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	githubUsed := s.GitHubToken != "" || s.GitHubAppID != 0
+	gitlabUsed := s.GitLabToken != ""
+	if !s.InsecureNoWebhookSecret {
+		// Without a secret anyone who can reach the endpoint could make
+		// mlbot run code, so refusing to start is the only safe default.
+		switch {
+		case s.GitHubWebhookSecret == "" && s.GitLabWebhookSecret == "":
+			fail("no webhook secret is set: set MLBOT_GITHUB_WEBHOOK_SECRET (--github-webhook-secret) or MLBOT_GITLAB_WEBHOOK_SECRET (--gitlab-webhook-secret), or pass --insecure-no-webhook-secret (MLBOT_INSECURE_NO_WEBHOOK_SECRET=true) for local testing only")
+		default:
+			if githubUsed && s.GitHubWebhookSecret == "" {
+				fail("GitHub credentials are set but MLBOT_GITHUB_WEBHOOK_SECRET (--github-webhook-secret) is not: GitHub webhooks could not be verified")
+			}
+			if gitlabUsed && s.GitLabWebhookSecret == "" {
+				fail("MLBOT_GITLAB_TOKEN is set but MLBOT_GITLAB_WEBHOOK_SECRET (--gitlab-webhook-secret) is not: GitLab webhooks could not be verified")
+			}
+		}
+	}
+	if len(s.RepoAllowlist) == 0 && !s.AllowAllRepos {
+		fail("no repository is allowed: set MLBOT_REPO_ALLOWLIST (--repo-allowlist) to globs such as github.com/acme/*, or pass --allow-all-repos (MLBOT_ALLOW_ALL_REPOS=true)")
+	}
+	for _, g := range s.RepoAllowlist {
+		if err := validateGlob(strings.ToLower(g)); err != nil {
+			fail("MLBOT_REPO_ALLOWLIST (--repo-allowlist): %q: %w", g, err)
+		}
+	}
+	if s.GitHubToken != "" && s.GitHubAppID != 0 {
+		fail("both MLBOT_GITHUB_TOKEN (--github-token) and MLBOT_GITHUB_APP_ID (--github-app-id) are set: use a token or a GitHub App, not both")
+	}
+	if s.GitHubAppID < 0 {
+		fail("MLBOT_GITHUB_APP_ID (--github-app-id) must be positive, got %d", s.GitHubAppID)
+	}
+	if s.GitHubAppID != 0 && s.GitHubAppPrivateKeyFile == "" {
+		fail("MLBOT_GITHUB_APP_ID (--github-app-id) is set but MLBOT_GITHUB_APP_PRIVATE_KEY_FILE (--github-app-private-key-file) is not: a GitHub App needs its private key")
+	}
+	if s.GitHubAppID == 0 && s.GitHubAppPrivateKeyFile != "" {
+		fail("MLBOT_GITHUB_APP_PRIVATE_KEY_FILE (--github-app-private-key-file) is set but MLBOT_GITHUB_APP_ID (--github-app-id) is not")
+	}
+	for _, u := range []struct{ value, env, flag string }{
+		{s.PublicURL, "MLBOT_PUBLIC_URL", "--public-url"},
+		{s.GitHubAPIURL, "MLBOT_GITHUB_API_URL", "--github-api-url"},
+		{s.GitLabURL, "MLBOT_GITLAB_URL", "--gitlab-url"},
+	} {
+		if err := checkHTTPURL(u.value); err != nil {
+			fail("%s (%s): %w", u.env, u.flag, err)
+		}
+	}
+	if s.RedisURL != "" {
+		u, err := url.Parse(s.RedisURL)
+		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
+			// Never echo the URL: it may hold the Redis password.
+			fail("MLBOT_REDIS_URL (--redis-url) must be a redis://, rediss:// or unix:// URL")
+		}
+	}
+	if _, _, err := net.SplitHostPort(s.Listen); err != nil {
+		fail("MLBOT_LISTEN (--listen) %q is not a host:port address such as :8080: %w", s.Listen, err)
+	}
+	if s.DataDir == "" {
+		fail("MLBOT_DATA_DIR (--data-dir) must not be empty")
+	}
+	if s.Concurrency < 1 {
+		fail("MLBOT_CONCURRENCY (--concurrency) must be at least 1, got %d", s.Concurrency)
+	}
+	if len(s.Queues) == 0 {
+		fail("MLBOT_QUEUES (--queues) must list at least one queue")
+	}
+	for _, q := range s.Queues {
+		if !queueRE.MatchString(q) {
+			fail("MLBOT_QUEUES (--queues): %q is not a queue name (lowercase letters, digits, _ and -)", q)
+		}
+	}
+	if !oneOf(s.LogLevel, "debug", "info", "warn", "error") {
+		fail("MLBOT_LOG_LEVEL (--log-level) must be debug, info, warn or error, got %q", s.LogLevel)
+	}
+	if !oneOf(s.LogFormat, "text", "json") {
+		fail("MLBOT_LOG_FORMAT (--log-format) must be text or json, got %q", s.LogFormat)
+	}
+	for _, d := range []struct {
+		value     time.Duration
+		env, flag string
+	}{
+		{s.MaxPipelineTimeout, "MLBOT_MAX_PIPELINE_TIMEOUT", "--max-pipeline-timeout"},
+		{s.TaskCheckInterval, "MLBOT_TASK_CHECK_INTERVAL", "--task-check-interval"},
+		{s.ShutdownTimeout, "MLBOT_SHUTDOWN_TIMEOUT", "--shutdown-timeout"},
+	} {
+		if d.value <= 0 {
+			fail("%s (%s) must be positive, got %s", d.env, d.flag, d.value)
+		}
+	}
+	if s.MaxWebhookBytes <= 0 {
+		fail("MLBOT_MAX_WEBHOOK_BYTES (--max-webhook-bytes) must be positive, got %d", s.MaxWebhookBytes)
+	}
+	return errors.Join(errs...)
+}
+
+func oneOf(s string, choices ...string) bool {
+	return indexOf(choices, s) >= 0
+}
+
+// RepoAllowed reports whether the bot serves repo, written as host and path
+// like "github.com/acme/model" or "gitlab.com/group/sub/proj". A pattern's
+// "*" matches within one path segment and "**" any number of segments, and
+// matching ignores case, as both hosts do for repository names.
+func (s *Server) RepoAllowed(repo string) bool {
+	if s.AllowAllRepos {
+		return true
+	}
+	repo = strings.ToLower(strings.TrimSuffix(repo, "/"))
+	// A path with empty, "." or ".." segments is never a real repository;
+	// refusing it keeps "github.com/acme/**" from admitting
+	// "github.com/acme/../evil/x".
+	for _, seg := range strings.Split(repo, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return false
+		}
+	}
+	if path.Clean(repo) != repo {
+		return false
+	}
+	for _, pattern := range s.RepoAllowlist {
+		if matchGlob(strings.ToLower(strings.TrimSuffix(pattern, "/")), repo) {
+			return true
+		}
+	}
+	return false
+}
+
+// LogValue makes a Server safe to log with slog: tokens, webhook secrets and
+// server-side secrets appear only as "[set]" or "[unset]", and passwords in
+// URLs are masked.
+func (s *Server) LogValue() slog.Value {
+	secretNames := make([]slog.Attr, 0, len(s.Secrets))
+	for _, name := range sortedKeys(s.Secrets) {
+		secretNames = append(secretNames, slog.String(name, setOrUnset(s.Secrets[name])))
+	}
+	return slog.GroupValue(
+		slog.String("config_file", s.ConfigFile),
+		slog.String("listen", s.Listen),
+		slog.String("public_url", redactURL(s.PublicURL)),
+		slog.String("redis_url", redactURL(s.RedisURL)),
+		slog.String("data_dir", s.DataDir),
+		slog.Any("repo_allowlist", s.RepoAllowlist),
+		slog.Bool("allow_all_repos", s.AllowAllRepos),
+		slog.String("github_api_url", redactURL(s.GitHubAPIURL)),
+		slog.String("github_token", setOrUnset(s.GitHubToken)),
+		slog.Int64("github_app_id", s.GitHubAppID),
+		slog.String("github_app_private_key_file", s.GitHubAppPrivateKeyFile),
+		slog.String("github_webhook_secret", setOrUnset(s.GitHubWebhookSecret)),
+		slog.String("gitlab_url", redactURL(s.GitLabURL)),
+		slog.String("gitlab_token", setOrUnset(s.GitLabToken)),
+		slog.String("gitlab_webhook_secret", setOrUnset(s.GitLabWebhookSecret)),
+		slog.Bool("insecure_no_webhook_secret", s.InsecureNoWebhookSecret),
+		slog.Int("concurrency", s.Concurrency),
+		slog.Any("queues", s.Queues),
+		slog.String("log_level", s.LogLevel),
+		slog.String("log_format", s.LogFormat),
+		slog.Duration("max_pipeline_timeout", s.MaxPipelineTimeout),
+		slog.Duration("task_check_interval", s.TaskCheckInterval),
+		slog.Duration("shutdown_timeout", s.ShutdownTimeout),
+		slog.Int64("max_webhook_bytes", s.MaxWebhookBytes),
+		slog.Attr{Key: "secrets", Value: slog.GroupValue(secretNames...)},
+	)
+}
+
+func sortedKeys(m map[string]string) []string {
+	return slices.Sorted(maps.Keys(m))
+}
+
+func setOrUnset(secret string) string {
+	if secret == "" {
+		return "[unset]"
+	}
+	return "[set]"
+}
+
+// redactURL hides the user information of a URL such as redis://:pw@host or
+// https://token@host; both halves are masked because tokens are often passed
+// as the user name. A value that does not parse is hidden entirely, since
+// its secret part cannot be found.
+func redactURL(s string) string {
+	if s == "" {
+		return ""
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "[unparsable]"
+	}
+	if u.User != nil {
+		u.User = url.User("xxxxx")
+	}
+	return u.String()
+}
