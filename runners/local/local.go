@@ -1,0 +1,152 @@
+// Package local runs pipeline commands as processes on the worker itself.
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"syscall"
+	"time"
+
+	"github.com/mlbot/mlbot/runners"
+)
+
+// DefaultKillGrace is how long a stopped command gets between SIGTERM and
+// SIGKILL: enough for a training script to save a checkpoint or flush logs,
+// short enough that /cancel feels immediate.
+const DefaultKillGrace = 2 * time.Second
+
+// Runner runs each command with /bin/sh in its own process group, so that
+// stopping it also stops everything it started.
+type Runner struct {
+	// KillGrace is the wait between SIGTERM and SIGKILL; zero or less means
+	// DefaultKillGrace. It also bounds how long Run waits for output from
+	// processes that outlive the shell but still hold its output pipe.
+	KillGrace time.Duration
+}
+
+var _ runners.Runner = (*Runner)(nil)
+
+// New returns a Runner with the default kill grace.
+func New() *Runner { return &Runner{KillGrace: DefaultKillGrace} }
+
+// stopReason records why Run stopped a command.
+type stopReason int
+
+const (
+	notStopped stopReason = iota
+	timedOut
+	canceled
+)
+
+// Run runs spec.Command with /bin/sh -c in spec.Dir with exactly spec.Env.
+// When spec.Timeout expires or ctx is cancelled, the whole process group
+// gets SIGTERM, then SIGKILL after KillGrace. Whatever is left of the
+// group when the shell exits is killed too: a step owns its processes, and
+// a forgotten `server &` must not outlive the run and hold the GPU. A
+// non-zero exit is reported in the Result; a shell killed by a signal
+// reports 128+signal, as shells do.
+func (r *Runner) Run(ctx context.Context, spec runners.Spec) (runners.Result, error) {
+	if err := ctx.Err(); err != nil {
+		return runners.Result{ExitCode: -1, Canceled: true}, nil
+	}
+	grace := r.KillGrace
+	if grace <= 0 {
+		grace = DefaultKillGrace
+	}
+	out := spec.Output
+	if out == nil {
+		out = io.Discard
+	}
+	cmd := exec.Command("/bin/sh", "-c", spec.Command)
+	cmd.Dir = spec.Dir
+	// A nil Env would make exec inherit the worker's environment, tokens
+	// included.
+	cmd.Env = append([]string{}, spec.Env...)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// A grandchild that left the group (setsid) and keeps the pipe open
+	// would otherwise keep Wait reading forever.
+	cmd.WaitDelay = grace
+
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return runners.Result{ExitCode: -1}, fmt.Errorf("start %s: %w", stepName(spec), err)
+	}
+	pgid := cmd.Process.Pid // Setpgid makes the shell its group's leader
+
+	var timeout <-chan time.Time
+	if spec.Timeout > 0 {
+		t := time.NewTimer(spec.Timeout)
+		defer t.Stop()
+		timeout = t.C
+	}
+	exited := make(chan struct{})
+	stopped := make(chan stopReason, 1)
+	go func() {
+		why := notStopped
+		select {
+		case <-exited:
+		case <-ctx.Done():
+			why = canceled
+		case <-timeout:
+			why = timedOut
+		}
+		stopped <- why
+		if why == notStopped {
+			return
+		}
+		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		kill := time.NewTimer(grace)
+		defer kill.Stop()
+		select {
+		case <-exited:
+		case <-kill.C:
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		}
+	}()
+
+	err := cmd.Wait()
+	close(exited)
+	// Leftovers of the group: background jobs of a shell that exited, or
+	// children that ignored SIGTERM after the shell died of it.
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	res := runners.Result{Duration: time.Since(start)}
+	switch <-stopped {
+	case timedOut:
+		res.TimedOut = true
+	case canceled:
+		res.Canceled = true
+	}
+
+	var exitErr *exec.ExitError
+	switch {
+	case err == nil, errors.Is(err, exec.ErrWaitDelay):
+		// ErrWaitDelay: the shell succeeded but something kept its output
+		// open; the step's own result is what counts.
+		res.ExitCode = 0
+	case errors.As(err, &exitErr):
+		res.ExitCode = exitCode(exitErr)
+	default:
+		return res, fmt.Errorf("wait for %s: %w", stepName(spec), err)
+	}
+	return res, nil
+}
+
+// exitCode maps a signal death to 128+signal, the number a shell would
+// show, so "137" reads as SIGKILL (e.g. the OOM killer) in reports.
+func exitCode(e *exec.ExitError) int {
+	if ws, ok := e.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return e.ExitCode()
+}
+
+func stepName(spec runners.Spec) string {
+	if spec.Name != "" {
+		return fmt.Sprintf("step %q", spec.Name)
+	}
+	return "command"
+}
