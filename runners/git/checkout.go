@@ -223,3 +223,25 @@ func isAuthError(err error) bool {
 	}
 	return false
 }
+
+// FetchBranch fetches the tip of branch from the remote (after Fetch has
+// set the repository up) and returns its commit. It serves hosts whose
+// webhooks name a merge request's target branch but not its commit.
+func (c Checkout) FetchBranch(ctx context.Context, branch string) (string, error) {
+	if err := checkRev(branch); err != nil {
+		return "", err
+	}
+	if strings.ContainsAny(branch, " ~^:?*[\\") {
+		return "", fmt.Errorf("git: invalid branch name %q", branch)
+	}
+	git := c.cmd(c.Dir)
+	ref := "refs/mlbot/branches/" + branch
+	if _, err := git.run(ctx, "fetch", "--no-tags", "--no-recurse-submodules", "--filter=blob:none", "origin", "+refs/heads/"+branch+":"+ref); err != nil {
+		return "", fmt.Errorf("git: fetch branch %s from %s: %w", branch, c.redactedURL(), err)
+	}
+	out, err := git.run(ctx, "rev-parse", "--verify", ref+"^{commit}")
+	if err != nil {
+		return "", fmt.Errorf("git: resolve %s: %w", branch, err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}

@@ -1,0 +1,232 @@
+package gitlab
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	gl "gitlab.com/gitlab-org/api/client-go"
+
+	"github.com/mlbot/mlbot/bot"
+)
+
+// DefaultBaseURL is used when Options.BaseURL is empty.
+const DefaultBaseURL = "https://gitlab.com"
+
+// notesPerPage is GitLab's largest page size; fewer pages mean fewer calls
+// against the rate limit.
+const notesPerPage = 100
+
+// Options configures a Client.
+type Options struct {
+	// BaseURL is the GitLab instance (MLBOT_GITLAB_URL), such as
+	// https://gitlab.com or https://gitlab.example.com; the API is reached
+	// under /api/v4 of it. Empty means DefaultBaseURL.
+	BaseURL string
+	// Token is a personal, project or group access token, sent as
+	// PRIVATE-TOKEN. Empty makes unauthenticated calls.
+	Token string
+	// HTTPClient makes the calls; nil uses a pooled client of gl's.
+	HTTPClient *http.Client
+}
+
+// Client talks to one GitLab instance's REST API v4. It implements
+// bot.Forge and is safe for concurrent use.
+type Client struct {
+	api   *gl.Client
+	token string
+}
+
+var _ bot.Forge = (*Client)(nil)
+
+// New returns a Client for opts. It makes no request.
+func New(opts Options) (*Client, error) {
+	base := opts.BaseURL
+	if base == "" {
+		base = DefaultBaseURL
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return nil, fmt.Errorf("gitlab: base URL %q: %w", base, err)
+	}
+	// gl only logs a warning for a bad URL and then fails on every call;
+	// a misconfiguration should stop mlbot at start instead.
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("gitlab: base URL %q: want http(s)://host[/path]", base)
+	}
+	clientOpts := []gl.ClientOptionFunc{
+		gl.WithBaseURL(base),
+		// mlbot retries whole tasks with backoff through its queue; retries
+		// inside the client would multiply with those and hold a worker.
+		gl.WithoutRetries(),
+		gl.WithCustomRetryMax(0),
+		gl.WithURLWarningLogger(slog.New(slog.DiscardHandler)),
+		gl.WithUserAgent("mlbot"),
+	}
+	if opts.HTTPClient != nil {
+		clientOpts = append(clientOpts, gl.WithHTTPClient(opts.HTTPClient))
+	}
+	api, err := gl.NewClient(opts.Token, clientOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("gitlab: new client: %w", err)
+	}
+	return &Client{api: api, token: opts.Token}, nil
+}
+
+// Name returns "gitlab".
+func (*Client) Name() string { return ForgeName }
+
+// projectID returns how the API addresses repo: by numeric id when the
+// payload gave one (stable across renames), else by its full path, which gl
+// escapes ("group/sub/project" → "group%2Fsub%2Fproject").
+func projectID(repo bot.Repo) (any, string, error) {
+	switch {
+	case repo.ID != 0:
+		id := strconv.FormatInt(repo.ID, 10)
+		return repo.ID, id, nil
+	case repo.FullName != "":
+		return repo.FullName, gl.PathEscape(repo.FullName), nil
+	}
+	return nil, "", errors.New("gitlab: repository has neither id nor full name")
+}
+
+// glState maps mlbot's status states onto GitLab's: GitLab says "failed"
+// for both failure and error, and spells "canceled" with one l.
+func glState(s bot.State) (gl.BuildStateValue, error) {
+	switch s {
+	case bot.StatePending:
+		return gl.Pending, nil
+	case bot.StateRunning:
+		return gl.Running, nil
+	case bot.StateSuccess:
+		return gl.Success, nil
+	case bot.StateFailure, bot.StateError:
+		return gl.Failed, nil
+	case bot.StateCanceled:
+		return gl.Canceled, nil
+	}
+	return "", fmt.Errorf("gitlab: unknown status state %q", s)
+}
+
+// CreateStatus sets the external commit status st.Context on sha
+// (POST /projects/:id/statuses/:sha). Setting the state a status already
+// has succeeds: some GitLab versions refuse that transition with a 400,
+// and a task run twice must not fail for it.
+func (c *Client) CreateStatus(ctx context.Context, repo bot.Repo, sha string, st bot.Status) error {
+	pid, pidPath, err := projectID(repo)
+	if err != nil {
+		return err
+	}
+	state, err := glState(st.State)
+	if err != nil {
+		return err
+	}
+	opt := &gl.SetCommitStatusOptions{State: state, Name: gl.Ptr(st.Context)}
+	if st.TargetURL != "" {
+		opt.TargetURL = gl.Ptr(st.TargetURL)
+	}
+	if st.Description != "" {
+		opt.Description = gl.Ptr(st.Description)
+	}
+	_, resp, err := c.api.Commits.SetCommitStatus(pid, sha, opt, gl.WithContext(ctx))
+	if err == nil {
+		return nil
+	}
+	apiErr := apiError(http.MethodPost, "/projects/"+pidPath+"/statuses/"+sha, resp, err)
+	var he *bot.HostError
+	if errors.As(apiErr, &he) && he.StatusCode == http.StatusBadRequest &&
+		strings.Contains(he.Message, "Cannot transition status") {
+		return nil
+	}
+	return apiErr
+}
+
+// ListComments lists the notes of merge request number, oldest first,
+// following X-Next-Page. System notes ("added 1 commit", "approved this
+// merge request") are not comments anyone wrote and are left out.
+func (c *Client) ListComments(ctx context.Context, repo bot.Repo, number int) ([]bot.Comment, error) {
+	pid, pidPath, err := projectID(repo)
+	if err != nil {
+		return nil, err
+	}
+	opt := &gl.ListMergeRequestNotesOptions{
+		ListOptions: gl.ListOptions{PerPage: notesPerPage, Page: 1},
+		// GitLab lists newest first by default; ascending matches GitHub
+		// and makes "the first mlbot comment" well defined.
+		OrderBy: gl.Ptr("created_at"),
+		Sort:    gl.Ptr("asc"),
+	}
+	var out []bot.Comment
+	for {
+		notes, resp, err := c.api.Notes.ListMergeRequestNotes(pid, int64(number), opt, gl.WithContext(ctx))
+		if err != nil {
+			return nil, apiError(http.MethodGet, notesPath(pidPath, number), resp, err)
+		}
+		for _, n := range notes {
+			if n.System {
+				continue
+			}
+			out = append(out, noteComment(n))
+		}
+		if resp.NextPage == 0 || resp.NextPage <= opt.Page {
+			return out, nil
+		}
+		opt.Page = resp.NextPage
+	}
+}
+
+// CreateComment adds a note to merge request number.
+func (c *Client) CreateComment(ctx context.Context, repo bot.Repo, number int, body string) (bot.Comment, error) {
+	pid, pidPath, err := projectID(repo)
+	if err != nil {
+		return bot.Comment{}, err
+	}
+	n, resp, err := c.api.Notes.CreateMergeRequestNote(pid, int64(number),
+		&gl.CreateMergeRequestNoteOptions{Body: gl.Ptr(body)}, gl.WithContext(ctx))
+	if err != nil {
+		return bot.Comment{}, apiError(http.MethodPost, notesPath(pidPath, number), resp, err)
+	}
+	return noteComment(n), nil
+}
+
+// UpdateComment replaces the body of note id on merge request number.
+func (c *Client) UpdateComment(ctx context.Context, repo bot.Repo, number int, id int64, body string) error {
+	pid, pidPath, err := projectID(repo)
+	if err != nil {
+		return err
+	}
+	_, resp, err := c.api.Notes.UpdateMergeRequestNote(pid, int64(number), id,
+		&gl.UpdateMergeRequestNoteOptions{Body: gl.Ptr(body)}, gl.WithContext(ctx))
+	if err != nil {
+		return apiError(http.MethodPut, notesPath(pidPath, number)+"/"+strconv.FormatInt(id, 10), resp, err)
+	}
+	return nil
+}
+
+// CloneAuth returns a Basic Authorization header for git over HTTPS.
+// GitLab takes any access token as the password of user "oauth2".
+func (c *Client) CloneAuth(context.Context, bot.Repo) (string, error) {
+	if c.token == "" {
+		return "", nil
+	}
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte("oauth2:"+c.token)), nil
+}
+
+func notesPath(pidPath string, number int) string {
+	return "/projects/" + pidPath + "/merge_requests/" + strconv.Itoa(number) + "/notes"
+}
+
+func noteComment(n *gl.Note) bot.Comment {
+	return bot.Comment{
+		ID:            n.ID,
+		Body:          n.Body,
+		Author:        n.Author.Username,
+		OnPullRequest: true,
+	}
+}
