@@ -1,0 +1,239 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mlbot/mlbot/bot"
+	"github.com/mlbot/mlbot/bot/github"
+	"github.com/mlbot/mlbot/bot/gitlab"
+	"github.com/mlbot/mlbot/configs"
+	"github.com/mlbot/mlbot/jobs"
+	"github.com/mlbot/mlbot/runners/local"
+)
+
+// app is one running mlbot process: the HTTP server, the workers, or both.
+type app struct {
+	cfg    *configs.Server
+	log    *slog.Logger
+	rdb    *redis.Client
+	mini   *miniredis.Miniredis
+	forges []jobs.ForgeSet
+	worker *jobs.Worker
+	ingest *asynq.Client
+	srv    *http.Server
+	ln     net.Listener
+	// withHTTP serves webhooks; without it only /livez, /readyz and
+	// /metrics are served (a pure worker).
+	withHTTP bool
+}
+
+// newApp wires a process from its configuration.
+func newApp(cfg *configs.Server, log *slog.Logger, withHTTP bool) (*app, error) {
+	a := &app{cfg: cfg, log: log, withHTTP: withHTTP}
+	if err := a.openRedis(); err != nil {
+		return nil, err
+	}
+	forges, err := buildForges(cfg)
+	if err != nil {
+		a.close()
+		return nil, err
+	}
+	a.forges = forges
+	w, err := jobs.New(jobs.Options{
+		Redis:              a.rdb,
+		Forges:             forges,
+		Runner:             local.New(),
+		DataDir:            cfg.DataDir,
+		PublicURL:          strings.TrimRight(cfg.PublicURL, "/"),
+		RepoAllowed:        cfg.RepoAllowed,
+		Concurrency:        cfg.Concurrency,
+		PipelineQueues:     cfg.Queues,
+		TaskCheckInterval:  cfg.TaskCheckInterval,
+		MaxPipelineTimeout: cfg.MaxPipelineTimeout,
+		ShutdownTimeout:    cfg.ShutdownTimeout,
+		Secrets:            secretValues(cfg),
+		Logger:             log,
+	})
+	if err != nil {
+		a.close()
+		return nil, err
+	}
+	a.worker = w
+	a.ingest = asynq.NewClientFromRedisClient(a.rdb)
+	a.srv = &http.Server{
+		Handler:           a.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+	return a, nil
+}
+
+func (a *app) openRedis() error {
+	if a.cfg.RedisURL == "" {
+		mr, err := miniredis.Run()
+		if err != nil {
+			return fmt.Errorf("in-process redis: %w", err)
+		}
+		a.mini = mr
+		a.log.Warn("MLBOT_REDIS_URL is not set: using an in-process Redis. NOTHING SURVIVES A RESTART — queued work, runs and comment ids are lost, and other workers cannot join. Set MLBOT_REDIS_URL for real use.")
+		a.rdb = redis.NewClient(&redis.Options{Addr: mr.Addr()})
+		return nil
+	}
+	opt, err := redis.ParseURL(a.cfg.RedisURL)
+	if err != nil {
+		return fmt.Errorf("MLBOT_REDIS_URL: %w", err)
+	}
+	a.rdb = redis.NewClient(opt)
+	return nil
+}
+
+// buildForges configures every host that has credentials or a webhook
+// secret.
+func buildForges(cfg *configs.Server) ([]jobs.ForgeSet, error) {
+	var out []jobs.ForgeSet
+	hc := &http.Client{Timeout: 30 * time.Second}
+	if cfg.GitHubWebhookSecret != "" || cfg.GitHubToken != "" || cfg.GitHubAppID != 0 || cfg.InsecureNoWebhookSecret {
+		opts := github.Options{BaseURL: cfg.GitHubAPIURL, Token: cfg.GitHubToken, AppID: cfg.GitHubAppID, UserAgent: "mlbot/" + version,
+			HTTPClient: &http.Client{Timeout: hc.Timeout, Transport: bot.InstrumentTransport("github", nil)}}
+		if cfg.GitHubAppPrivateKeyFile != "" {
+			key, err := os.ReadFile(cfg.GitHubAppPrivateKeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("MLBOT_GITHUB_APP_PRIVATE_KEY_FILE: %w", err)
+			}
+			opts.PrivateKey = key
+		}
+		c, err := github.New(opts)
+		if err != nil {
+			return nil, fmt.Errorf("github: %w", err)
+		}
+		out = append(out, jobs.ForgeSet{Webhook: &github.Webhook{Secret: []byte(cfg.GitHubWebhookSecret)}, Forge: c})
+	}
+	if cfg.GitLabWebhookSecret != "" || cfg.GitLabToken != "" || cfg.InsecureNoWebhookSecret {
+		c, err := gitlab.New(gitlab.Options{BaseURL: cfg.GitLabURL, Token: cfg.GitLabToken,
+			HTTPClient: &http.Client{Timeout: hc.Timeout, Transport: bot.InstrumentTransport("gitlab", nil)}})
+		if err != nil {
+			return nil, fmt.Errorf("gitlab: %w", err)
+		}
+		out = append(out, jobs.ForgeSet{Webhook: &gitlab.Webhook{Secret: []byte(cfg.GitLabWebhookSecret)}, Forge: c})
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no code host configured: set MLBOT_GITHUB_WEBHOOK_SECRET and MLBOT_GITHUB_TOKEN (or the App), or the MLBOT_GITLAB_* equivalents")
+	}
+	return out, nil
+}
+
+// secretValues lists every value that must never reach a child process, a
+// log or a comment.
+func secretValues(cfg *configs.Server) []string {
+	var out []string
+	for _, s := range []string{cfg.GitHubToken, cfg.GitHubWebhookSecret, cfg.GitLabToken, cfg.GitLabWebhookSecret} {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	for _, v := range cfg.Secrets {
+		if v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func (a *app) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := a.rdb.Ping(ctx).Err(); err != nil {
+			http.Error(w, "redis unreachable", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.Handle("GET /metrics", promhttp.Handler())
+	if !a.withHTTP {
+		return mux
+	}
+	ingress := jobs.NewIngress(a.ingest)
+	for _, fs := range a.forges {
+		mux.Handle("/webhooks/"+fs.Webhook.Forge(), bot.NewWebhookHandler(bot.HandlerOptions{
+			Webhook: fs.Webhook, Enqueuer: ingress, MaxBodyBytes: a.cfg.MaxWebhookBytes, Logger: a.log,
+		}))
+	}
+	mux.Handle("GET /runs/{id}", a.worker.Store().RunPage())
+	return mux
+}
+
+// Start listens and starts the workers; it returns once both run.
+func (a *app) Start() error {
+	if a.ln == nil {
+		ln, err := net.Listen("tcp", a.cfg.Listen)
+		if err != nil {
+			return err
+		}
+		a.ln = ln
+	}
+	ln := a.ln
+	if err := a.worker.Start(); err != nil {
+		ln.Close()
+		return err
+	}
+	go func() {
+		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("http server stopped", "err", err)
+		}
+	}()
+	a.log.Info("mlbot started", "listen", ln.Addr().String(), "public_url", a.cfg.PublicURL, "config", a.cfg)
+	return nil
+}
+
+// Addr is the address the server listens on.
+func (a *app) Addr() string { return a.ln.Addr().String() }
+
+// Shutdown stops accepting webhooks, then lets running tasks finish (or
+// requeues them after the shutdown timeout), then closes Redis.
+func (a *app) Shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	defer cancel()
+	a.srv.Shutdown(ctx)
+	a.worker.Shutdown()
+	a.ingest.Close()
+	a.close()
+}
+
+func (a *app) close() {
+	if a.rdb != nil {
+		a.rdb.Close()
+	}
+	if a.mini != nil {
+		a.mini.Close()
+	}
+}
+
+// newLogger builds the process logger from the configuration.
+func newLogger(cfg *configs.Server, out *os.File) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(out, opts))
+	}
+	return slog.New(slog.NewTextHandler(out, opts))
+}

@@ -1,0 +1,335 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/mlbot/mlbot/bot/forgesim"
+	"github.com/mlbot/mlbot/bot/github"
+	"github.com/mlbot/mlbot/bot/gitlab"
+	"github.com/mlbot/mlbot/configs"
+)
+
+// sandbox is a code host in a box: an API simulator serving git over HTTP,
+// one repository with a working copy, and the deliveries a host would send.
+// `mlbot demo` and the end-to-end tests both drive mlbot through it.
+type sandbox struct {
+	host   simHost
+	srv    *httptest.Server
+	root   string // bare repositories, served under /git/
+	work   string // the working copy commits are made in
+	repo   string // "acme/digits"
+	token  string
+	secret string
+}
+
+// simHost is what differs between GitHub and GitLab in a sandbox.
+type simHost interface {
+	name() string
+	handler() http.Handler
+	faults() *forgesim.Faults
+	recorder() *forgesim.Recorder
+	configure(cfg *configs.Server, apiURL, token, secret string)
+	webURL(repo string) string
+	pushDelivery(url string, d pushEvent) *http.Request
+	prDelivery(url string, d prEvent) *http.Request
+	statuses(repo, sha string) []hostStatus
+	comments(repo string, number int) []hostComment
+}
+
+// pushEvent is a push to the default branch (or a deletion).
+type pushEvent struct {
+	Repo, CloneURL, Before, After, Branch, Secret, Token string
+}
+
+// prEvent is a pull/merge request event. Action is host-neutral: opened,
+// updated (new commits), reopened, closed, merged.
+type prEvent struct {
+	Action                    string
+	Repo, CloneURL            string
+	Number                    int
+	HeadRef, HeadSHA, BaseSHA string
+	OldRev                    string
+	Fork, Draft               bool
+	Author, Association       string
+	Secret, Token             string
+}
+
+// hostStatus and hostComment are what a reviewer sees on the host, in
+// mlbot's vocabulary (GitLab's "failed" reads "failure").
+type hostStatus struct{ Context, State, Description, TargetURL string }
+type hostComment struct {
+	ID    int64
+	Body  string
+	Edits int
+}
+
+// newSandbox starts a simulator of forge ("github" or "gitlab") with repo
+// created empty, served over HTTP on loopback.
+func newSandbox(forge, dir, repo string) (*sandbox, error) {
+	var h simHost
+	switch forge {
+	case "github":
+		h = &githubHost{sim: github.NewSimulator()}
+	case "gitlab":
+		h = &gitlabHost{sim: gitlab.NewSimulator()}
+	default:
+		return nil, fmt.Errorf("unknown forge %q (github or gitlab)", forge)
+	}
+	sb := &sandbox{host: h, root: filepath.Join(dir, "host"), work: filepath.Join(dir, "work"), repo: repo,
+		token: "sandbox-token-" + randomHex(8), secret: "sandbox-secret-" + randomHex(8)}
+	bare := filepath.Join(sb.root, repo+".git")
+	if err := os.MkdirAll(bare, 0o755); err != nil {
+		return nil, err
+	}
+	if err := gitCmd(bare, "init", "--bare", "--quiet", "--initial-branch=main"); err != nil {
+		return nil, err
+	}
+	if err := gitCmd(dir, "init", "--quiet", "--initial-branch=main", sb.work); err != nil {
+		return nil, err
+	}
+	if err := gitCmd(sb.work, "remote", "add", "origin", bare); err != nil {
+		return nil, err
+	}
+	switch h := h.(type) {
+	case *githubHost:
+		h.sim.AddToken(sb.token)
+		h.sim.ServeGit(sb.root)
+	case *gitlabHost:
+		h.sim.AddToken(sb.token)
+		h.sim.AddProject(4242, repo)
+		h.sim.ServeGit(sb.root)
+	}
+	sb.srv = httptest.NewServer(h.handler())
+	return sb, nil
+}
+
+// Close stops the simulator.
+func (sb *sandbox) Close() { sb.srv.Close() }
+
+// cloneURL is the repository's HTTPS clone URL as payloads carry it.
+func (sb *sandbox) cloneURL() string { return sb.srv.URL + "/git/" + sb.repo + ".git" }
+
+// configure points an mlbot configuration at the sandbox.
+func (sb *sandbox) configure(cfg *configs.Server) {
+	sb.host.configure(cfg, sb.srv.URL, sb.token, sb.secret)
+	host := strings.TrimPrefix(strings.TrimPrefix(sb.host.webURL(sb.repo), "https://"), "http://")
+	owner, _, _ := strings.Cut(sb.repo, "/")
+	cfg.RepoAllowlist = []string{strings.SplitN(host, "/", 2)[0] + "/" + owner + "/*"}
+}
+
+// writeFiles copies fsys (rooted at sub) into the working copy.
+func (sb *sandbox) writeFiles(fsys fs.FS, sub string) error {
+	return fs.WalkDir(fsys, sub, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel := strings.TrimPrefix(strings.TrimPrefix(p, sub), "/")
+		dst := filepath.Join(sb.work, rel)
+		if d.IsDir() {
+			return os.MkdirAll(dst, 0o755)
+		}
+		b, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(dst, b, 0o644)
+	})
+}
+
+// edit replaces old with new in a working-copy file.
+func (sb *sandbox) edit(file, old, new string) error {
+	p := filepath.Join(sb.work, file)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return err
+	}
+	if !bytes.Contains(b, []byte(old)) {
+		return fmt.Errorf("%s does not contain %q", file, old)
+	}
+	return os.WriteFile(p, bytes.Replace(b, []byte(old), []byte(new), 1), 0o644)
+}
+
+// commit commits every change in the working copy and returns the SHA.
+func (sb *sandbox) commit(msg string) (string, error) {
+	if err := gitCmd(sb.work, "add", "-A"); err != nil {
+		return "", err
+	}
+	if err := gitCmd(sb.work, "-c", "user.name=Demo Contributor", "-c", "user.email=demo@example.com", "commit", "--quiet", "--allow-empty", "-m", msg); err != nil {
+		return "", err
+	}
+	return gitOut(sb.work, "rev-parse", "HEAD")
+}
+
+// checkout switches the working copy to branch, creating it from the
+// current commit when create is set.
+func (sb *sandbox) checkout(branch string, create bool) error {
+	if create {
+		return gitCmd(sb.work, "checkout", "--quiet", "-b", branch)
+	}
+	return gitCmd(sb.work, "checkout", "--quiet", branch)
+}
+
+// pushBranch pushes branch to the host's repository.
+func (sb *sandbox) pushBranch(branch string) error {
+	return gitCmd(sb.work, "push", "--quiet", "--force", "origin", branch)
+}
+
+// push returns the signed delivery of a push of after to the default branch.
+func (sb *sandbox) push(webhookURL, before, after string) *http.Request {
+	return sb.host.pushDelivery(webhookURL, pushEvent{Repo: sb.repo, CloneURL: sb.cloneURL(), Before: before, After: after,
+		Branch: "main", Secret: sb.secret, Token: sb.secret})
+}
+
+// pr returns the signed delivery of a pull request event.
+func (sb *sandbox) pr(webhookURL string, e prEvent) *http.Request {
+	e.Repo, e.CloneURL, e.Secret, e.Token = sb.repo, sb.cloneURL(), sb.secret, sb.secret
+	if e.Number == 0 {
+		e.Number = 1
+	}
+	return sb.host.prDelivery(webhookURL, e)
+}
+
+// statuses are the commit statuses the host holds for sha, oldest first.
+func (sb *sandbox) statuses(sha string) []hostStatus { return sb.host.statuses(sb.repo, sha) }
+
+// comments are the pull request's comments as the host holds them now.
+func (sb *sandbox) comments(number int) []hostComment { return sb.host.comments(sb.repo, number) }
+
+func gitCmd(dir string, args ...string) error {
+	_, err := gitOut(dir, args...)
+	return err
+}
+
+func gitOut(dir string, args ...string) (string, error) {
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_CONFIG_NOSYSTEM=1")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("git %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
+	}
+	return strings.TrimSpace(out.String()), nil
+}
+
+// githubHost adapts the GitHub simulator.
+type githubHost struct{ sim *github.Simulator }
+
+func (h *githubHost) name() string                 { return "github" }
+func (h *githubHost) handler() http.Handler        { return h.sim }
+func (h *githubHost) faults() *forgesim.Faults     { return h.sim.Faults }
+func (h *githubHost) recorder() *forgesim.Recorder { return h.sim.Rec }
+func (h *githubHost) webURL(repo string) string    { return "https://github.com/" + repo }
+func (h *githubHost) configure(cfg *configs.Server, apiURL, token, secret string) {
+	cfg.GitHubAPIURL, cfg.GitHubToken, cfg.GitHubWebhookSecret = apiURL+"/", token, secret
+}
+
+func (h *githubHost) pushDelivery(url string, d pushEvent) *http.Request {
+	body := github.PushPayload(github.PushOptions{Repo: d.Repo, CloneURL: d.CloneURL, Ref: "refs/heads/" + d.Branch, Before: d.Before, After: d.After})
+	return github.NewDeliveryRequest(url, "push", body, []byte(d.Secret))
+}
+
+func (h *githubHost) prDelivery(url string, d prEvent) *http.Request {
+	action := map[string]string{"opened": "opened", "updated": "synchronize", "reopened": "reopened", "closed": "closed", "merged": "closed", "ready": "ready_for_review"}[d.Action]
+	o := github.PullRequestOptions{Action: action, Number: d.Number, Repo: d.Repo, CloneURL: d.CloneURL,
+		HeadRef: d.HeadRef, HeadSHA: d.HeadSHA, BaseSHA: d.BaseSHA, Draft: d.Draft, Merged: d.Action == "merged",
+		Author: d.Author, AuthorAssociation: d.Association}
+	if d.Fork {
+		o.HeadRepo, o.HeadCloneURL = "fork-owner/"+strings.SplitN(d.Repo, "/", 2)[1], d.CloneURL
+	}
+	return github.NewDeliveryRequest(url, "pull_request", github.PullRequestPayload(o), []byte(d.Secret))
+}
+
+func (h *githubHost) statuses(repo, sha string) []hostStatus {
+	var out []hostStatus
+	for _, s := range h.sim.Statuses(repo, sha) {
+		out = append(out, hostStatus{Context: s.Context, State: s.State, Description: s.Description, TargetURL: s.TargetURL})
+	}
+	return out
+}
+
+func (h *githubHost) comments(repo string, number int) []hostComment {
+	var out []hostComment
+	for _, c := range h.sim.Comments(repo, number) {
+		out = append(out, hostComment{ID: c.ID, Body: c.Body, Edits: c.Edits})
+	}
+	return out
+}
+
+// gitlabHost adapts the GitLab simulator.
+type gitlabHost struct{ sim *gitlab.Simulator }
+
+const sandboxProjectID = 4242
+
+func (h *gitlabHost) name() string                 { return "gitlab" }
+func (h *gitlabHost) handler() http.Handler        { return h.sim }
+func (h *gitlabHost) faults() *forgesim.Faults     { return h.sim.Faults }
+func (h *gitlabHost) recorder() *forgesim.Recorder { return h.sim.Rec }
+func (h *gitlabHost) webURL(repo string) string    { return "https://gitlab.example.com/" + repo }
+func (h *gitlabHost) configure(cfg *configs.Server, apiURL, token, secret string) {
+	cfg.GitLabURL, cfg.GitLabToken, cfg.GitLabWebhookSecret = apiURL, token, secret
+}
+
+func (h *gitlabHost) pushDelivery(url string, d pushEvent) *http.Request {
+	body := gitlab.PushPayload(gitlab.PushOptions{ProjectID: sandboxProjectID, Path: d.Repo, CloneURL: d.CloneURL,
+		WebURL: h.webURL(d.Repo), DefaultBranch: "main", Ref: "refs/heads/" + d.Branch, Before: d.Before, After: d.After})
+	return gitlab.NewDeliveryRequest(url, "Push Hook", body, d.Token)
+}
+
+func (h *gitlabHost) prDelivery(url string, d prEvent) *http.Request {
+	o := gitlab.MergeRequestOptions{IID: d.Number, ProjectID: sandboxProjectID, Path: d.Repo, CloneURL: d.CloneURL,
+		WebURL: h.webURL(d.Repo), DefaultBranch: "main", SourceBranch: d.HeadRef, TargetBranch: "main",
+		LastCommit: d.HeadSHA, Author: d.Author, Draft: d.Draft}
+	switch d.Action {
+	case "opened":
+		o.Action = "open"
+	case "updated":
+		o.Action, o.OldRev = "update", d.OldRev
+		if o.OldRev == "" {
+			o.OldRev = strings.Repeat("1", 40)
+		}
+	case "reopened":
+		o.Action = "reopen"
+	case "closed":
+		o.Action = "close"
+	case "merged":
+		o.Action = "merge"
+	case "ready":
+		o.Action, o.ChangesDraft = "update", &[2]bool{true, false}
+	}
+	if d.Fork {
+		o.SourceProjectID, o.SourcePath, o.SourceCloneURL = sandboxProjectID+1, "fork-owner/"+strings.SplitN(d.Repo, "/", 2)[1], d.CloneURL
+	}
+	return gitlab.NewDeliveryRequest(url, "Merge Request Hook", gitlab.MergeRequestPayload(o), d.Token)
+}
+
+func (h *gitlabHost) statuses(repo, sha string) []hostStatus {
+	var out []hostStatus
+	for _, s := range h.sim.Statuses(repo, sha) {
+		st := s.Status
+		if st == "failed" {
+			st = "failure"
+		}
+		out = append(out, hostStatus{Context: s.Name, State: st, Description: s.Description, TargetURL: s.TargetURL})
+	}
+	return out
+}
+
+func (h *gitlabHost) comments(repo string, number int) []hostComment {
+	var out []hostComment
+	for _, n := range h.sim.Notes(repo, number) {
+		if n.System {
+			continue
+		}
+		out = append(out, hostComment{ID: n.ID, Body: n.Body, Edits: n.Edits})
+	}
+	return out
+}

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"io"
+	"os"
+
+	"github.com/mlbot/mlbot/configs"
+)
+
+// loadServer parses a server command's flags and the environment.
+func loadServer(name string, args []string, stderr io.Writer) (*configs.Server, error) {
+	fs := flag.NewFlagSet("mlbot "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	sf := configs.NewServerFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	cfg, err := sf.Load(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// cmdServe runs the webhook server and the workers until SIGTERM/SIGINT.
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return serveUntilDone(ctx, "serve", args, stderr, true)
+}
+
+// cmdWorker runs workers only; any number may share one Redis.
+func cmdWorker(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return serveUntilDone(ctx, "worker", args, stderr, false)
+}
+
+func serveUntilDone(ctx context.Context, name string, args []string, stderr io.Writer, withHTTP bool) error {
+	cfg, err := loadServer(name, args, stderr)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, os.Stderr)
+	a, err := newApp(cfg, log, withHTTP)
+	if err != nil {
+		return err
+	}
+	if err := a.Start(); err != nil {
+		a.close()
+		return err
+	}
+	<-ctx.Done()
+	log.Info("shutting down: no new webhooks; running tasks get the shutdown timeout, then are requeued", "timeout", cfg.ShutdownTimeout)
+	a.Shutdown()
+	return nil
+}

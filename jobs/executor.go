@@ -1,0 +1,140 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/mlbot/mlbot/configs"
+	"github.com/mlbot/mlbot/jobs/report"
+	"github.com/mlbot/mlbot/runners"
+)
+
+// logTailLines is how much of a failed run's log the PR comment quotes.
+const logTailLines = 60
+
+// Executor runs a repository's pipeline in a checked-out directory. The
+// worker uses it for every commit, and `mlbot run` for a working copy.
+type Executor struct {
+	Runner runners.Runner
+	// LogDir receives one log file per run.
+	LogDir string
+	// Secrets are masked in logs and kept from the child's environment.
+	Secrets []string
+	// MaxTimeout caps the timeout .mlbot.yml asks for (0: no cap).
+	MaxTimeout time.Duration
+}
+
+// Run reads .mlbot.yml in dir and runs its pipeline there, recording
+// the outcome, metrics and log in run. For a baseline run the outcome is
+// final; for a pull request an empty outcome means "metrics collected,
+// verdict pending the base".
+func (e *Executor) Run(ctx context.Context, dir string, run *Run) (*configs.RepoConfig, error) {
+	logPath := filepath.Join(e.LogDir, run.ID+".log")
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o750); err != nil {
+		return nil, err
+	}
+	sink, err := runners.NewLogSink(logPath, e.Secrets)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		sink.Close()
+		run.LogPath, run.LogTail = logPath, sink.Tail(logTailLines)
+	}()
+	data, err := os.ReadFile(filepath.Join(dir, configs.RepoConfigFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		run.Outcome, run.Detail = report.OutcomeConfigError, configs.RepoConfigFile+": not found in the repository at "+short(run.SHA)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := configs.ParseRepoConfig(configs.RepoConfigFile, data)
+	if err != nil {
+		run.Outcome, run.Detail = report.OutcomeConfigError, err.Error()
+		fmt.Fprintf(sink, "mlbot: invalid %s:\n%s\n", configs.RepoConfigFile, err)
+		return nil, nil
+	}
+	run.ConfigDigest, run.Order, run.Specs = cfg.Digest(), cfg.MetricOrder, specs(cfg)
+	timeout := cfg.Pipeline.Timeout
+	if e.MaxTimeout > 0 && timeout > e.MaxTimeout {
+		timeout = e.MaxTimeout
+	}
+	deadline := time.Now().Add(timeout)
+	env := runners.ChildEnv(os.Environ(), e.Secrets,
+		"MLBOT_RUN_ID="+run.ID, "MLBOT_SHA="+run.SHA, "MLBOT_REPO="+run.Repo.FullName)
+	steps := []struct {
+		name, cmd string
+		took      *time.Duration
+	}{{"train", cfg.Pipeline.Train, &run.Train}, {"evaluate", cfg.Pipeline.Evaluate, &run.Evaluate}}
+	for _, s := range steps {
+		if s.cmd == "" {
+			continue
+		}
+		fmt.Fprintf(sink, "$ %s\n", s.cmd)
+		res, err := e.Runner.Run(ctx, runners.Spec{Name: s.name, Command: s.cmd, Dir: dir, Env: env, Timeout: time.Until(deadline), Output: sink})
+		*s.took = res.Duration
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s.name, err)
+		}
+		switch {
+		case res.Canceled:
+			return nil, fmt.Errorf("%s cancelled: %w", s.name, context.Cause(ctx))
+		case res.TimedOut:
+			run.Outcome, run.Detail = report.OutcomeTimedOut, fmt.Sprintf("%s did not finish within the pipeline timeout of %s; its process group was killed", s.name, timeout)
+			fmt.Fprintf(sink, "mlbot: %s\n", run.Detail)
+			return cfg, nil
+		case res.ExitCode != 0:
+			run.Outcome, run.Detail = report.OutcomeStepFailed, fmt.Sprintf("%s exited with status %d", s.name, res.ExitCode)
+			fmt.Fprintf(sink, "mlbot: %s\n", run.Detail)
+			return cfg, nil
+		}
+	}
+	metrics, err := report.ReadFiles(dir, cfg.Pipeline.Metrics)
+	if err != nil {
+		run.Outcome, run.Detail = report.OutcomeStepFailed, "reading metrics: "+err.Error()
+		fmt.Fprintf(sink, "mlbot: %s\n", run.Detail)
+		return cfg, nil
+	}
+	run.Metrics = metrics
+	fmt.Fprintf(sink, "mlbot: %d metrics collected\n", len(metrics))
+	if run.Kind == KindBaseline {
+		run.Outcome = verdict(nil, run)
+	}
+	return cfg, nil
+}
+
+// Decide sets the outcome of a pull request run that produced metrics,
+// compared against base (nil when there is none).
+func Decide(run, base *Run) {
+	if run.Outcome != "" {
+		return
+	}
+	var m map[string]float64
+	if base != nil {
+		run.BaseRunID, run.BaseSHA, m = base.ID, base.SHA, base.Metrics
+	}
+	run.Outcome = verdict(m, run)
+}
+
+// verdict decides a run that produced metrics: passed when every gate
+// holds against base (nil when there is none), gate_failed otherwise.
+func verdict(base map[string]float64, run *Run) report.Outcome {
+	if report.Compute(base, run.Metrics, run.Specs, run.Order).Pass() {
+		return report.OutcomePassed
+	}
+	return report.OutcomeGateFailed
+}
+
+func specs(cfg *configs.RepoConfig) map[string]report.Spec {
+	out := make(map[string]report.Spec, len(cfg.Metrics))
+	for name, m := range cfg.Metrics {
+		out[name] = report.Spec{Goal: m.Goal, Min: m.Min, Max: m.Max, MaxDrop: m.MaxDrop}
+	}
+	return out
+}

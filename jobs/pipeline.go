@@ -1,0 +1,190 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/mlbot/mlbot/configs"
+	"github.com/mlbot/mlbot/jobs/report"
+	"github.com/mlbot/mlbot/runners/git"
+)
+
+// handlePipeline checks out one commit, trains and evaluates it, finds and
+// if need be runs its base, stores the result and queues its report. A
+// run already finished is not run again; its report is queued again.
+func (w *Worker) handlePipeline(ctx context.Context, t *asynq.Task) error {
+	var p PipelinePayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil {
+		return fmt.Errorf("pipeline payload: %v: %w", err, asynq.SkipRetry)
+	}
+	run, err := w.store.GetRun(ctx, p.RunID)
+	if errors.Is(err, ErrNoRun) {
+		run = &Run{ID: p.RunID, Kind: p.Kind, Repo: p.Repo, SHA: p.SHA, PR: p.PR, Branch: p.Branch, Created: time.Now().UTC()}
+	} else if err != nil {
+		return err
+	}
+	if run.State == RunFinished {
+		return w.enqueueReport(ctx, run.ID)
+	}
+	log := w.log.With("run", run.ID, "repo", run.Repo.FullName, "sha", run.SHA)
+	run.State, run.Started, run.Attempts = RunRunning, time.Now().UTC(), run.Attempts+1
+	if err := w.store.SaveRun(ctx, run); err != nil {
+		return err
+	}
+	pipelinesRunning.Inc()
+	err = w.execute(ctx, p, run)
+	pipelinesRunning.Dec()
+	if err != nil {
+		if ctx.Err() != nil {
+			// Shutdown or lease loss: asynq requeues the task; leave the run
+			// queued so the next attempt starts cleanly.
+			run.State = RunQueued
+			w.store.SaveRun(context.WithoutCancel(ctx), run)
+			return err
+		}
+		retried, _ := asynq.GetRetryCount(ctx)
+		maxRetry, _ := asynq.GetMaxRetry(ctx)
+		if retried < maxRetry {
+			log.Warn("pipeline attempt failed, will retry", "err", err, "attempt", run.Attempts)
+			run.State = RunQueued
+			if serr := w.store.SaveRun(ctx, run); serr != nil {
+				return serr
+			}
+			return err
+		}
+		log.Error("pipeline failed for good", "err", err)
+		run.Outcome, run.Detail = report.OutcomeError, redact(err.Error(), w.opts.Secrets)
+	}
+	run.State, run.Finished = RunFinished, time.Now().UTC()
+	if err := w.store.SaveRun(ctx, run); err != nil {
+		return err
+	}
+	if run.Kind == KindBaseline && run.HasMetrics() {
+		if err := w.store.AddBaseline(ctx, run.Repo, run.SHA, run.ID); err != nil {
+			return err
+		}
+	}
+	pipelinesFinished.WithLabelValues(string(run.Outcome)).Inc()
+	log.Info("pipeline finished", "outcome", run.Outcome, "train", run.Train, "evaluate", run.Evaluate)
+	return w.enqueueReport(ctx, run.ID)
+}
+
+// execute runs p into run. It returns an error only for failures of
+// mlbot's own machinery (clone, Redis, disk) that a retry may cure; the
+// outcomes of the user's pipeline are recorded in run.
+func (w *Worker) execute(ctx context.Context, p PipelinePayload, run *Run) error {
+	f := w.forges[p.Repo.Forge].Forge
+	auth, err := f.CloneAuth(ctx, p.Repo)
+	if err != nil {
+		return fmt.Errorf("clone credentials: %w", err)
+	}
+	root := filepath.Join(w.opts.DataDir, "work", run.ID+"-"+strconv.Itoa(run.Attempts))
+	if err := os.RemoveAll(root); err != nil {
+		return err
+	}
+	defer os.RemoveAll(root)
+	headDir := filepath.Join(root, "head")
+	co := git.Checkout{URL: p.Repo.CloneURL, Auth: auth, Dir: headDir}
+	want := []string{p.SHA}
+	if p.PR != nil && p.PR.BaseSHA != "" {
+		want = append(want, p.PR.BaseSHA)
+	}
+	if err := co.Fetch(ctx, want...); err != nil {
+		return fmt.Errorf("fetch %s: %w", p.SHA, err)
+	}
+	if err := co.Checkout(ctx, p.SHA); err != nil {
+		return fmt.Errorf("checkout %s: %w", p.SHA, err)
+	}
+	cfg, err := w.exec.Run(ctx, headDir, run)
+	if err != nil || run.Outcome != "" || p.Kind != KindPullRequest {
+		return err
+	}
+	// The head produced metrics; its verdict depends on the base.
+	base, note, err := w.findBase(ctx, p, co, root, cfg)
+	if err != nil {
+		return err
+	}
+	run.BaseNote = note
+	Decide(run, base)
+	return nil
+}
+
+// findBase returns the run a pull request is compared against: the newest
+// baseline run of the base branch at or before the merge base, or, when
+// there is none, a run of the merge base made now. note explains a missing
+// base to the reader.
+func (w *Worker) findBase(ctx context.Context, p PipelinePayload, co git.Checkout, root string, cfg *configs.RepoConfig) (*Run, string, error) {
+	baseSHA := p.PR.BaseSHA
+	if baseSHA == "" {
+		sha, err := co.FetchBranch(ctx, p.PR.BaseRef)
+		if err != nil {
+			return nil, "", fmt.Errorf("fetch base branch %s: %w", p.PR.BaseRef, err)
+		}
+		baseSHA = sha
+	}
+	mb, err := git.MergeBase(ctx, co.Dir, p.SHA, baseSHA)
+	if err != nil {
+		return nil, "no common ancestor with " + p.PR.BaseRef + "; nothing to compare against", nil
+	}
+	history, err := git.FirstParents(ctx, co.Dir, mb, 200)
+	if err != nil {
+		return nil, "", err
+	}
+	base, err := w.store.FindBaseline(ctx, p.Repo, history)
+	if err != nil || base != nil {
+		return base, "", err
+	}
+	// No stored baseline: run the merge base now, with its own .mlbot.yml,
+	// and keep it as a baseline for later pull requests.
+	brun := &Run{ID: RunID(p.Repo, KindBaseline, mb, 0, p.PR.BaseRef), Kind: KindBaseline, Repo: p.Repo, SHA: mb, Branch: p.PR.BaseRef, State: RunRunning, Created: time.Now().UTC(), Started: time.Now().UTC()}
+	if prev, err := w.store.GetRun(ctx, brun.ID); err == nil && prev.State == RunFinished {
+		if prev.HasMetrics() {
+			return prev, "", nil
+		}
+		return nil, "the base " + short(mb) + " has no metrics (" + string(prev.Outcome) + ")", nil
+	}
+	dir := filepath.Join(root, "base")
+	if err := co.Worktree(ctx, mb, dir); err != nil {
+		return nil, "", fmt.Errorf("base worktree %s: %w", mb, err)
+	}
+	if _, err := w.exec.Run(ctx, dir, brun); err != nil {
+		return nil, "", fmt.Errorf("base run: %w", err)
+	}
+	brun.State, brun.Finished = RunFinished, time.Now().UTC()
+	if err := w.store.SaveRun(ctx, brun); err != nil {
+		return nil, "", err
+	}
+	if !brun.HasMetrics() {
+		return nil, "the base " + short(mb) + " could not be evaluated: " + brun.Detail, nil
+	}
+	if err := w.store.AddBaseline(ctx, p.Repo, mb, brun.ID); err != nil {
+		return nil, "", err
+	}
+	return brun, "", nil
+}
+
+func (w *Worker) enqueueReport(ctx context.Context, runID string) error {
+	b, _ := json.Marshal(ReportPayload{RunID: runID})
+	_, err := w.client.EnqueueContext(ctx, asynq.NewTask(TypeReport, b),
+		asynq.TaskID("report:"+runID), asynq.Queue(QueueReport),
+		asynq.MaxRetry(25), asynq.Retention(runRetention))
+	if errors.Is(err, asynq.ErrTaskIDConflict) {
+		return nil
+	}
+	return err
+}
+
+func short(sha string) string {
+	if len(sha) > 7 {
+		return sha[:7]
+	}
+	return sha
+}

@@ -1,0 +1,173 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/mlbot/mlbot/bot"
+	"github.com/mlbot/mlbot/jobs/report"
+)
+
+// handleReport publishes a finished run: the pull request's one comment
+// (edited, never duplicated) and the commit status. It is a task of its own
+// so that a host error retries the post, never the training.
+func (w *Worker) handleReport(ctx context.Context, t *asynq.Task) error {
+	var p ReportPayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil {
+		return fmt.Errorf("report payload: %v: %w", err, asynq.SkipRetry)
+	}
+	run, err := w.store.GetRun(ctx, p.RunID)
+	if err != nil {
+		return err
+	}
+	if run.State != RunFinished {
+		return fmt.Errorf("run %s is %s, not finished: %w", run.ID, run.State, asynq.SkipRetry)
+	}
+	f := w.forges[run.Repo.Forge].Forge
+	c, err := w.comment(ctx, run)
+	if err != nil {
+		return err
+	}
+	if run.PR != nil {
+		head, err := w.store.Head(ctx, run.Repo, run.PR.Number)
+		if err != nil {
+			return err
+		}
+		// A newer push owns the comment; this commit still gets its status.
+		if head == "" || head == run.SHA {
+			if err := w.upsertComment(ctx, f, run.Repo, run.PR.Number, report.Render(c)); err != nil {
+				return err
+			}
+		}
+	}
+	return w.setStatus(ctx, f, run.Repo, run.SHA, stateOf(run.Outcome), describe(run, c.Diff), w.runURL(run.ID))
+}
+
+// comment assembles what the PR comment shows for run.
+func (w *Worker) comment(ctx context.Context, run *Run) (report.Comment, error) {
+	var base *Run
+	if run.BaseRunID != "" {
+		b, err := w.store.GetRun(ctx, run.BaseRunID)
+		if err != nil && !errors.Is(err, ErrNoRun) {
+			return report.Comment{}, err
+		}
+		base = b
+	}
+	return CommentFor(run, base, w.runURL(run.ID)), nil
+}
+
+// CommentFor assembles the PR comment of a finished run compared against
+// base (nil when there is none).
+func CommentFor(run, base *Run, runURL string) report.Comment {
+	c := report.Comment{
+		Outcome: run.Outcome, HeadSHA: run.SHA, BaseNote: run.BaseNote, Detail: run.Detail,
+		RunURL: runURL, Train: run.Train, Eval: run.Evaluate,
+	}
+	var baseMetrics map[string]float64
+	if base != nil {
+		c.BaseSHA, baseMetrics = base.SHA, base.Metrics
+	}
+	if run.Metrics != nil {
+		c.Diff = report.Compute(baseMetrics, run.Metrics, run.Specs, run.Order)
+	}
+	switch run.Outcome {
+	case report.OutcomeStepFailed, report.OutcomeTimedOut, report.OutcomeError:
+		c.LogTail = run.LogTail
+	}
+	return c
+}
+
+// upsertComment edits mlbot's comment on a pull request, creating it only
+// when none exists. A lease per pull request keeps two reports from both
+// creating one; a crash between create and remembering its id is healed by
+// finding the comment through its marker.
+func (w *Worker) upsertComment(ctx context.Context, f bot.Forge, repo bot.Repo, number int, body string) error {
+	release, ok, err := w.store.Lock(ctx, "comment:"+repoKey(repo)+":"+fmt.Sprint(number), time.Minute)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errors.New("another report is editing this pull request's comment")
+	}
+	defer release()
+	id, err := w.store.CommentID(ctx, repo, number)
+	if err != nil {
+		return err
+	}
+	if id != 0 {
+		err := f.UpdateComment(ctx, repo, number, id, body)
+		if !errors.Is(err, bot.ErrNotFound) {
+			return err
+		}
+		// Deleted by someone: find another or create a new one.
+	}
+	comments, err := f.ListComments(ctx, repo, number)
+	if err != nil {
+		return err
+	}
+	for _, c := range comments {
+		if strings.HasPrefix(strings.TrimSpace(c.Body), report.Marker) {
+			if err := f.UpdateComment(ctx, repo, number, c.ID, body); err != nil {
+				return err
+			}
+			return w.store.SetCommentID(ctx, repo, number, c.ID)
+		}
+	}
+	c, err := f.CreateComment(ctx, repo, number, body)
+	if err != nil {
+		return err
+	}
+	return w.store.SetCommentID(ctx, repo, number, c.ID)
+}
+
+// describe is the commit status description: the verdict and the first
+// metric in a few words.
+func describe(run *Run, d report.Diff) string {
+	var s string
+	switch run.Outcome {
+	case report.OutcomePassed:
+		s = "passed"
+	case report.OutcomeGateFailed:
+		s = "gate failed: " + strings.Join(d.Failed, ", ")
+	case report.OutcomeConfigError:
+		s = "invalid " + firstLine(run.Detail)
+	default:
+		s = string(run.Outcome) + ": " + firstLine(run.Detail)
+	}
+	for _, r := range d.Rows {
+		if r.Head != nil {
+			s += fmt.Sprintf(" · %s %.4g", r.Name, *r.Head)
+			if r.Abs != nil {
+				s += fmt.Sprintf(" (%+.4g)", *r.Abs)
+			}
+			break
+		}
+	}
+	if len(s) > 140 {
+		s = s[:137] + "..."
+	}
+	return s
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// redact replaces every secret value in s.
+func redact(s string, secrets []string) string {
+	for _, v := range secrets {
+		if len(v) >= 4 {
+			s = strings.ReplaceAll(s, v, "***")
+		}
+	}
+	return s
+}

@@ -1,0 +1,160 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/mlbot/mlbot/bot"
+	"github.com/mlbot/mlbot/jobs/report"
+)
+
+// handleWebhook routes one delivery: it decides which commit, if any,
+// needs a pipeline, marks it pending on the host and queues the pipeline.
+func (w *Worker) handleWebhook(ctx context.Context, t *asynq.Task) error {
+	var d bot.Delivery
+	if err := json.Unmarshal(t.Payload(), &d); err != nil {
+		return fmt.Errorf("webhook payload: %v: %w", err, asynq.SkipRetry)
+	}
+	fs, ok := w.forges[d.Forge]
+	if !ok {
+		return fmt.Errorf("delivery %s from unconfigured forge %q: %w", d.ID, d.Forge, asynq.SkipRetry)
+	}
+	ev, err := fs.Webhook.Parse(d.Type, d.Body)
+	if err != nil {
+		// The handler already checked the JSON is valid; a body that still
+		// cannot be normalised will not parse on a retry either.
+		w.log.Warn("webhook not understood", "forge", d.Forge, "event", d.Type, "delivery", d.ID, "err", err)
+		return fmt.Errorf("parse %s delivery %s: %v: %w", d.Type, d.ID, err, asynq.SkipRetry)
+	}
+	ev.Delivery = d.ID
+	log := w.log.With("forge", d.Forge, "event", d.Type, "delivery", d.ID, "repo", ev.Repo.FullName)
+	if ev.Kind == bot.KindOther || ev.Kind == bot.KindPing {
+		log.Debug("event ignored: not routed", "kind", ev.Kind)
+		return nil
+	}
+	if !w.opts.RepoAllowed(ev.Repo.Host + "/" + ev.Repo.FullName) {
+		log.Warn("event ignored: repository not in the allowlist", "host", ev.Repo.Host)
+		return nil
+	}
+	switch ev.Kind {
+	case bot.KindPush:
+		return w.routePush(ctx, log, fs.Forge, ev)
+	case bot.KindPullRequest:
+		return w.routePullRequest(ctx, log, fs.Forge, ev)
+	default:
+		log.Debug("event ignored", "kind", ev.Kind, "action", ev.Action)
+		return nil
+	}
+}
+
+func (w *Worker) routePush(ctx context.Context, log *slog.Logger, f bot.Forge, ev *bot.Event) error {
+	switch {
+	case ev.Deleted:
+		log.Debug("push ignored: ref deleted", "ref", ev.Ref)
+		return nil
+	case ev.Tag || ev.Branch == "":
+		log.Debug("push ignored: not a branch", "ref", ev.Ref)
+		return nil
+	case ev.Branch != ev.Repo.DefaultBranch:
+		log.Debug("push ignored: not the default branch", "branch", ev.Branch, "default", ev.Repo.DefaultBranch)
+		return nil
+	}
+	p := PipelinePayload{Kind: KindBaseline, Repo: ev.Repo, SHA: ev.SHA, Branch: ev.Branch, Delivery: ev.Delivery}
+	p.RunID = RunID(ev.Repo, KindBaseline, ev.SHA, 0, ev.Branch)
+	log.Info("baseline pipeline", "sha", ev.SHA, "run", p.RunID)
+	return w.startPipeline(ctx, f, p)
+}
+
+func (w *Worker) routePullRequest(ctx context.Context, log *slog.Logger, f bot.Forge, ev *bot.Event) error {
+	pr := ev.PR
+	switch ev.Action {
+	case bot.ActionOpened, bot.ActionUpdated, bot.ActionReopened, bot.ActionReady:
+	default:
+		log.Debug("pull request event ignored", "action", ev.Action, "number", pr.Number)
+		return nil
+	}
+	if pr.Draft {
+		log.Debug("pull request ignored: draft", "number", pr.Number)
+		return nil
+	}
+	if err := w.store.SetHead(ctx, ev.Repo, pr.Number, pr.HeadSHA); err != nil {
+		return err
+	}
+	if pr.Fork {
+		// Until the trust model lands, nothing from a fork runs: say so on
+		// the commit instead of staying silent.
+		log.Info("fork pull request not run", "number", pr.Number, "head_repo", pr.HeadRepo.FullName)
+		return w.setStatus(ctx, f, ev.Repo, pr.HeadSHA, bot.StateError,
+			"fork pull requests are not run yet", "")
+	}
+	p := PipelinePayload{Kind: KindPullRequest, Repo: ev.Repo, SHA: pr.HeadSHA, PR: pr, Delivery: ev.Delivery}
+	p.RunID = RunID(ev.Repo, KindPullRequest, pr.HeadSHA, pr.Number, "")
+	log.Info("pull request pipeline", "number", pr.Number, "sha", pr.HeadSHA, "run", p.RunID)
+	return w.startPipeline(ctx, f, p)
+}
+
+// startPipeline records the run, queues its task and marks the commit
+// pending. Each step tolerates having been done by an earlier attempt.
+func (w *Worker) startPipeline(ctx context.Context, f bot.Forge, p PipelinePayload) error {
+	run := &Run{ID: p.RunID, Kind: p.Kind, Repo: p.Repo, SHA: p.SHA, PR: p.PR, Branch: p.Branch, State: RunQueued, Created: time.Now().UTC()}
+	if _, err := w.store.CreateRun(ctx, run); err != nil {
+		return err
+	}
+	existing, err := w.store.GetRun(ctx, p.RunID)
+	if err != nil {
+		return err
+	}
+	if err := w.enqueuePipeline(ctx, p); err != nil {
+		return err
+	}
+	if existing.State == RunFinished {
+		// A redelivered or repeated event for a commit already reported:
+		// setting pending again would hide the result.
+		return nil
+	}
+	return w.setStatus(ctx, f, p.Repo, p.SHA, bot.StatePending, "queued: train and evaluate", w.runURL(p.RunID))
+}
+
+func (w *Worker) enqueuePipeline(ctx context.Context, p PipelinePayload) error {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	_, err = w.client.EnqueueContext(ctx, asynq.NewTask(TypePipeline, b),
+		asynq.TaskID("pipeline:"+p.RunID), asynq.Queue(w.opts.PipelineQueue),
+		// The run's own timeout comes from .mlbot.yml, known only after the
+		// checkout; this bound only stops asynq's 30-minute default from
+		// cutting a long training short.
+		asynq.Timeout(w.opts.MaxPipelineTimeout), asynq.MaxRetry(3),
+		asynq.Retention(runRetention))
+	if errors.Is(err, asynq.ErrTaskIDConflict) {
+		return nil
+	}
+	return err
+}
+
+func (w *Worker) setStatus(ctx context.Context, f bot.Forge, repo bot.Repo, sha string, st bot.State, desc, url string) error {
+	return f.CreateStatus(ctx, repo, sha, bot.Status{Context: StatusContext, State: st, Description: desc, TargetURL: url})
+}
+
+func (w *Worker) runURL(id string) string { return w.opts.PublicURL + "/runs/" + id }
+
+// stateOf maps a run's outcome onto a commit status state.
+func stateOf(o report.Outcome) bot.State {
+	switch o {
+	case report.OutcomePassed:
+		return bot.StateSuccess
+	case report.OutcomeGateFailed, report.OutcomeStepFailed, report.OutcomeTimedOut, report.OutcomeConfigError:
+		return bot.StateFailure
+	case report.OutcomeCanceled:
+		return bot.StateCanceled
+	default:
+		return bot.StateError
+	}
+}

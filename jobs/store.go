@@ -1,0 +1,202 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mlbot/mlbot/bot"
+	"github.com/mlbot/mlbot/jobs/report"
+)
+
+// RunState is where a run is in its life.
+type RunState string
+
+// Run states.
+const (
+	RunQueued   RunState = "queued"
+	RunRunning  RunState = "running"
+	RunFinished RunState = "finished"
+)
+
+// Run is one execution of a repository's pipeline on one commit, as kept in
+// Redis and shown on the run page.
+type Run struct {
+	ID           string                 `json:"id"`
+	Kind         RunKind                `json:"kind"`
+	Repo         bot.Repo               `json:"repo"`
+	SHA          string                 `json:"sha"`
+	PR           *bot.PullRequest       `json:"pr,omitempty"`
+	Branch       string                 `json:"branch,omitempty"`
+	State        RunState               `json:"state"`
+	Outcome      report.Outcome         `json:"outcome,omitempty"`
+	Detail       string                 `json:"detail,omitempty"`
+	Metrics      map[string]float64     `json:"metrics,omitempty"`
+	Specs        map[string]report.Spec `json:"specs,omitempty"`
+	Order        []string               `json:"order,omitempty"`
+	ConfigDigest string                 `json:"config_digest,omitempty"`
+	// BaseRunID names the baseline run this run is compared against.
+	BaseRunID string        `json:"base_run_id,omitempty"`
+	BaseSHA   string        `json:"base_sha,omitempty"`
+	BaseNote  string        `json:"base_note,omitempty"`
+	LogTail   string        `json:"log_tail,omitempty"`
+	LogPath   string        `json:"log_path,omitempty"`
+	Train     time.Duration `json:"train_ns,omitempty"`
+	Evaluate  time.Duration `json:"evaluate_ns,omitempty"`
+	Created   time.Time     `json:"created"`
+	Started   time.Time     `json:"started,omitempty"`
+	Finished  time.Time     `json:"finished,omitempty"`
+	Attempts  int           `json:"attempts,omitempty"`
+}
+
+// HasMetrics reports whether the run produced metrics a later run can be
+// compared against.
+func (r *Run) HasMetrics() bool {
+	return r.State == RunFinished && (r.Outcome == report.OutcomePassed || r.Outcome == report.OutcomeGateFailed)
+}
+
+// ErrNoRun is returned for a run id Redis does not know.
+var ErrNoRun = errors.New("no such run")
+
+// Store keeps runs, baselines and comment ids in Redis under one key prefix.
+type Store struct {
+	rdb    redis.UniversalClient
+	prefix string
+}
+
+// NewStore returns a Store using keys that start with prefix ("mlbot:").
+func NewStore(rdb redis.UniversalClient, prefix string) *Store {
+	return &Store{rdb: rdb, prefix: prefix}
+}
+
+func (s *Store) key(parts ...string) string { return s.prefix + strings.Join(parts, ":") }
+
+func repoKey(r bot.Repo) string { return r.Forge + ":" + strings.ToLower(r.FullName) }
+
+// runTTL bounds how long run records are kept.
+const runTTL = 90 * 24 * time.Hour
+
+// SaveRun writes a run.
+func (s *Store) SaveRun(ctx context.Context, r *Run) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return s.rdb.Set(ctx, s.key("run", r.ID), b, runTTL).Err()
+}
+
+// GetRun reads a run; ErrNoRun when it does not exist.
+func (s *Store) GetRun(ctx context.Context, id string) (*Run, error) {
+	b, err := s.rdb.Get(ctx, s.key("run", id)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("run %s: %w", id, ErrNoRun)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var r Run
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("run %s: %w", id, err)
+	}
+	return &r, nil
+}
+
+// CreateRun stores r unless a run with its id exists; it reports whether it
+// created it.
+func (s *Store) CreateRun(ctx context.Context, r *Run) (bool, error) {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return false, err
+	}
+	return s.rdb.SetNX(ctx, s.key("run", r.ID), b, runTTL).Result()
+}
+
+// AddBaseline indexes a finished baseline run of branch by its commit.
+func (s *Store) AddBaseline(ctx context.Context, repo bot.Repo, sha, runID string) error {
+	return s.rdb.HSet(ctx, s.key("baseline", repoKey(repo)), sha, runID).Err()
+}
+
+// FindBaseline returns the run id of the first of shas (newest first) that
+// has a baseline run with metrics, and that commit; "" when none has.
+func (s *Store) FindBaseline(ctx context.Context, repo bot.Repo, shas []string) (*Run, error) {
+	if len(shas) == 0 {
+		return nil, nil
+	}
+	ids, err := s.rdb.HMGet(ctx, s.key("baseline", repoKey(repo)), shas...).Result()
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range ids {
+		id, ok := v.(string)
+		if !ok || id == "" {
+			continue
+		}
+		r, err := s.GetRun(ctx, id)
+		if errors.Is(err, ErrNoRun) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if r.HasMetrics() {
+			return r, nil
+		}
+	}
+	return nil, nil
+}
+
+// SetHead records the newest head commit of a pull request, so that a
+// report of an older commit finishing late does not overwrite the comment.
+func (s *Store) SetHead(ctx context.Context, repo bot.Repo, pr int, sha string) error {
+	return s.rdb.Set(ctx, s.key("prhead", repoKey(repo), strconv.Itoa(pr)), sha, runTTL).Err()
+}
+
+// Head returns the newest head commit recorded for a pull request, or "".
+func (s *Store) Head(ctx context.Context, repo bot.Repo, pr int) (string, error) {
+	v, err := s.rdb.Get(ctx, s.key("prhead", repoKey(repo), strconv.Itoa(pr))).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	return v, err
+}
+
+// CommentID returns the id of mlbot's comment on a pull request, or 0.
+func (s *Store) CommentID(ctx context.Context, repo bot.Repo, pr int) (int64, error) {
+	v, err := s.rdb.Get(ctx, s.key("comment", repoKey(repo), strconv.Itoa(pr))).Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	return v, err
+}
+
+// SetCommentID remembers mlbot's comment on a pull request (0 forgets it).
+func (s *Store) SetCommentID(ctx context.Context, repo bot.Repo, pr int, id int64) error {
+	k := s.key("comment", repoKey(repo), strconv.Itoa(pr))
+	if id == 0 {
+		return s.rdb.Del(ctx, k).Err()
+	}
+	return s.rdb.Set(ctx, k, id, runTTL).Err()
+}
+
+// Lock takes a short exclusive lease on name; the returned func releases
+// it. ok is false when someone else holds it.
+func (s *Store) Lock(ctx context.Context, name string, ttl time.Duration) (release func(), ok bool, err error) {
+	k := s.key("lock", name)
+	token := strconv.FormatInt(time.Now().UnixNano(), 36)
+	ok, err = s.rdb.SetNX(ctx, k, token, ttl).Result()
+	if err != nil || !ok {
+		return func() {}, ok, err
+	}
+	return func() {
+		// Delete only our own lease, in case it expired and was taken.
+		releaseScript.Run(context.Background(), s.rdb, []string{k}, token)
+	}, true, nil
+}
+
+var releaseScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`)

@@ -1,0 +1,83 @@
+// Package jobs holds mlbot's asynq tasks and their handlers: route a
+// webhook to a pipeline, run the pipeline, publish its report, and the
+// state they share in Redis. Every handler is safe to run twice: asynq
+// delivers at least once.
+package jobs
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+	"time"
+
+	"github.com/mlbot/mlbot/bot"
+)
+
+// Task type names. They are part of the Redis contract between mlbot
+// versions running side by side, so they never change meaning.
+const (
+	TypeWebhook  = "mlbot:webhook"  // a verified delivery to route
+	TypePipeline = "mlbot:pipeline" // train and evaluate one commit
+	TypeReport   = "mlbot:report"   // post a finished run's comment and status
+)
+
+// Queue names for the fast tasks. Pipelines go to the queues named in
+// .mlbot.yml (default "default"); they are served by a separate asynq
+// server so that long trainings never delay a webhook's pending status.
+const (
+	QueueEvents = "events"
+	QueueReport = "report"
+)
+
+// StatusContext is the commit status context of the train-and-evaluate check.
+const StatusContext = "mlbot/train-eval"
+
+// webhookRetention keeps accepted deliveries' task ids so that a redelivery
+// within a day is recognised as a duplicate.
+const webhookRetention = 24 * time.Hour
+
+// runRetention keeps finished pipeline and report task ids, so that a
+// duplicate delivery of the same commit does not train it again.
+const runRetention = 7 * 24 * time.Hour
+
+// RunKind says why a run exists.
+type RunKind string
+
+// Run kinds.
+const (
+	// KindPullRequest runs a pull/merge request head against its base.
+	KindPullRequest RunKind = "pull_request"
+	// KindBaseline runs a default-branch commit to serve as a later base.
+	KindBaseline RunKind = "baseline"
+)
+
+// PipelinePayload is the payload of a TypePipeline task.
+type PipelinePayload struct {
+	RunID string           `json:"run_id"`
+	Kind  RunKind          `json:"kind"`
+	Repo  bot.Repo         `json:"repo"`
+	SHA   string           `json:"sha"`
+	PR    *bot.PullRequest `json:"pr,omitempty"`
+	// Branch is the branch a baseline run belongs to.
+	Branch   string `json:"branch,omitempty"`
+	Delivery string `json:"delivery,omitempty"`
+}
+
+// ReportPayload is the payload of a TypeReport task.
+type ReportPayload struct {
+	RunID string `json:"run_id"`
+}
+
+// RunID derives a run's id from what identifies the work: the same commit
+// of the same repository for the same pull request (or branch) is one run.
+func RunID(repo bot.Repo, kind RunKind, sha string, pr int, branch string) string {
+	h := sha256.New()
+	for _, s := range []string{repo.Forge, strings.ToLower(repo.FullName), string(kind), sha, branch} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	if pr > 0 {
+		h.Write([]byte{byte(pr >> 24), byte(pr >> 16), byte(pr >> 8), byte(pr)})
+	}
+	return hex.EncodeToString(h.Sum(nil))[:20]
+}

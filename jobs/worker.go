@@ -1,0 +1,219 @@
+package jobs
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"path/filepath"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mlbot/mlbot/bot"
+	"github.com/mlbot/mlbot/runners"
+)
+
+// ForgeSet is one configured code host: how its webhooks read and how to
+// talk back to it.
+type ForgeSet struct {
+	Webhook bot.Webhook
+	Forge   bot.Forge
+}
+
+// Options configures a Worker.
+type Options struct {
+	// Redis is shared with the caller, who closes it.
+	Redis  redis.UniversalClient
+	Forges []ForgeSet
+	Runner runners.Runner
+	// DataDir holds workspaces (work/) and run logs (logs/).
+	DataDir string
+	// PublicURL is where run pages are served, without a trailing slash.
+	PublicURL string
+	// RepoAllowed reports whether "host/owner/name" may be served.
+	RepoAllowed func(repo string) bool
+	// Concurrency is the number of pipelines run at once by this process.
+	Concurrency int
+	// PipelineQueues are the pipeline queues served; PipelineQueue is where
+	// new pipelines go.
+	PipelineQueues []string
+	PipelineQueue  string
+	// TaskCheckInterval is asynq's poll interval when its queues are empty;
+	// it bounds the latency from webhook to pending status.
+	TaskCheckInterval time.Duration
+	// DelayedTaskCheckInterval is how often retries due are moved back to
+	// their queue.
+	DelayedTaskCheckInterval time.Duration
+	// RetryBase is the first retry delay of a failed task; it doubles per
+	// attempt up to RetryMax, unless the host said how long to wait.
+	RetryBase, RetryMax time.Duration
+	// MaxPipelineTimeout caps any .mlbot.yml timeout.
+	MaxPipelineTimeout time.Duration
+	// ShutdownTimeout is how long Shutdown lets running tasks finish
+	// before they are stopped and requeued.
+	ShutdownTimeout time.Duration
+	// Secrets are values no child process, log or comment may contain.
+	Secrets []string
+	Logger  *slog.Logger
+	// KeyPrefix prefixes mlbot's own Redis keys ("mlbot:").
+	KeyPrefix string
+}
+
+// Worker runs mlbot's asynq task handlers: a fast server for routing and
+// reporting and a separate one for pipelines, so that trainings filling
+// every pipeline slot never delay a webhook's pending status.
+type Worker struct {
+	opts      Options
+	log       *slog.Logger
+	forges    map[string]ForgeSet
+	store     *Store
+	exec      *Executor
+	client    *asynq.Client
+	events    *asynq.Server
+	pipelines *asynq.Server
+}
+
+// New returns a Worker; Start runs it.
+func New(opts Options) (*Worker, error) {
+	if opts.Redis == nil || opts.Runner == nil || len(opts.Forges) == 0 {
+		return nil, errors.New("jobs: Redis, Runner and at least one forge are required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.RepoAllowed == nil {
+		opts.RepoAllowed = func(string) bool { return true }
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 2
+	}
+	if len(opts.PipelineQueues) == 0 {
+		opts.PipelineQueues = []string{"default"}
+	}
+	if opts.PipelineQueue == "" {
+		opts.PipelineQueue = opts.PipelineQueues[0]
+	}
+	if opts.TaskCheckInterval <= 0 {
+		opts.TaskCheckInterval = 20 * time.Millisecond
+	}
+	if opts.DelayedTaskCheckInterval <= 0 {
+		opts.DelayedTaskCheckInterval = time.Second
+	}
+	if opts.RetryBase <= 0 {
+		opts.RetryBase = 2 * time.Second
+	}
+	if opts.RetryMax <= 0 {
+		opts.RetryMax = 10 * time.Minute
+	}
+	if opts.MaxPipelineTimeout <= 0 {
+		opts.MaxPipelineTimeout = 24 * time.Hour
+	}
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = 30 * time.Second
+	}
+	if opts.KeyPrefix == "" {
+		opts.KeyPrefix = "mlbot:"
+	}
+	w := &Worker{
+		opts:   opts,
+		log:    opts.Logger,
+		forges: map[string]ForgeSet{},
+		store:  NewStore(opts.Redis, opts.KeyPrefix),
+		exec: &Executor{Runner: opts.Runner, LogDir: filepath.Join(opts.DataDir, "logs"),
+			Secrets: opts.Secrets, MaxTimeout: opts.MaxPipelineTimeout},
+		client: asynq.NewClientFromRedisClient(opts.Redis),
+	}
+	for _, fs := range opts.Forges {
+		w.forges[fs.Forge.Name()] = fs
+	}
+	logger := asynqLogger{opts.Logger}
+	w.events = asynq.NewServerFromRedisClient(opts.Redis, asynq.Config{
+		Concurrency:              8,
+		Queues:                   map[string]int{QueueEvents: 6, QueueReport: 4},
+		TaskCheckInterval:        opts.TaskCheckInterval,
+		DelayedTaskCheckInterval: opts.DelayedTaskCheckInterval,
+		RetryDelayFunc:           w.retryDelay,
+		IsFailure:                isFailure,
+		ShutdownTimeout:          opts.ShutdownTimeout,
+		Logger:                   logger,
+		LogLevel:                 asynq.WarnLevel,
+	})
+	queues := map[string]int{}
+	for _, q := range opts.PipelineQueues {
+		queues[q] = 1
+	}
+	w.pipelines = asynq.NewServerFromRedisClient(opts.Redis, asynq.Config{
+		Concurrency:              opts.Concurrency,
+		Queues:                   queues,
+		TaskCheckInterval:        opts.TaskCheckInterval,
+		DelayedTaskCheckInterval: opts.DelayedTaskCheckInterval,
+		RetryDelayFunc:           w.retryDelay,
+		IsFailure:                isFailure,
+		ShutdownTimeout:          opts.ShutdownTimeout,
+		Logger:                   logger,
+		LogLevel:                 asynq.WarnLevel,
+	})
+	return w, nil
+}
+
+// Store returns the Worker's Redis state, for the run page and tools.
+func (w *Worker) Store() *Store { return w.store }
+
+// Start starts both task servers; they run until Shutdown.
+func (w *Worker) Start() error {
+	mux := asynq.NewServeMux()
+	mux.Use(instrument)
+	mux.HandleFunc(TypeWebhook, w.handleWebhook)
+	mux.HandleFunc(TypeReport, w.handleReport)
+	if err := w.events.Start(mux); err != nil {
+		return fmt.Errorf("start event workers: %w", err)
+	}
+	pmux := asynq.NewServeMux()
+	pmux.Use(instrument)
+	pmux.HandleFunc(TypePipeline, w.handlePipeline)
+	if err := w.pipelines.Start(pmux); err != nil {
+		w.events.Shutdown()
+		return fmt.Errorf("start pipeline workers: %w", err)
+	}
+	return nil
+}
+
+// Shutdown stops taking tasks, lets running ones finish for up to
+// ShutdownTimeout, and requeues the rest.
+func (w *Worker) Shutdown() {
+	w.pipelines.Shutdown()
+	w.events.Shutdown()
+	w.client.Close()
+}
+
+// retryDelay honours a host's Retry-After, and otherwise backs off
+// exponentially with jitter from RetryBase to RetryMax.
+func (w *Worker) retryDelay(n int, err error, _ *asynq.Task) time.Duration {
+	var rl *bot.RateLimitError
+	if errors.As(err, &rl) && rl.RetryAfter > 0 {
+		return rl.RetryAfter + time.Duration(rand.Int64N(int64(250*time.Millisecond)))
+	}
+	d := w.opts.RetryBase << min(n, 20)
+	if d > w.opts.RetryMax || d <= 0 {
+		d = w.opts.RetryMax
+	}
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+// isFailure keeps the host's rate limiting from counting as a task failure
+// in asynq's statistics.
+func isFailure(err error) bool {
+	var rl *bot.RateLimitError
+	return !errors.As(err, &rl)
+}
+
+// asynqLogger routes asynq's own logging into slog.
+type asynqLogger struct{ l *slog.Logger }
+
+func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...), "component", "asynq") }
+func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...), "component", "asynq") }
+func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...), "component", "asynq") }
+func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...), "component", "asynq") }
+func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...), "component", "asynq") }
