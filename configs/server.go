@@ -86,6 +86,10 @@ type Server struct {
 	// ShutdownTimeout is how long running tasks get to finish on shutdown
 	// before they are requeued (MLBOT_SHUTDOWN_TIMEOUT, default 30s).
 	ShutdownTimeout time.Duration
+	// RetryBase is the first delay before a failed task (a host answering
+	// 5xx, say) is retried; it doubles per attempt up to ten minutes, unless
+	// the host named its own wait (MLBOT_RETRY_BASE, default 2s).
+	RetryBase time.Duration
 	// MaxWebhookBytes bounds a webhook body (MLBOT_MAX_WEBHOOK_BYTES,
 	// default 25 MiB, GitHub's own cap).
 	MaxWebhookBytes int64
@@ -188,6 +192,7 @@ func (s *Server) Validate() error {
 		{s.MaxPipelineTimeout, "MLBOT_MAX_PIPELINE_TIMEOUT", "--max-pipeline-timeout"},
 		{s.TaskCheckInterval, "MLBOT_TASK_CHECK_INTERVAL", "--task-check-interval"},
 		{s.ShutdownTimeout, "MLBOT_SHUTDOWN_TIMEOUT", "--shutdown-timeout"},
+		{s.RetryBase, "MLBOT_RETRY_BASE", "--retry-base"},
 	} {
 		if d.value <= 0 {
 			fail("%s (%s) must be positive, got %s", d.env, d.flag, d.value)
@@ -263,6 +268,7 @@ func (s *Server) LogValue() slog.Value {
 		slog.Duration("max_pipeline_timeout", s.MaxPipelineTimeout),
 		slog.Duration("task_check_interval", s.TaskCheckInterval),
 		slog.Duration("shutdown_timeout", s.ShutdownTimeout),
+		slog.Duration("retry_base", s.RetryBase),
 		slog.Int64("max_webhook_bytes", s.MaxWebhookBytes),
 		slog.Attr{Key: "secrets", Value: slog.GroupValue(secretNames...)},
 	)

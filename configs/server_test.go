@@ -59,6 +59,7 @@ func TestLoadDefaults(t *testing.T) {
 		MaxPipelineTimeout: 24 * time.Hour,
 		TaskCheckInterval:  20 * time.Millisecond,
 		ShutdownTimeout:    30 * time.Second,
+		RetryBase:          2 * time.Second,
 		MaxWebhookBytes:    25 << 20,
 	}
 	if !reflect.DeepEqual(s, want) {
@@ -86,6 +87,7 @@ func TestLoadExampleFile(t *testing.T) {
 		MaxPipelineTimeout: 12 * time.Hour,
 		TaskCheckInterval:  20 * time.Millisecond,
 		ShutdownTimeout:    30 * time.Second,
+		RetryBase:          2 * time.Second,
 		MaxWebhookBytes:    10 << 20,
 		Secrets:            map[string]string{"HF_TOKEN": "hf_abc"},
 	}
@@ -219,7 +221,7 @@ func TestFlagHelp(t *testing.T) {
 	names := []string{"listen", "public-url", "redis-url", "data-dir", "repo-allowlist", "allow-all-repos",
 		"github-api-url", "github-token", "github-app-id", "github-app-private-key-file", "github-webhook-secret",
 		"gitlab-url", "gitlab-token", "gitlab-webhook-secret", "insecure-no-webhook-secret", "concurrency",
-		"queues", "log-level", "log-format", "max-pipeline-timeout", "task-check-interval", "shutdown-timeout",
+		"queues", "log-level", "log-format", "max-pipeline-timeout", "task-check-interval", "shutdown-timeout", "retry-base",
 		"max-webhook-bytes", "config"}
 	count := 0
 	fs.VisitAll(func(*flag.Flag) { count++ })

@@ -64,6 +64,7 @@ func newApp(cfg *configs.Server, log *slog.Logger, withHTTP bool) (*app, error) 
 		TaskCheckInterval:  cfg.TaskCheckInterval,
 		MaxPipelineTimeout: cfg.MaxPipelineTimeout,
 		ShutdownTimeout:    cfg.ShutdownTimeout,
+		RetryBase:          cfg.RetryBase,
 		Secrets:            secretValues(cfg),
 		Logger:             log,
 	})
