@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -136,6 +137,7 @@ func New(opts Options) (*Worker, error) {
 		DelayedTaskCheckInterval: opts.DelayedTaskCheckInterval,
 		RetryDelayFunc:           w.retryDelay,
 		IsFailure:                isFailure,
+		ErrorHandler:             asynq.ErrorHandlerFunc(w.logTaskError),
 		ShutdownTimeout:          opts.ShutdownTimeout,
 		Logger:                   logger,
 		LogLevel:                 asynq.WarnLevel,
@@ -151,6 +153,7 @@ func New(opts Options) (*Worker, error) {
 		DelayedTaskCheckInterval: opts.DelayedTaskCheckInterval,
 		RetryDelayFunc:           w.retryDelay,
 		IsFailure:                isFailure,
+		ErrorHandler:             asynq.ErrorHandlerFunc(w.logTaskError),
 		ShutdownTimeout:          opts.ShutdownTimeout,
 		Logger:                   logger,
 		LogLevel:                 asynq.WarnLevel,
@@ -193,13 +196,22 @@ func (w *Worker) Shutdown() {
 func (w *Worker) retryDelay(n int, err error, _ *asynq.Task) time.Duration {
 	var rl *bot.RateLimitError
 	if errors.As(err, &rl) && rl.RetryAfter > 0 {
-		return rl.RetryAfter + time.Duration(rand.Int64N(int64(250*time.Millisecond)))
+		// asynq stores retry times in whole seconds, truncated: without the
+		// extra second a retry could reach the host before it said to.
+		return rl.RetryAfter + time.Second + time.Duration(rand.Int64N(int64(250*time.Millisecond)))
 	}
 	d := w.opts.RetryBase << min(n, 20)
 	if d > w.opts.RetryMax || d <= 0 {
 		d = w.opts.RetryMax
 	}
 	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+// logTaskError logs every failed task attempt; asynq retries or archives it.
+func (w *Worker) logTaskError(ctx context.Context, t *asynq.Task, err error) {
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, _ := asynq.GetMaxRetry(ctx)
+	w.log.Warn("task failed", "type", t.Type(), "attempt", retried+1, "max_retry", maxRetry, "err", redact(err.Error(), w.opts.Secrets))
 }
 
 // isFailure keeps the host's rate limiting from counting as a task failure
