@@ -35,13 +35,27 @@ func (w *Worker) handlePipeline(ctx context.Context, t *asynq.Task) error {
 		return w.enqueueReport(ctx, run.ID)
 	}
 	log := w.log.With("run", run.ID, "repo", run.Repo.FullName, "sha", run.SHA)
-	run.State, run.Started, run.Attempts = RunRunning, time.Now().UTC(), run.Attempts+1
-	if err := w.store.SaveRun(ctx, run); err != nil {
+	reason, err := w.store.CancelReason(ctx, run.ID)
+	if err != nil {
 		return err
 	}
-	pipelinesRunning.Inc()
-	err = w.execute(ctx, p, run)
-	pipelinesRunning.Dec()
+	if reason == "" {
+		run.State, run.Started, run.Attempts = RunRunning, time.Now().UTC(), run.Attempts+1
+		if err := w.store.SaveRun(ctx, run); err != nil {
+			return err
+		}
+		pipelinesRunning.Inc()
+		err = w.execute(ctx, p, run)
+		pipelinesRunning.Dec()
+		if err != nil && ctx.Err() != nil {
+			// Cancelled on request (asynq's CancelProcessing), or shutting down?
+			reason, _ = w.store.CancelReason(context.WithoutCancel(ctx), run.ID)
+		}
+	}
+	if reason != "" {
+		ctx = context.WithoutCancel(ctx)
+		run.Outcome, run.Detail, err = report.OutcomeCanceled, "cancelled: "+reason, nil
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			// Shutdown or lease loss: asynq requeues the task; leave the run

@@ -75,6 +75,13 @@ func (w *Worker) routePullRequest(ctx context.Context, log *slog.Logger, f bot.F
 	pr := ev.PR
 	switch ev.Action {
 	case bot.ActionOpened, bot.ActionUpdated, bot.ActionReopened, bot.ActionReady:
+	case bot.ActionClosed, bot.ActionMerged:
+		head, err := w.store.Head(ctx, ev.Repo, pr.Number)
+		if err != nil || head == "" {
+			return err
+		}
+		log.Info("pull request closed: stopping its run", "number", pr.Number, "sha", head)
+		return w.cancelRun(ctx, RunID(ev.Repo, KindPullRequest, head, pr.Number, ""), "the pull request was "+string(ev.Action))
 	default:
 		log.Debug("pull request event ignored", "action", ev.Action, "number", pr.Number)
 		return nil
@@ -83,8 +90,18 @@ func (w *Worker) routePullRequest(ctx context.Context, log *slog.Logger, f bot.F
 		log.Debug("pull request ignored: draft", "number", pr.Number)
 		return nil
 	}
+	prev, err := w.store.Head(ctx, ev.Repo, pr.Number)
+	if err != nil {
+		return err
+	}
 	if err := w.store.SetHead(ctx, ev.Repo, pr.Number, pr.HeadSHA); err != nil {
 		return err
+	}
+	if prev != "" && prev != pr.HeadSHA {
+		// The older commit's result would be stale before it is posted.
+		if err := w.cancelRun(ctx, RunID(ev.Repo, KindPullRequest, prev, pr.Number, ""), "superseded by "+short(pr.HeadSHA)); err != nil {
+			return err
+		}
 	}
 	if pr.Fork {
 		// Until the trust model lands, nothing from a fork runs: say so on
@@ -121,13 +138,37 @@ func (w *Worker) startPipeline(ctx context.Context, f bot.Forge, p PipelinePaylo
 	return w.setStatus(ctx, f, p.Repo, p.SHA, bot.StatePending, "queued: train and evaluate", w.runURL(p.RunID))
 }
 
+// cancelRun stops a run that has not finished: one still queued finishes
+// as cancelled when it starts, and a running one has its context cancelled,
+// which kills its process group.
+func (w *Worker) cancelRun(ctx context.Context, id, reason string) error {
+	run, err := w.store.GetRun(ctx, id)
+	if errors.Is(err, ErrNoRun) {
+		return nil
+	}
+	if err != nil || run.State == RunFinished {
+		return err
+	}
+	if err := w.store.RequestCancel(ctx, id, reason); err != nil {
+		return err
+	}
+	// Not found means the task is not running on any worker right now.
+	if err := w.inspector.CancelProcessing(pipelineTaskID(id)); err != nil {
+		w.log.Debug("cancel signal not sent", "run", id, "err", err)
+	}
+	w.log.Info("run cancelled", "run", id, "reason", reason)
+	return nil
+}
+
+func pipelineTaskID(runID string) string { return "pipeline:" + runID }
+
 func (w *Worker) enqueuePipeline(ctx context.Context, p PipelinePayload) error {
 	b, err := json.Marshal(p)
 	if err != nil {
 		return err
 	}
 	_, err = w.client.EnqueueContext(ctx, asynq.NewTask(TypePipeline, b),
-		asynq.TaskID("pipeline:"+p.RunID), asynq.Queue(w.opts.PipelineQueue),
+		asynq.TaskID(pipelineTaskID(p.RunID)), asynq.Queue(w.opts.PipelineQueue),
 		// The run's own timeout comes from .mlbot.yml, known only after the
 		// checkout; this bound only stops asynq's 30-minute default from
 		// cutting a long training short.

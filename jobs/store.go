@@ -184,6 +184,21 @@ func (s *Store) SetCommentID(ctx context.Context, repo bot.Repo, pr int, id int6
 	return s.rdb.Set(ctx, k, id, runTTL).Err()
 }
 
+// RequestCancel asks that run id stop, for reason; a pipeline checks it
+// before starting and when its context is cancelled.
+func (s *Store) RequestCancel(ctx context.Context, id, reason string) error {
+	return s.rdb.Set(ctx, s.key("cancel", id), reason, 24*time.Hour).Err()
+}
+
+// CancelReason returns why run id was asked to stop, or "".
+func (s *Store) CancelReason(ctx context.Context, id string) (string, error) {
+	v, err := s.rdb.Get(ctx, s.key("cancel", id)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	return v, err
+}
+
 // Lock takes a short exclusive lease on name; the returned func releases
 // it. ok is false when someone else holds it.
 func (s *Store) Lock(ctx context.Context, name string, ttl time.Duration) (release func(), ok bool, err error) {

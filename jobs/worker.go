@@ -72,6 +72,7 @@ type Worker struct {
 	store     *Store
 	exec      *Executor
 	client    *asynq.Client
+	inspector *asynq.Inspector
 	events    *asynq.Server
 	pipelines *asynq.Server
 }
@@ -124,7 +125,8 @@ func New(opts Options) (*Worker, error) {
 		store:  NewStore(opts.Redis, opts.KeyPrefix),
 		exec: &Executor{Runner: opts.Runner, LogDir: filepath.Join(opts.DataDir, "logs"),
 			Secrets: opts.Secrets, MaxTimeout: opts.MaxPipelineTimeout},
-		client: asynq.NewClientFromRedisClient(opts.Redis),
+		client:    asynq.NewClientFromRedisClient(opts.Redis),
+		inspector: asynq.NewInspectorFromRedisClient(opts.Redis),
 	}
 	for _, fs := range opts.Forges {
 		w.forges[fs.Forge.Name()] = fs

@@ -399,17 +399,45 @@ func TestEndToEnd(t *testing.T) {
 			if len(cs) != 1 || !strings.Contains(cs[0].Body, "did not finish within") {
 				t.Fatalf("comments: %+v", cs)
 			}
-			b, err := os.ReadFile(pidFile)
-			if err != nil {
-				t.Fatal(err)
+			assertGone(t, waitPID(t, pidFile))
+		}},
+		{"a new push cancels the running training of the older commit", func(t *testing.T, e *e2e) {
+			e.baseline("0.90")
+			pidFile := filepath.Join(t.TempDir(), "pid")
+			slow := e.model("0.91")
+			slow["train.sh"] = "sleep 60 &\necho $! > " + pidFile + "\nwait\n"
+			h1 := e.commit("feature", slow, "slow")
+			e.send(e.prEvent("opened", h1, ""), http.StatusAccepted)
+			pid := waitPID(t, pidFile)
+			h2 := e.commit("feature", e.model("0.92"), "fast again")
+			e.send(e.prEvent("updated", h2, h1), http.StatusAccepted)
+			if st := e.final(h1); (st.State != "error" && st.State != "canceled") || !strings.Contains(st.Description, "superseded") {
+				t.Errorf("older commit's status %+v, want cancelled as superseded", st)
 			}
-			var pid int
-			fmt.Sscan(string(b), &pid)
-			if err := syscall.Kill(pid, 0); err == nil {
-				if st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); !strings.Contains(string(st), ") Z ") {
-					t.Errorf("training child %d still alive after the timeout", pid)
-				}
+			if st := e.final(h2); st.State != "success" {
+				t.Errorf("newer commit's status %+v", st)
 			}
+			e.settle()
+			assertGone(t, pid)
+			cs := e.mlbotComments(1)
+			if len(cs) != 1 || !strings.Contains(cs[0].Body, h2[:7]) {
+				t.Fatalf("comments %+v, want one showing %s", cs, h2[:7])
+			}
+		}},
+		{"closing the pull request cancels its run", func(t *testing.T, e *e2e) {
+			e.baseline("0.90")
+			pidFile := filepath.Join(t.TempDir(), "pid")
+			slow := e.model("0.91")
+			slow["train.sh"] = "sleep 60 &\necho $! > " + pidFile + "\nwait\n"
+			h := e.commit("feature", slow, "slow")
+			e.send(e.prEvent("opened", h, ""), http.StatusAccepted)
+			pid := waitPID(t, pidFile)
+			e.send(e.prEvent("closed", h, ""), http.StatusAccepted)
+			if st := e.final(h); st.State != "error" && st.State != "canceled" {
+				t.Errorf("status %+v, want cancelled", st)
+			}
+			e.settle()
+			assertGone(t, pid)
 		}},
 		{"fork pull request runs nothing", func(t *testing.T, e *e2e) {
 			e.baseline("0.90")
@@ -483,4 +511,33 @@ func commentPath(forge string) string {
 		return "/notes"
 	}
 	return "/issues/1/comments"
+}
+
+// waitPID waits for a training to write its child's PID into file.
+func waitPID(t *testing.T, file string) int {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		b, err := os.ReadFile(file)
+		var pid int
+		if err == nil && strings.HasSuffix(string(b), "\n") {
+			fmt.Sscan(string(b), &pid)
+			return pid
+		}
+	}
+	t.Fatal("the training never started")
+	return 0
+}
+
+// assertGone fails unless process pid has exited (a zombie counts as gone).
+func assertGone(t *testing.T, pid int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if err := syscall.Kill(pid, 0); err != nil {
+			return
+		}
+		if st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); strings.Contains(string(st), ") Z ") {
+			return
+		}
+	}
+	t.Errorf("training process %d is still alive", pid)
 }
