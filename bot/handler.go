@@ -102,6 +102,14 @@ func (h *webhookHandler) serve(w http.ResponseWriter, r *http.Request) (int, str
 		log.Debug("webhook event type ignored", "forge", h.forge, "event", event, "delivery", delivery)
 		return reply(w, http.StatusOK, "event type "+strconv.Quote(event)+" is ignored"), label
 	}
+	if pc, ok := h.opts.Webhook.(Prechecker); ok {
+		if err := pc.Precheck(event, body); errors.Is(err, ErrIgnoredEvent) {
+			log.Debug("webhook delivery ignored", "forge", h.forge, "event", event, "delivery", delivery, "reason", err)
+			return reply(w, http.StatusOK, err.Error()), label
+		} else if err != nil {
+			return reply(w, http.StatusBadRequest, err.Error()), label
+		}
+	}
 	if delivery == "" {
 		// Without a delivery id the body itself is the identity, which still
 		// catches a proxy that replays the same bytes.

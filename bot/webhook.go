@@ -27,6 +27,18 @@ type Webhook interface {
 	Parse(eventType string, body []byte) (*Event, error)
 }
 
+// Prechecker is implemented by a Webhook whose event type alone does not
+// tell whether a delivery is routable (GitLab's System Hook carries every
+// kind of event). The handler calls Precheck after authenticating a valid
+// JSON body: an error wrapping ErrIgnoredEvent is answered 200 and dropped,
+// any other error 400.
+type Prechecker interface {
+	Precheck(eventType string, body []byte) error
+}
+
+// ErrIgnoredEvent marks a delivery mlbot recognises and deliberately drops.
+var ErrIgnoredEvent = errors.New("event is not routed by mlbot")
+
 // ErrUnauthenticated is wrapped by Webhook.Authenticate failures.
 var ErrUnauthenticated = errors.New("webhook signature or token does not match")
 

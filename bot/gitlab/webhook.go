@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -95,6 +96,36 @@ func (*Webhook) Handles(eventType string) bool {
 		return true
 	}
 	return false
+}
+
+// systemKinds are the System Hook events mlbot routes.
+var systemKinds = map[string]bool{"push": true, "merge_request": true}
+
+// Precheck implements bot.Prechecker for System Hooks, which share one
+// event type for every kind of event: a body naming no kind is refused,
+// kinds mlbot does not route are ignored before anything is queued.
+func (*Webhook) Precheck(eventType string, body []byte) error {
+	if eventType != EventSystem {
+		return nil
+	}
+	var head struct {
+		ObjectKind string `json:"object_kind"`
+		EventName  string `json:"event_name"`
+	}
+	if err := json.Unmarshal(body, &head); err != nil {
+		return fmt.Errorf("gitlab: System Hook body: %w", err)
+	}
+	kind := head.ObjectKind
+	if kind == "" {
+		kind = head.EventName
+	}
+	switch {
+	case kind == "":
+		return errors.New("gitlab: System Hook body has neither object_kind nor event_name")
+	case !systemKinds[kind]:
+		return fmt.Errorf("gitlab: System Hook event %q: %w", kind, bot.ErrIgnoredEvent)
+	}
+	return nil
 }
 
 // Parse normalises a GitLab webhook body into a bot.Event. System hooks

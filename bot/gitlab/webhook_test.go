@@ -456,3 +456,34 @@ func TestHandles(t *testing.T) {
 		}
 	}
 }
+
+func TestPrecheckSystemHook(t *testing.T) {
+	push, err := os.ReadFile("../../testdata/fixtures/gitlab/push.go-scm.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, event string
+		body        string
+		wantErr     bool
+		ignored     bool
+	}{
+		{"project hook is not checked", EventPush, `{}`, false, false},
+		{"system push by object_kind", EventSystem, string(push), false, false},
+		{"system push by event_name", EventSystem, `{"event_name":"push"}`, false, false},
+		{"system merge request", EventSystem, `{"object_kind":"merge_request"}`, false, false},
+		{"system event mlbot does not route", EventSystem, `{"event_name":"user_create"}`, true, true},
+		{"system hook naming no kind", EventSystem, `{"foo":1}`, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := (&Webhook{}).Precheck(tt.event, []byte(tt.body))
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			}
+			if got := errors.Is(err, bot.ErrIgnoredEvent); got != tt.ignored {
+				t.Errorf("ignored = %v, want %v (%v)", got, tt.ignored, err)
+			}
+		})
+	}
+}

@@ -71,3 +71,28 @@ func TestEveryFixtureOverHTTP(t *testing.T) {
 		})
 	}
 }
+
+// TestGitLabSystemHook shows that a System Hook is recognised by its
+// object_kind, ignored when of a kind mlbot does not route, and refused
+// with 400 when it names no kind at all.
+func TestGitLabSystemHook(t *testing.T) {
+	e := newE2E(t, "gitlab", nil)
+	push, err := os.ReadFile(filepath.Join("..", "..", "testdata", "fixtures", "gitlab", "push.go-scm.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		body string
+		want int
+	}{
+		{string(push), http.StatusAccepted},
+		{`{"event_name":"user_create","name":"x"}`, http.StatusOK},
+		{`{"name":"no kind"}`, http.StatusBadRequest},
+	} {
+		e.send(gitlab.NewDeliveryRequest(e.hook, "System Hook", []byte(tc.body), e.sb.secret), tc.want)
+	}
+	e.settle()
+	if a := e.archived(); len(a) > 0 {
+		t.Errorf("tasks failed: %v", a)
+	}
+}
