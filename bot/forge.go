@@ -46,6 +46,12 @@ type Forge interface {
 	CreateComment(ctx context.Context, repo Repo, number int, body string) (Comment, error)
 	// UpdateComment replaces the body of comment id.
 	UpdateComment(ctx context.Context, repo Repo, number int, id int64, body string) error
+	// GetPermission returns user's effective permission on repo, including
+	// what teams or parent groups grant; PermissionNone for strangers.
+	GetPermission(ctx context.Context, repo Repo, user string) (Permission, error)
+	// CreateReaction acknowledges comment commentID on pull/merge request
+	// number with an emoji named as GitHub names reactions ("eyes", "+1").
+	CreateReaction(ctx context.Context, repo Repo, number int, commentID int64, emoji string) error
 	// CloneAuth returns the value of an HTTP Authorization header that lets
 	// git fetch repo over HTTPS, or "" when no credentials are configured.
 	CloneAuth(ctx context.Context, repo Repo) (string, error)

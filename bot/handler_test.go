@@ -136,6 +136,7 @@ func TestWebhookHandler(t *testing.T) {
 	ping := handlerFixture(t, "github/ping.octokit.json")
 	checkRun := handlerFixture(t, "github/check_run.completed.octokit.json")
 	glPush := handlerFixture(t, "gitlab/push.go-scm.json")
+	glTagPush := handlerFixture(t, "gitlab/tag_push.created.go-scm.json")
 	malformed := []byte(`{"ref": "refs/heads/main",`)
 	huge := bytes.Repeat([]byte("x"), handlerMaxBody+1)
 	form := []byte(url.Values{"payload": {string(push)}}.Encode())
@@ -252,6 +253,24 @@ func TestWebhookHandler(t *testing.T) {
 						d.Forge, d.ID, d.Type, len(d.Body), gitlab.EventPush)
 				}
 			},
+		},
+		{
+			// GitLab System Hooks carry every kind of event under one event
+			// type; the handler asks the webhook (bot.Prechecker) whether
+			// the body's kind is routed before anything is queued.
+			name: "GitLab System Hook push", forge: "gitlab",
+			header: gitlabHeaders(gitlab.EventSystem, "gl-sys-1", handlerSecret), body: glPush,
+			wantCode: http.StatusAccepted, wantEvent: gitlab.EventSystem, wantDeliveries: 1,
+		},
+		{
+			name: "GitLab System Hook of a kind not routed", forge: "gitlab",
+			header: gitlabHeaders(gitlab.EventSystem, "gl-sys-2", handlerSecret), body: glTagPush,
+			wantCode: http.StatusOK, wantEvent: gitlab.EventSystem,
+		},
+		{
+			name: "GitLab System Hook naming no kind", forge: "gitlab",
+			header: gitlabHeaders(gitlab.EventSystem, "gl-sys-3", handlerSecret), body: []byte(`{"project": {"id": 1}}`),
+			wantCode: http.StatusBadRequest, wantEvent: gitlab.EventSystem,
 		},
 		{
 			name: "duplicate delivery", forge: "github",

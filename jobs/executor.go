@@ -27,6 +27,9 @@ type Executor struct {
 	Secrets []string
 	// MaxTimeout caps the timeout .mlbot.yml asks for (0: no cap).
 	MaxTimeout time.Duration
+	// SecretEnv holds the server-side secrets by name; a trusted run gets
+	// those its .mlbot.yml names under `secrets:`, as environment variables.
+	SecretEnv map[string]string
 }
 
 // Run reads .mlbot.yml in dir and runs its pipeline there, recording
@@ -66,8 +69,13 @@ func (e *Executor) Run(ctx context.Context, dir string, run *Run) (*configs.Repo
 		timeout = e.MaxTimeout
 	}
 	deadline := time.Now().Add(timeout)
-	env := runners.ChildEnv(os.Environ(), e.Secrets,
-		"MLBOT_RUN_ID="+run.ID, "MLBOT_SHA="+run.SHA, "MLBOT_REPO="+run.Repo.FullName)
+	extra := []string{"MLBOT_RUN_ID=" + run.ID, "MLBOT_SHA=" + run.SHA, "MLBOT_REPO=" + run.Repo.FullName}
+	for _, name := range cfg.Secrets {
+		if v, ok := e.SecretEnv[name]; ok && run.Trusted {
+			extra = append(extra, name+"="+v)
+		}
+	}
+	env := runners.ChildEnv(os.Environ(), e.Secrets, extra...)
 	steps := []struct {
 		name, cmd string
 		took      *time.Duration

@@ -27,7 +27,7 @@ func (w *Worker) handlePipeline(ctx context.Context, t *asynq.Task) error {
 	}
 	run, err := w.store.GetRun(ctx, p.RunID)
 	if errors.Is(err, ErrNoRun) {
-		run = &Run{ID: p.RunID, Kind: p.Kind, Repo: p.Repo, SHA: p.SHA, PR: p.PR, Branch: p.Branch, Created: time.Now().UTC()}
+		run = &Run{ID: p.RunID, Kind: p.Kind, Repo: p.Repo, SHA: p.SHA, PR: p.PR, Branch: p.Branch, Trusted: p.Trusted, Created: time.Now().UTC()}
 	} else if err != nil {
 		return err
 	}
@@ -95,7 +95,11 @@ func (w *Worker) handlePipeline(ctx context.Context, t *asynq.Task) error {
 // mlbot's own machinery (clone, Redis, disk) that a retry may cure; the
 // outcomes of the user's pipeline are recorded in run.
 func (w *Worker) execute(ctx context.Context, p PipelinePayload, run *Run) error {
-	f := w.forges[p.Repo.Forge].Forge
+	fs, ok := w.forges[p.Repo.Forge]
+	if !ok {
+		return fmt.Errorf("run of unconfigured forge %q: %w", p.Repo.Forge, asynq.SkipRetry)
+	}
+	f := fs.Forge
 	auth, err := f.CloneAuth(ctx, p.Repo)
 	if err != nil {
 		return fmt.Errorf("clone credentials: %w", err)
@@ -158,7 +162,9 @@ func (w *Worker) findBase(ctx context.Context, p PipelinePayload, co git.Checkou
 	}
 	// No stored baseline: run the merge base now, with its own .mlbot.yml,
 	// and keep it as a baseline for later pull requests.
-	brun := &Run{ID: RunID(p.Repo, KindBaseline, mb, 0, p.PR.BaseRef), Kind: KindBaseline, Repo: p.Repo, SHA: mb, Branch: p.PR.BaseRef, State: RunRunning, Created: time.Now().UTC(), Started: time.Now().UTC()}
+	// The merge base is on the base branch: it runs trusted whatever the
+	// pull request's author.
+	brun := &Run{ID: RunID(p.Repo, KindBaseline, mb, 0, p.PR.BaseRef), Kind: KindBaseline, Repo: p.Repo, SHA: mb, Branch: p.PR.BaseRef, Trusted: true, State: RunRunning, Created: time.Now().UTC(), Started: time.Now().UTC()}
 	if prev, err := w.store.GetRun(ctx, brun.ID); err == nil && prev.State == RunFinished {
 		if prev.HasMetrics() {
 			return prev, "", nil

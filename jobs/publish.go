@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hibiken/asynq"
 
@@ -29,7 +30,11 @@ func (w *Worker) handleReport(ctx context.Context, t *asynq.Task) error {
 	if run.State != RunFinished {
 		return fmt.Errorf("run %s is %s, not finished: %w", run.ID, run.State, asynq.SkipRetry)
 	}
-	f := w.forges[run.Repo.Forge].Forge
+	fs, ok := w.forges[run.Repo.Forge]
+	if !ok {
+		return fmt.Errorf("run %s of unconfigured forge %q: %w", run.ID, run.Repo.Forge, asynq.SkipRetry)
+	}
+	f := fs.Forge
 	c, err := w.comment(ctx, run)
 	if err != nil {
 		return err
@@ -150,7 +155,11 @@ func describe(run *Run, d report.Diff) string {
 		}
 	}
 	if len(s) > 140 {
-		s = s[:137] + "..."
+		n := 137
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		s = s[:n] + "..."
 	}
 	return s
 }

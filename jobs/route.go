@@ -43,6 +43,8 @@ func (w *Worker) handleWebhook(ctx context.Context, t *asynq.Task) error {
 		return nil
 	}
 	switch ev.Kind {
+	case bot.KindComment:
+		return w.routeComment(ctx, log, fs.Forge, ev)
 	case bot.KindPush:
 		return w.routePush(ctx, log, fs.Forge, ev)
 	case bot.KindPullRequest:
@@ -65,7 +67,9 @@ func (w *Worker) routePush(ctx context.Context, log *slog.Logger, f bot.Forge, e
 		log.Debug("push ignored: not the default branch", "branch", ev.Branch, "default", ev.Repo.DefaultBranch)
 		return nil
 	}
-	p := PipelinePayload{Kind: KindBaseline, Repo: ev.Repo, SHA: ev.SHA, Branch: ev.Branch, Delivery: ev.Delivery}
+	// What reached the default branch was merged by people with write
+	// access: it runs trusted.
+	p := PipelinePayload{Kind: KindBaseline, Repo: ev.Repo, SHA: ev.SHA, Branch: ev.Branch, Delivery: ev.Delivery, Trusted: true}
 	p.RunID = RunID(ev.Repo, KindBaseline, ev.SHA, 0, ev.Branch)
 	log.Info("baseline pipeline", "sha", ev.SHA, "run", p.RunID)
 	return w.startPipeline(ctx, f, p)
@@ -76,12 +80,12 @@ func (w *Worker) routePullRequest(ctx context.Context, log *slog.Logger, f bot.F
 	switch ev.Action {
 	case bot.ActionOpened, bot.ActionUpdated, bot.ActionReopened, bot.ActionReady:
 	case bot.ActionClosed, bot.ActionMerged:
-		head, err := w.store.Head(ctx, ev.Repo, pr.Number)
-		if err != nil || head == "" {
+		id, err := w.store.CurrentRun(ctx, ev.Repo, pr.Number)
+		if err != nil || id == "" {
 			return err
 		}
-		log.Info("pull request closed: stopping its run", "number", pr.Number, "sha", head)
-		return w.cancelRun(ctx, RunID(ev.Repo, KindPullRequest, head, pr.Number, ""), "the pull request was "+string(ev.Action))
+		log.Info("pull request closed: stopping its run", "number", pr.Number, "run", id)
+		return w.cancelRun(ctx, id, "the pull request was "+string(ev.Action))
 	default:
 		log.Debug("pull request event ignored", "action", ev.Action, "number", pr.Number)
 		return nil
@@ -90,38 +94,107 @@ func (w *Worker) routePullRequest(ctx context.Context, log *slog.Logger, f bot.F
 		log.Debug("pull request ignored: draft", "number", pr.Number)
 		return nil
 	}
-	prev, err := w.store.Head(ctx, ev.Repo, pr.Number)
+	stored, err := w.store.PullRequest(ctx, ev.Repo, pr.Number)
 	if err != nil {
+		return err
+	}
+	if stored != nil && pr.Author == "" {
+		// GitLab names the author only when the merge request is opened.
+		pr.Author, pr.AuthorAssociation = stored.Author, stored.AuthorAssociation
+	}
+	if err := w.store.SavePullRequest(ctx, ev.Repo, pr); err != nil {
 		return err
 	}
 	if err := w.store.SetHead(ctx, ev.Repo, pr.Number, pr.HeadSHA); err != nil {
 		return err
 	}
-	if prev != "" && prev != pr.HeadSHA {
+	if cur, err := w.store.CurrentRun(ctx, ev.Repo, pr.Number); err != nil {
+		return err
+	} else if cur != "" {
 		// The older commit's result would be stale before it is posted.
-		if err := w.cancelRun(ctx, RunID(ev.Repo, KindPullRequest, prev, pr.Number, ""), "superseded by "+short(pr.HeadSHA)); err != nil {
-			return err
+		if run, err := w.store.GetRun(ctx, cur); err == nil && run.SHA != pr.HeadSHA {
+			if err := w.cancelRun(ctx, cur, "superseded by "+short(pr.HeadSHA)); err != nil {
+				return err
+			}
 		}
 	}
-	if pr.Fork {
-		// Until the trust model lands, nothing from a fork runs: say so on
-		// the commit instead of staying silent.
-		log.Info("fork pull request not run", "number", pr.Number, "head_repo", pr.HeadRepo.FullName)
-		return w.setStatus(ctx, f, ev.Repo, pr.HeadSHA, bot.StateError,
-			"fork pull requests are not run yet", "")
+	admitted, trusted, err := w.admission(ctx, f, ev.Repo, pr)
+	if err != nil {
+		return err
 	}
-	p := PipelinePayload{Kind: KindPullRequest, Repo: ev.Repo, SHA: pr.HeadSHA, PR: pr, Delivery: ev.Delivery}
+	if !admitted {
+		log.Info("untrusted pull request waits for /ok-to-test", "number", pr.Number, "author", pr.Author, "fork", pr.Fork, "sha", pr.HeadSHA)
+		return w.awaitApproval(ctx, f, ev.Repo, pr)
+	}
+	p := PipelinePayload{Kind: KindPullRequest, Repo: ev.Repo, SHA: pr.HeadSHA, PR: pr, Delivery: ev.Delivery, Trusted: trusted}
 	p.RunID = RunID(ev.Repo, KindPullRequest, pr.HeadSHA, pr.Number, "")
-	log.Info("pull request pipeline", "number", pr.Number, "sha", pr.HeadSHA, "run", p.RunID)
+	if reason, err := w.store.CancelReason(ctx, p.RunID); err != nil {
+		return err
+	} else if reason != "" {
+		// Reopened, or pushed back to a commit whose run was cancelled:
+		// run it afresh under a new id.
+		p.RunID = RunID(ev.Repo, KindPullRequest, pr.HeadSHA, pr.Number, "rerun:"+ev.Delivery)
+	}
+	log.Info("pull request pipeline", "number", pr.Number, "sha", pr.HeadSHA, "run", p.RunID, "trusted", trusted)
 	return w.startPipeline(ctx, f, p)
+}
+
+// admission decides whether a pull request's head may run, and whether it
+// runs as trusted (with the repository's secrets). Trusted authors' code
+// runs; everyone else's, and every fork's, only once a trusted member
+// approved that very commit with /ok-to-test.
+func (w *Worker) admission(ctx context.Context, f bot.Forge, repo bot.Repo, pr *bot.PullRequest) (admitted, trusted bool, err error) {
+	trusted, err = w.trusted(ctx, f, repo, pr)
+	if err != nil || trusted {
+		return trusted, trusted, err
+	}
+	approved, err := w.store.Approved(ctx, repo, pr.Number, pr.HeadSHA)
+	return approved, false, err
+}
+
+// trusted reports whether the pull request's author may run code through
+// mlbot: not from a fork, and with write access confirmed by the host.
+// GitHub's author_association rules out outsiders without a host call.
+func (w *Worker) trusted(ctx context.Context, f bot.Forge, repo bot.Repo, pr *bot.PullRequest) (bool, error) {
+	if pr.Fork || pr.Author == "" {
+		return false, nil
+	}
+	switch pr.AuthorAssociation {
+	case "", "OWNER", "MEMBER", "COLLABORATOR":
+	default:
+		return false, nil
+	}
+	p, err := w.permission(ctx, f, repo, pr.Author)
+	if err != nil {
+		return false, fmt.Errorf("permission of %s: %w", pr.Author, err)
+	}
+	return p.AtLeast(bot.PermissionWrite), nil
+}
+
+// awaitApproval marks an untrusted head as waiting and says so in the pull
+// request's one comment.
+func (w *Worker) awaitApproval(ctx context.Context, f bot.Forge, repo bot.Repo, pr *bot.PullRequest) error {
+	if err := w.store.SetCurrentRun(ctx, repo, pr.Number, ""); err != nil {
+		return err
+	}
+	if err := w.setStatus(ctx, f, repo, pr.HeadSHA, bot.StatePending, "waiting for /ok-to-test from a maintainer", ""); err != nil {
+		return err
+	}
+	body := report.Render(report.Comment{Outcome: report.OutcomeAwaitingApproval, HeadSHA: pr.HeadSHA})
+	return w.upsertComment(ctx, f, repo, pr.Number, body)
 }
 
 // startPipeline records the run, queues its task and marks the commit
 // pending. Each step tolerates having been done by an earlier attempt.
 func (w *Worker) startPipeline(ctx context.Context, f bot.Forge, p PipelinePayload) error {
-	run := &Run{ID: p.RunID, Kind: p.Kind, Repo: p.Repo, SHA: p.SHA, PR: p.PR, Branch: p.Branch, State: RunQueued, Created: time.Now().UTC()}
+	run := &Run{ID: p.RunID, Kind: p.Kind, Repo: p.Repo, SHA: p.SHA, PR: p.PR, Branch: p.Branch, Trusted: p.Trusted, State: RunQueued, Created: time.Now().UTC()}
 	if _, err := w.store.CreateRun(ctx, run); err != nil {
 		return err
+	}
+	if p.PR != nil {
+		if err := w.store.SetCurrentRun(ctx, p.Repo, p.PR.Number, p.RunID); err != nil {
+			return err
+		}
 	}
 	existing, err := w.store.GetRun(ctx, p.RunID)
 	if err != nil {
@@ -152,7 +225,15 @@ func (w *Worker) cancelRun(ctx context.Context, id, reason string) error {
 	if err := w.store.RequestCancel(ctx, id, reason); err != nil {
 		return err
 	}
-	// Not found means the task is not running on any worker right now.
+	// A task still waiting in its queue is removed and its run finished
+	// here; a running one is told to stop through asynq's cancel channel.
+	if err := w.inspector.DeleteTask(w.opts.PipelineQueue, pipelineTaskID(id)); err == nil {
+		run.State, run.Outcome, run.Detail, run.Finished = RunFinished, report.OutcomeCanceled, "cancelled: "+reason, time.Now().UTC()
+		if err := w.store.SaveRun(ctx, run); err != nil {
+			return err
+		}
+		return w.enqueueReport(ctx, id)
+	}
 	if err := w.inspector.CancelProcessing(pipelineTaskID(id)); err != nil {
 		w.log.Debug("cancel signal not sent", "run", id, "err", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"regexp"
 	"sort"
+	"strings"
 
 	"github.com/mlbot/mlbot/jobs/report"
 )
@@ -39,9 +40,11 @@ func (s *Store) RunPage() http.Handler {
 			http.Error(w, "run store unavailable", http.StatusServiceUnavailable)
 			return
 		}
-		if r.URL.Query().Get("format") == "json" || r.Header.Get("Accept") == "application/json" {
+		if r.URL.Query().Get("format") == "json" || strings.HasPrefix(r.Header.Get("Accept"), "application/json") {
 			w.Header().Set("Content-Type", "application/json")
-			json.NewEncoder(w).Encode(run)
+			view := *run
+			view.LogPath = "" // a server path is nobody's business
+			json.NewEncoder(w).Encode(view)
 			return
 		}
 		logText := run.LogTail

@@ -2,6 +2,8 @@ package jobs
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -53,6 +55,8 @@ type Run struct {
 	Started   time.Time     `json:"started,omitempty"`
 	Finished  time.Time     `json:"finished,omitempty"`
 	Attempts  int           `json:"attempts,omitempty"`
+	// Trusted runs receive the secrets .mlbot.yml names.
+	Trusted bool `json:"trusted,omitempty"`
 }
 
 // HasMetrics reports whether the run produced metrics a later run can be
@@ -203,7 +207,9 @@ func (s *Store) CancelReason(ctx context.Context, id string) (string, error) {
 // it. ok is false when someone else holds it.
 func (s *Store) Lock(ctx context.Context, name string, ttl time.Duration) (release func(), ok bool, err error) {
 	k := s.key("lock", name)
-	token := strconv.FormatInt(time.Now().UnixNano(), 36)
+	var b [12]byte
+	rand.Read(b[:])
+	token := hex.EncodeToString(b[:])
 	ok, err = s.rdb.SetNX(ctx, k, token, ttl).Result()
 	if err != nil || !ok {
 		return func() {}, ok, err
@@ -215,3 +221,87 @@ func (s *Store) Lock(ctx context.Context, name string, ttl time.Duration) (relea
 }
 
 var releaseScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`)
+
+// SavePullRequest keeps what mlbot last learned of a pull request, for
+// comment commands, whose payloads do not carry the head commit.
+func (s *Store) SavePullRequest(ctx context.Context, repo bot.Repo, pr *bot.PullRequest) error {
+	b, err := json.Marshal(pr)
+	if err != nil {
+		return err
+	}
+	return s.rdb.Set(ctx, s.key("pr", repoKey(repo), strconv.Itoa(pr.Number)), b, runTTL).Err()
+}
+
+// PullRequest returns the stored pull request, or nil when mlbot has not
+// seen it.
+func (s *Store) PullRequest(ctx context.Context, repo bot.Repo, number int) (*bot.PullRequest, error) {
+	b, err := s.rdb.Get(ctx, s.key("pr", repoKey(repo), strconv.Itoa(number))).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var pr bot.PullRequest
+	if err := json.Unmarshal(b, &pr); err != nil {
+		return nil, err
+	}
+	return &pr, nil
+}
+
+// SetCurrentRun records the run a pull request's status and comment now
+// follow, for /cancel.
+func (s *Store) SetCurrentRun(ctx context.Context, repo bot.Repo, number int, runID string) error {
+	return s.rdb.Set(ctx, s.key("prrun", repoKey(repo), strconv.Itoa(number)), runID, runTTL).Err()
+}
+
+// CurrentRun returns the pull request's current run id, or "".
+func (s *Store) CurrentRun(ctx context.Context, repo bot.Repo, number int) (string, error) {
+	v, err := s.rdb.Get(ctx, s.key("prrun", repoKey(repo), strconv.Itoa(number))).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	return v, err
+}
+
+// Approve records a trusted member's /ok-to-test for one head commit.
+func (s *Store) Approve(ctx context.Context, repo bot.Repo, number int, sha, by string) error {
+	return s.rdb.Set(ctx, s.key("approved", repoKey(repo), strconv.Itoa(number), sha), by, runTTL).Err()
+}
+
+// Approved reports whether sha of the pull request was approved.
+func (s *Store) Approved(ctx context.Context, repo bot.Repo, number int, sha string) (bool, error) {
+	n, err := s.rdb.Exists(ctx, s.key("approved", repoKey(repo), strconv.Itoa(number), sha)).Result()
+	return n == 1, err
+}
+
+// MarkDone records that a piece of once-only work (a command of a
+// delivery) is done; Done asks.
+func (s *Store) MarkDone(ctx context.Context, key string) error {
+	return s.rdb.Set(ctx, s.key("done", key), 1, webhookRetention).Err()
+}
+
+// Done reports whether MarkDone was called for key.
+func (s *Store) Done(ctx context.Context, key string) (bool, error) {
+	n, err := s.rdb.Exists(ctx, s.key("done", key)).Result()
+	return n == 1, err
+}
+
+// permissionTTL is how long a user's permission is trusted before the host
+// is asked again: long enough for a burst of commands, short enough that a
+// revoked member loses power within a minute.
+const permissionTTL = time.Minute
+
+// CachePermission remembers a user's permission on a repository briefly.
+func (s *Store) CachePermission(ctx context.Context, repo bot.Repo, user string, p bot.Permission) error {
+	return s.rdb.Set(ctx, s.key("perm", repoKey(repo), strings.ToLower(user)), string(p), permissionTTL).Err()
+}
+
+// CachedPermission returns a cached permission; ok is false on a miss.
+func (s *Store) CachedPermission(ctx context.Context, repo bot.Repo, user string) (p bot.Permission, ok bool, err error) {
+	v, err := s.rdb.Get(ctx, s.key("perm", repoKey(repo), strings.ToLower(user))).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", false, nil
+	}
+	return bot.Permission(v), err == nil, err
+}

@@ -61,6 +61,9 @@ type PipelinePayload struct {
 	// Branch is the branch a baseline run belongs to.
 	Branch   string `json:"branch,omitempty"`
 	Delivery string `json:"delivery,omitempty"`
+	// Trusted runs receive the repository's secrets; approved runs of
+	// untrusted authors do not.
+	Trusted bool `json:"trusted,omitempty"`
 }
 
 // ReportPayload is the payload of a TypeReport task.

@@ -57,7 +57,9 @@ type Options struct {
 	ShutdownTimeout time.Duration
 	// Secrets are values no child process, log or comment may contain.
 	Secrets []string
-	Logger  *slog.Logger
+	// SecretEnv are the secrets trusted runs may receive by name.
+	SecretEnv map[string]string
+	Logger    *slog.Logger
 	// KeyPrefix prefixes mlbot's own Redis keys ("mlbot:").
 	KeyPrefix string
 }
@@ -124,7 +126,7 @@ func New(opts Options) (*Worker, error) {
 		forges: map[string]ForgeSet{},
 		store:  NewStore(opts.Redis, opts.KeyPrefix),
 		exec: &Executor{Runner: opts.Runner, LogDir: filepath.Join(opts.DataDir, "logs"),
-			Secrets: opts.Secrets, MaxTimeout: opts.MaxPipelineTimeout},
+			Secrets: opts.Secrets, MaxTimeout: opts.MaxPipelineTimeout, SecretEnv: opts.SecretEnv},
 		client:    asynq.NewClientFromRedisClient(opts.Redis),
 		inspector: asynq.NewInspectorFromRedisClient(opts.Redis),
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/cgi"
+	"net/http/httptest"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -110,41 +111,35 @@ func (f *Faults) take(r *http.Request) *Fault {
 }
 
 // Wrap returns a handler that records every request into rec and answers
-// with a queued fault when one matches, calling next otherwise.
+// with a queued fault when one matches, calling next otherwise. The answer
+// is buffered so that the call is recorded before the client can see any
+// of it: a test that got its answer finds the call recorded.
 func Wrap(rec *Recorder, faults *Faults, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		buf := httptest.NewRecorder()
 		if ft := faults.take(r); ft != nil {
 			for k, v := range ft.Header {
-				w.Header().Set(k, v)
+				buf.Header().Set(k, v)
 			}
 			msg := ft.Body
 			if msg == "" {
-				w.Header().Set("Content-Type", "application/json")
+				buf.Header().Set("Content-Type", "application/json")
 				msg = `{"message":"injected fault ` + strconv.Itoa(ft.Status) + `"}`
 			}
-			sw.WriteHeader(ft.Status)
-			io.WriteString(sw, msg)
+			buf.WriteHeader(ft.Status)
+			io.WriteString(buf, msg)
 		} else {
-			next.ServeHTTP(sw, r)
+			next.ServeHTTP(buf, r)
 		}
-		rec.Add(Call{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header.Clone(), Body: body, Status: sw.status, At: time.Now()})
+		rec.Add(Call{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header.Clone(), Body: body, Status: buf.Code, At: time.Now()})
+		for k, v := range buf.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(buf.Code)
+		w.Write(buf.Body.Bytes())
 	})
-}
-
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-	wrote  bool
-}
-
-func (s *statusWriter) WriteHeader(code int) {
-	if !s.wrote {
-		s.status, s.wrote = code, true
-	}
-	s.ResponseWriter.WriteHeader(code)
 }
 
 // GitHTTPBackend serves the bare repositories under root over git's smart

@@ -51,8 +51,8 @@ type Simulator struct {
 	installs map[int64]*simInstall
 	statuses map[string][]Status // repoKey+"@"+sha → in order set
 	comments map[int64]*Comment
-	threads  map[string][]int64 // repoKey+"#"+number → comment ids in order
-	perms    map[string]map[string]string
+	threads  map[string][]int64            // repoKey+"#"+number → comment ids in order
+	perms    map[string]map[string]simRole // repoKey → lower-case login → role
 	nextID   int64
 	rate     rateState
 	git      http.Handler
@@ -127,7 +127,7 @@ func NewSimulator() *Simulator {
 		statuses: map[string][]Status{},
 		comments: map[int64]*Comment{},
 		threads:  map[string][]int64{},
-		perms:    map[string]map[string]string{},
+		perms:    map[string]map[string]simRole{},
 		nextID:   1000,
 		rate:     rateState{limit: simRateLimit, remaining: simRateLimit, reset: time.Now().Add(simRateWindow)},
 		mux:      http.NewServeMux(),
@@ -183,13 +183,44 @@ func (s *Simulator) AddApp(appID int64, pub *rsa.PublicKey, installationID int64
 // read or none. The permission endpoint reports maintain as write and
 // triage as read, with the role itself in role_name, as GitHub does.
 func (s *Simulator) SetPermission(repo, user, perm string) {
+	s.setRole(repo, user, simRole{name: perm, permission: legacyPermission(perm)})
+}
+
+// SetCustomRole gives user the organization's custom repository role
+// roleName on repo, inheriting from base (read, triage, write or
+// maintain). The permission endpoint reports roleName in role_name and
+// base's legacy permission (maintain as write, triage as read), as GitHub
+// does for custom roles.
+func (s *Simulator) SetCustomRole(repo, user, roleName, base string) {
+	s.setRole(repo, user, simRole{name: roleName, permission: legacyPermission(base)})
+}
+
+// legacyPermission is the permission field GitHub reports for a base
+// role, which folds maintain into write and triage into read.
+func legacyPermission(role string) string {
+	switch role {
+	case "maintain":
+		return "write"
+	case "triage":
+		return "read"
+	}
+	return role
+}
+
+// simRole is a user's role on a repository as the permission endpoint
+// reports it: name is role_name, permission the legacy permission.
+type simRole struct {
+	name, permission string
+}
+
+func (s *Simulator) setRole(repo, user string, r simRole) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	k := repoKey(repo)
 	if s.perms[k] == nil {
-		s.perms[k] = map[string]string{}
+		s.perms[k] = map[string]simRole{}
 	}
-	s.perms[k][strings.ToLower(user)] = perm
+	s.perms[k][strings.ToLower(user)] = r
 }
 
 // SetRateLimit sets how many calls are left until reset. At zero the
@@ -796,16 +827,9 @@ func (s *Simulator) permission(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "Not Found", "https://docs.github.com/rest/collaborators/collaborators#get-repository-permissions-for-a-user")
 		return
 	}
-	perm := role
-	switch role {
-	case "maintain":
-		perm = "write"
-	case "triage":
-		perm = "read"
-	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"permission": perm,
-		"role_name":  role,
+		"permission": role.permission,
+		"role_name":  role.name,
 		"user":       map[string]any{"login": user, "type": userType(user)},
 	})
 }

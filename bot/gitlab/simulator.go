@@ -596,7 +596,9 @@ func (s *Simulator) updateNote(rq *simRequest, n *Note) {
 }
 
 // awardEmoji adds a reaction. GitLab refuses a second identical award by
-// the same user with a 404, not a 409.
+// the same user with a 404, not a 409, whose message carries the model's
+// uniqueness error ("has already been taken", which is what GitLab's own
+// API tests check for) inside its not_found! wording.
 func (s *Simulator) awardEmoji(rq *simRequest, n *Note) {
 	name := rq.params["name"]
 	if name == "" {
@@ -604,7 +606,7 @@ func (s *Simulator) awardEmoji(rq *simRequest, n *Note) {
 		return
 	}
 	if slices.Contains(n.Awards, name) {
-		writeJSON(rq.w, http.StatusNotFound, map[string]string{"message": "404 Award Emoji Not Found"})
+		writeJSON(rq.w, http.StatusNotFound, map[string]string{"message": "404 Award Emoji Name has already been taken Not Found"})
 		return
 	}
 	n.Awards = append(n.Awards, name)

@@ -66,6 +66,7 @@ func newApp(cfg *configs.Server, log *slog.Logger, withHTTP bool) (*app, error) 
 		ShutdownTimeout:    cfg.ShutdownTimeout,
 		RetryBase:          cfg.RetryBase,
 		Secrets:            secretValues(cfg),
+		SecretEnv:          cfg.Secrets,
 		Logger:             log,
 	})
 	if err != nil {

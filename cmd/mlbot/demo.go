@@ -80,6 +80,7 @@ func (d *demo) run(ctx context.Context, forge, redisURL string) error {
 	}
 	defer a.Shutdown()
 	d.url = url
+	sb.grant("alice", "write")
 	hook := url + "/webhooks/" + forge
 	fmt.Fprintf(d.out, "mlbot demo — %s simulator at %s, mlbot serve at %s (ready in %s)\n\n",
 		forge, sb.srv.URL, url, since(start))

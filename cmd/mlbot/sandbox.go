@@ -42,6 +42,22 @@ type simHost interface {
 	prDelivery(url string, d prEvent) *http.Request
 	statuses(repo, sha string) []hostStatus
 	comments(repo string, number int) []hostComment
+	grant(repo, user, permission string)
+	comment(url string, d commentEvent) *http.Request
+	addComment(repo string, number int, author, body string) int64
+}
+
+// commentEvent is a new comment on pull request Number.
+type commentEvent struct {
+	Repo, CloneURL   string
+	Number           int
+	ID               int64
+	Body, Author     string
+	Association      string
+	HeadRef, HeadSHA string
+	Action           string // "created" (default), "edited", "deleted"
+	OnIssue          bool
+	Secret, Token    string
 }
 
 // pushEvent is a push to the default branch (or a deletion).
@@ -66,9 +82,11 @@ type prEvent struct {
 // mlbot's vocabulary (GitLab's "failed" reads "failure").
 type hostStatus struct{ Context, State, Description, TargetURL string }
 type hostComment struct {
-	ID    int64
-	Body  string
-	Edits int
+	ID        int64
+	Author    string
+	Body      string
+	Edits     int
+	Reactions []string
 }
 
 // newSandbox starts a simulator of forge ("github" or "gitlab") with repo
@@ -197,6 +215,23 @@ func (sb *sandbox) pr(webhookURL string, e prEvent) *http.Request {
 	return sb.host.prDelivery(webhookURL, e)
 }
 
+// grant gives user a permission ("read", "write", "maintain", "admin") on
+// the repository.
+func (sb *sandbox) grant(user, permission string) { sb.host.grant(sb.repo, user, permission) }
+
+// comment returns the signed delivery of a new comment on a pull request.
+func (sb *sandbox) comment(webhookURL string, e commentEvent) *http.Request {
+	e.Repo, e.CloneURL, e.Secret, e.Token = sb.repo, sb.cloneURL(), sb.secret, sb.secret
+	if e.Number == 0 {
+		e.Number = 1
+	}
+	if e.ID == 0 {
+		// The comment exists on the host before its webhook is sent.
+		e.ID = sb.host.addComment(sb.repo, e.Number, e.Author, e.Body)
+	}
+	return sb.host.comment(webhookURL, e)
+}
+
 // statuses are the commit statuses the host holds for sha, oldest first.
 func (sb *sandbox) statuses(sha string) []hostStatus { return sb.host.statuses(sb.repo, sha) }
 
@@ -259,9 +294,27 @@ func (h *githubHost) statuses(repo, sha string) []hostStatus {
 func (h *githubHost) comments(repo string, number int) []hostComment {
 	var out []hostComment
 	for _, c := range h.sim.Comments(repo, number) {
-		out = append(out, hostComment{ID: c.ID, Body: c.Body, Edits: c.Edits})
+		out = append(out, hostComment{ID: c.ID, Author: c.User, Body: c.Body, Edits: c.Edits, Reactions: c.Reactions})
 	}
 	return out
+}
+
+func (h *githubHost) grant(repo, user, permission string) {
+	h.sim.SetPermission(repo, user, permission)
+}
+
+func (h *githubHost) addComment(repo string, number int, author, body string) int64 {
+	return h.sim.AddComment(repo, number, author, body).ID
+}
+
+func (h *githubHost) comment(url string, d commentEvent) *http.Request {
+	action := d.Action
+	if action == "" {
+		action = "created"
+	}
+	body := github.IssueCommentPayload(github.IssueCommentOptions{Action: action, Number: d.Number, Repo: d.Repo, CloneURL: d.CloneURL,
+		OnPullRequest: !d.OnIssue, CommentID: d.ID, Body: d.Body, Author: d.Author, AuthorAssociation: d.Association})
+	return github.NewDeliveryRequest(url, "issue_comment", body, []byte(d.Secret))
 }
 
 // gitlabHost adapts the GitLab simulator.
@@ -329,7 +382,31 @@ func (h *gitlabHost) comments(repo string, number int) []hostComment {
 		if n.System {
 			continue
 		}
-		out = append(out, hostComment{ID: n.ID, Body: n.Body, Edits: n.Edits})
+		out = append(out, hostComment{ID: n.ID, Author: n.Author.Username, Body: n.Body, Edits: n.Edits, Reactions: n.Awards})
 	}
 	return out
+}
+
+// gitlabLevels maps GitHub's permission names onto GitLab access levels.
+var gitlabLevels = map[string]int{"none": 0, "read": gitlab.AccessReporter, "triage": gitlab.AccessReporter,
+	"write": gitlab.AccessDeveloper, "maintain": gitlab.AccessMaintainer, "admin": gitlab.AccessOwner}
+
+func (h *gitlabHost) grant(repo, user, permission string) {
+	h.sim.SetMember(repo, user, gitlabLevels[permission])
+}
+
+func (h *gitlabHost) addComment(repo string, number int, author, body string) int64 {
+	n, err := h.sim.AddNote(repo, number, author, body, false)
+	if err != nil {
+		panic(err) // the sandbox created the project
+	}
+	return n.ID
+}
+
+func (h *gitlabHost) comment(url string, d commentEvent) *http.Request {
+	action := map[string]string{"": "create", "created": "create", "edited": "update"}[d.Action]
+	body := gitlab.NotePayload(gitlab.NoteOptions{Action: action, NoteID: d.ID, Body: d.Body, Author: d.Author, OnIssue: d.OnIssue,
+		IID: d.Number, ProjectID: sandboxProjectID, Path: d.Repo, CloneURL: d.CloneURL, WebURL: h.webURL(d.Repo), DefaultBranch: "main",
+		SourceBranch: d.HeadRef, TargetBranch: "main", LastCommit: d.HeadSHA})
+	return gitlab.NewDeliveryRequest(url, "Note Hook", body, d.Token)
 }

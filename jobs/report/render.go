@@ -224,6 +224,8 @@ func heading(c Comment) string {
 		return "### ⏹️ " + title + " canceled"
 	case OutcomeForkNotRun:
 		return "### ⏸️ " + title + " not run (fork pull request)"
+	case OutcomeAwaitingApproval:
+		return "### ⏸️ " + title + " waiting for `/ok-to-test`"
 	default:
 		return "### ❔ " + title + " " + inlineText(string(c.Outcome), 40)
 	}
@@ -422,6 +424,8 @@ func verdict(c Comment) string {
 		return "**Verdict: canceled** — " + orElse("stopped by `/cancel` or a newer push.")
 	case OutcomeForkNotRun:
 		return strings.TrimSpace("**Verdict: not run** — pull requests from forks are not run automatically. " + detail)
+	case OutcomeAwaitingApproval:
+		return strings.TrimSpace("**Verdict: not run yet** — this pull request comes from a fork or from an author without write access, so none of its code runs until a maintainer comments `/ok-to-test`. A later push needs a new approval. " + detail)
 	default:
 		v := "**Verdict: " + inlineText(string(c.Outcome), 40) + "**"
 		if detail != "" {

@@ -22,6 +22,9 @@ const (
 	OutcomeError       Outcome = "error"        // mlbot could not run it (clone failed, …)
 	OutcomeCanceled    Outcome = "canceled"     // stopped by /cancel or a newer push
 	OutcomeForkNotRun  Outcome = "fork_not_run" // fork PR, not run until the trust model lands
+	// OutcomeAwaitingApproval: an untrusted pull request waits for a
+	// maintainer's /ok-to-test before any of its code runs.
+	OutcomeAwaitingApproval Outcome = "awaiting_approval"
 )
 
 // Gate is one checked threshold of one metric.

@@ -224,8 +224,8 @@ func isAuthError(err error) bool {
 	return false
 }
 
-// FetchBranch fetches the tip of branch from the remote (after Fetch has
-// set the repository up) and returns its commit. It serves hosts whose
+// FetchBranch fetches the tip of branch from the remote, initialising the
+// repository if needed, and returns its commit. It serves hosts whose
 // webhooks name a merge request's target branch but not its commit.
 func (c Checkout) FetchBranch(ctx context.Context, branch string) (string, error) {
 	if err := checkRev(branch); err != nil {
@@ -234,7 +234,16 @@ func (c Checkout) FetchBranch(ctx context.Context, branch string) (string, error
 	if strings.ContainsAny(branch, " ~^:?*[\\") {
 		return "", fmt.Errorf("git: invalid branch name %q", branch)
 	}
+	if err := c.checkURL(); err != nil {
+		return "", err
+	}
+	if err := c.init(ctx); err != nil {
+		return "", err
+	}
 	git := c.cmd(c.Dir)
+	if _, err := git.run(ctx, "config", "remote.origin.url", c.URL); err != nil {
+		return "", fmt.Errorf("git: set remote: %w", err)
+	}
 	ref := "refs/mlbot/branches/" + branch
 	if _, err := git.run(ctx, "fetch", "--no-tags", "--no-recurse-submodules", "--filter=blob:none", "origin", "+refs/heads/"+branch+":"+ref); err != nil {
 		return "", fmt.Errorf("git: fetch branch %s from %s: %w", branch, c.redactedURL(), err)

@@ -1,0 +1,326 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/mlbot/mlbot/bot"
+	"github.com/mlbot/mlbot/configs"
+	"github.com/mlbot/mlbot/runners/git"
+)
+
+// ReplyMarker starts every reply mlbot posts in a thread, so that its own
+// comments are never read as commands.
+const ReplyMarker = "<!-- mlbot:reply -->"
+
+// Command is one slash command from a pull request comment.
+type Command struct {
+	Name string   // "retrain", "deploy", …
+	Args []string // the words after it
+}
+
+// ParseCommands returns the commands in a comment body: every line that
+// starts with "/", outside fenced code blocks and quotes.
+func ParseCommands(body string) []Command {
+	var out []Command
+	fenced := false
+	for _, line := range strings.Split(body, "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "```") || strings.HasPrefix(line, "~~~") {
+			fenced = !fenced
+			continue
+		}
+		if fenced || !strings.HasPrefix(line, "/") || len(line) < 2 {
+			continue
+		}
+		fields := strings.Fields(line[1:])
+		if len(fields) == 0 {
+			continue
+		}
+		out = append(out, Command{Name: strings.ToLower(fields[0]), Args: fields[1:]})
+	}
+	return out
+}
+
+// commandSpec says who may run a command and what it does.
+type commandSpec struct {
+	help string
+	// level returns the permission the command needs under perms.
+	level func(p configs.Permissions) string
+	run   func(w *Worker, ctx context.Context, c *commandContext, args []string) (string, error)
+}
+
+// commands is filled in init: /help lists it, which Go would otherwise
+// call an initialisation cycle.
+var commands map[string]commandSpec
+
+func init() {
+	commands = map[string]commandSpec{
+		"retrain": {"run the pipeline again on the current head", func(p configs.Permissions) string { return p.Retrain }, (*Worker).cmdRetrain},
+		"cancel":  {"stop the run in flight", func(p configs.Permissions) string { return p.Cancel }, (*Worker).cmdCancel},
+		"ok-to-test": {"approve running this pull request's current head (for untrusted authors and forks)",
+			func(p configs.Permissions) string { return p.OkToTest }, (*Worker).cmdOkToTest},
+		"deploy":   {"`/deploy [env]`: deploy this pull request's model", func(p configs.Permissions) string { return p.Deploy }, (*Worker).cmdDeploy},
+		"rollback": {"`/rollback [env] [version]`: redeploy the previous or the named version", func(p configs.Permissions) string { return p.Rollback }, (*Worker).cmdDeploy},
+		"help":     {"what mlbot can do here", func(configs.Permissions) string { return "read" }, (*Worker).cmdHelp},
+	}
+}
+
+// commandContext is what a command acts on.
+type commandContext struct {
+	f        bot.Forge
+	ev       *bot.Event
+	pr       *bot.PullRequest // the stored pull request (head, base, author)
+	perms    configs.Permissions
+	cfg      *configs.RepoConfig // of the default branch; nil when it has none
+	delivery string
+	log      *slog.Logger
+}
+
+// routeComment runs the commands of a new comment on a pull request. Each
+// accepted command is acknowledged with a reaction at once and answered in
+// the thread; a refused one is answered with the reason.
+func (w *Worker) routeComment(ctx context.Context, log *slog.Logger, f bot.Forge, ev *bot.Event) error {
+	c := ev.Comment
+	switch {
+	case ev.Action != bot.ActionCreated:
+		log.Debug("comment ignored: not a new comment", "action", ev.Action)
+		return nil
+	case c == nil || !c.OnPullRequest || ev.PR == nil:
+		log.Debug("comment ignored: not on a pull request")
+		return nil
+	case strings.Contains(c.Body, "<!-- mlbot:"):
+		return nil // our own
+	}
+	cmds := ParseCommands(c.Body)
+	if len(cmds) == 0 {
+		return nil
+	}
+	pr, err := w.store.PullRequest(ctx, ev.Repo, ev.PR.Number)
+	if err != nil {
+		return err
+	}
+	if pr == nil {
+		// mlbot has not seen the pull request yet (installed after it was
+		// opened): the comment payload carries what it can.
+		pr = ev.PR
+	}
+	cfg := w.defaultBranchConfig(ctx, f, ev.Repo, log)
+	cc := &commandContext{f: f, ev: ev, pr: pr, perms: defaultPermissions(), cfg: cfg, delivery: ev.Delivery, log: log}
+	if cfg != nil {
+		cc.perms = cfg.Permissions
+	}
+	user := c.Author
+	for i, cmd := range cmds {
+		doneKey := fmt.Sprintf("%s:%d", ev.Delivery, i)
+		if done, err := w.store.Done(ctx, doneKey); err != nil || done {
+			continue
+		}
+		reply, err := w.runCommand(ctx, cc, user, c.ID, cmd)
+		if err != nil {
+			return err
+		}
+		if reply != "" {
+			if _, err := f.CreateComment(ctx, ev.Repo, ev.PR.Number, ReplyMarker+"\n"+reply); err != nil {
+				return err
+			}
+		}
+		if err := w.store.MarkDone(ctx, doneKey); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runCommand checks one command's permission and runs it; it returns the
+// reply to post.
+func (w *Worker) runCommand(ctx context.Context, cc *commandContext, user string, commentID int64, cmd Command) (string, error) {
+	spec, ok := commands[cmd.Name]
+	if !ok {
+		return fmt.Sprintf("@%s `/%s` is not an mlbot command. Valid commands: %s.", user, cmd.Name, commandList()), nil
+	}
+	need := bot.Permission(spec.level(cc.perms))
+	if need != bot.PermissionRead {
+		have, err := w.permission(ctx, cc.f, cc.ev.Repo, user)
+		if err != nil {
+			cc.log.Warn("permission check failed", "user", user, "err", err)
+			return fmt.Sprintf("@%s could not check your permission to run `/%s` (the code host answered with an error); nothing was done. Please try again later.", user, cmd.Name), nil
+		}
+		if !have.AtLeast(need) {
+			cc.log.Info("command refused", "command", cmd.Name, "user", user, "have", have, "need", need)
+			return fmt.Sprintf("@%s `/%s` needs %s permission on this repository; you have %s. Nothing was done.", user, cmd.Name, need, have), nil
+		}
+	}
+	if err := cc.f.CreateReaction(ctx, cc.ev.Repo, cc.ev.PR.Number, commentID, "eyes"); err != nil {
+		// The acknowledgement is a courtesy; the command itself matters more.
+		cc.log.Warn("could not acknowledge the command", "command", cmd.Name, "err", err)
+	}
+	cc.log.Info("command accepted", "command", cmd.Name, "user", user, "number", cc.ev.PR.Number)
+	return spec.run(w, ctx, cc, cmd.Args)
+}
+
+func commandList() string {
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, "`/"+n+"`")
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+func defaultPermissions() configs.Permissions {
+	return configs.Permissions{Deploy: "maintain", Rollback: "maintain", Retrain: "write", Cancel: "write", OkToTest: "write"}
+}
+
+func (w *Worker) cmdRetrain(ctx context.Context, cc *commandContext, _ []string) (string, error) {
+	pr := cc.pr
+	if pr.HeadSHA == "" {
+		return "mlbot does not know this pull request's head commit yet; push a commit to start a run.", nil
+	}
+	admitted, trusted, err := w.admission(ctx, cc.f, cc.ev.Repo, pr)
+	if err != nil {
+		return "", err
+	}
+	if !admitted {
+		return "This pull request's head `" + short(pr.HeadSHA) + "` is waiting for `/ok-to-test` from a maintainer; `/retrain` cannot bypass that.", nil
+	}
+	p := PipelinePayload{Kind: KindPullRequest, Repo: cc.ev.Repo, SHA: pr.HeadSHA, PR: pr, Delivery: cc.delivery, Trusted: trusted}
+	p.RunID = RunID(cc.ev.Repo, KindPullRequest, pr.HeadSHA, pr.Number, "retrain:"+cc.delivery)
+	if err := w.startPipeline(ctx, cc.f, p); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("Retraining `%s` ([run](%s)).", short(pr.HeadSHA), w.runURL(p.RunID)), nil
+}
+
+func (w *Worker) cmdCancel(ctx context.Context, cc *commandContext, _ []string) (string, error) {
+	id, err := w.store.CurrentRun(ctx, cc.ev.Repo, cc.pr.Number)
+	if err != nil {
+		return "", err
+	}
+	run, err := w.store.GetRun(ctx, id)
+	if errors.Is(err, ErrNoRun) || id == "" || (run != nil && run.State == RunFinished) {
+		return "Nothing is running for this pull request.", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if err := w.cancelRun(ctx, id, "cancelled by @"+cc.ev.Comment.Author); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("Cancelled the run of `%s`.", short(run.SHA)), nil
+}
+
+func (w *Worker) cmdOkToTest(ctx context.Context, cc *commandContext, _ []string) (string, error) {
+	pr := cc.pr
+	if pr.HeadSHA == "" {
+		return "mlbot does not know this pull request's head commit yet.", nil
+	}
+	if err := w.store.Approve(ctx, cc.ev.Repo, pr.Number, pr.HeadSHA, cc.ev.Comment.Author); err != nil {
+		return "", err
+	}
+	p := PipelinePayload{Kind: KindPullRequest, Repo: cc.ev.Repo, SHA: pr.HeadSHA, PR: pr, Delivery: cc.delivery}
+	p.RunID = RunID(cc.ev.Repo, KindPullRequest, pr.HeadSHA, pr.Number, "")
+	if err := w.startPipeline(ctx, cc.f, p); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("Approved `%s` for testing; running it now. A later push needs a new `/ok-to-test`.", short(pr.HeadSHA)), nil
+}
+
+func (w *Worker) cmdDeploy(ctx context.Context, cc *commandContext, args []string) (string, error) {
+	if cc.cfg == nil || len(cc.cfg.Deploy) == 0 {
+		return "Deployments are not configured for this repository (no `deploy:` section in the default branch's `.mlbot.yml`).", nil
+	}
+	return "Deployments are not available in this version of mlbot yet.", nil
+}
+
+func (w *Worker) cmdHelp(ctx context.Context, cc *commandContext, _ []string) (string, error) {
+	var b strings.Builder
+	b.WriteString("**mlbot commands** (write them on a line of their own in a comment on this pull request):\n\n| command | what it does | who may |\n| --- | --- | --- |\n")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(&b, "| `/%s` | %s | %s |\n", n, commands[n].help, commands[n].level(cc.perms))
+	}
+	if cc.cfg != nil {
+		fmt.Fprintf(&b, "\nThis repository trains with `%s`", cc.cfg.Pipeline.Train)
+		if cc.cfg.Pipeline.Evaluate != "" {
+			fmt.Fprintf(&b, " and evaluates with `%s`", cc.cfg.Pipeline.Evaluate)
+		}
+		b.WriteString(".")
+		if len(cc.cfg.MetricOrder) > 0 {
+			b.WriteString(" Gated metrics: ")
+			for i, m := range cc.cfg.MetricOrder {
+				if i > 0 {
+					b.WriteString(", ")
+				}
+				b.WriteString("`" + m + "`")
+			}
+			b.WriteString(".")
+		}
+		if len(cc.cfg.DeployOrder) > 0 {
+			b.WriteString(" Environments: " + strings.Join(cc.cfg.DeployOrder, ", ") + ".")
+		}
+	} else {
+		b.WriteString("\nThe default branch has no valid `.mlbot.yml`.")
+	}
+	return b.String(), nil
+}
+
+// permission returns user's permission on repo, cached briefly so that a
+// burst of commands costs one host call.
+func (w *Worker) permission(ctx context.Context, f bot.Forge, repo bot.Repo, user string) (bot.Permission, error) {
+	if p, ok, err := w.store.CachedPermission(ctx, repo, user); err != nil || ok {
+		return p, err
+	}
+	p, err := f.GetPermission(ctx, repo, user)
+	if err != nil {
+		return "", err
+	}
+	return p, w.store.CachePermission(ctx, repo, user, p)
+}
+
+// defaultBranchConfig reads .mlbot.yml from the default branch, where
+// permissions and deploy definitions come from — never from the pull
+// request asking. It returns nil when the file is missing or invalid.
+func (w *Worker) defaultBranchConfig(ctx context.Context, f bot.Forge, repo bot.Repo, log *slog.Logger) *configs.RepoConfig {
+	auth, err := f.CloneAuth(ctx, repo)
+	if err != nil {
+		log.Warn("default branch config: no credentials", "err", err)
+		return nil
+	}
+	dir, err := os.MkdirTemp(filepath.Join(w.opts.DataDir), "config-")
+	if err != nil {
+		if err := os.MkdirAll(w.opts.DataDir, 0o750); err != nil {
+			return nil
+		}
+		if dir, err = os.MkdirTemp(w.opts.DataDir, "config-"); err != nil {
+			return nil
+		}
+	}
+	defer os.RemoveAll(dir)
+	co := git.Checkout{URL: repo.CloneURL, Auth: auth, Dir: dir}
+	sha, err := co.FetchBranch(ctx, repo.DefaultBranch)
+	if err != nil {
+		log.Warn("default branch config: fetch failed", "branch", repo.DefaultBranch, "err", err)
+		return nil
+	}
+	data, err := co.ShowFile(ctx, sha, configs.RepoConfigFile)
+	if err != nil {
+		return nil
+	}
+	cfg, err := configs.ParseRepoConfig(configs.RepoConfigFile, data)
+	if err != nil {
+		log.Info("default branch .mlbot.yml is invalid; using default permissions", "err", err)
+		return nil
+	}
+	return cfg
+}

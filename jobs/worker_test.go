@@ -1,0 +1,244 @@
+package jobs
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/mlbot/mlbot/bot"
+	"github.com/mlbot/mlbot/jobs/report"
+)
+
+func TestRetryDelayHonoursRetryAfter(t *testing.T) {
+	w := &Worker{opts: Options{RetryBase: time.Second, RetryMax: 10 * time.Second}}
+	tests := []struct {
+		name       string
+		err        error
+		retryAfter time.Duration
+	}{
+		{"rate limit", &bot.RateLimitError{Forge: "github", RetryAfter: 30 * time.Second}, 30 * time.Second},
+		{"wrapped rate limit", fmt.Errorf("create status: %w", &bot.RateLimitError{Forge: "gitlab", RetryAfter: 2 * time.Second}), 2 * time.Second},
+		// A Retry-After longer than RetryMax is still honoured: retrying
+		// earlier would only be refused again.
+		{"longer than RetryMax", &bot.RateLimitError{Forge: "github", RetryAfter: time.Hour}, time.Hour},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for n := range 20 {
+				// asynq keeps retry times in whole seconds, truncated, so the
+				// delay is the host's wait plus a second (and a little jitter).
+				got := w.retryDelay(n%5, tc.err, nil)
+				lo, hi := tc.retryAfter+time.Second, tc.retryAfter+time.Second+250*time.Millisecond
+				if got < lo || got >= hi {
+					t.Fatalf("retryDelay = %v, want in [%v, %v)", got, lo, hi)
+				}
+			}
+		})
+	}
+}
+
+func TestRetryDelayBacksOffExponentially(t *testing.T) {
+	base, maxDelay := time.Second, 40*time.Second
+	w := &Worker{opts: Options{RetryBase: base, RetryMax: maxDelay}}
+	errs := []error{
+		errors.New("connection refused"),
+		// A rate limit without a Retry-After backs off like any error.
+		&bot.RateLimitError{Forge: "github"},
+	}
+	for _, err := range errs {
+		for n := 0; n <= 64; n++ {
+			// The nominal delay doubles per retry until RetryMax; the delay
+			// returned is jittered into its upper half.
+			nominal := maxDelay
+			if n < 20 && base<<n < maxDelay {
+				nominal = base << n
+			}
+			for range 50 {
+				got := w.retryDelay(n, err, nil)
+				if got < nominal/2 || got > nominal {
+					t.Fatalf("retryDelay(%d, %v) = %v, want in [%v, %v]", n, err, got, nominal/2, nominal)
+				}
+			}
+		}
+	}
+}
+
+func TestRetryDelayDefaults(t *testing.T) {
+	w := newRouteWorker(t, &fakeForge{}, nil)
+	if w.opts.RetryBase != 2*time.Second || w.opts.RetryMax != 10*time.Minute {
+		t.Fatalf("defaults = %v..%v, want 2s..10m", w.opts.RetryBase, w.opts.RetryMax)
+	}
+	if got := w.retryDelay(0, errors.New("x"), nil); got < time.Second || got > 2*time.Second {
+		t.Errorf("first retry after %v, want 1s..2s", got)
+	}
+	if got := w.retryDelay(30, errors.New("x"), nil); got < 5*time.Minute || got > 10*time.Minute {
+		t.Errorf("late retry after %v, want 5m..10m", got)
+	}
+}
+
+func TestIsFailure(t *testing.T) {
+	tests := []struct {
+		err  error
+		want bool
+	}{
+		{&bot.RateLimitError{Forge: "github", RetryAfter: time.Minute}, false},
+		{fmt.Errorf("update comment: %w", &bot.RateLimitError{Forge: "gitlab"}), false},
+		{&bot.HostError{Forge: "github", StatusCode: 502}, true},
+		{errors.New("dial tcp: connection refused"), true},
+	}
+	for _, tc := range tests {
+		if got := isFailure(tc.err); got != tc.want {
+			t.Errorf("isFailure(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
+
+// allOutcomes is every report.Outcome, for tables that must cover them all.
+var allOutcomes = []report.Outcome{
+	report.OutcomePassed, report.OutcomeGateFailed, report.OutcomeStepFailed, report.OutcomeTimedOut,
+	report.OutcomeConfigError, report.OutcomeError, report.OutcomeCanceled, report.OutcomeForkNotRun,
+}
+
+func TestStateOf(t *testing.T) {
+	want := map[report.Outcome]bot.State{
+		report.OutcomePassed:      bot.StateSuccess,
+		report.OutcomeGateFailed:  bot.StateFailure,
+		report.OutcomeStepFailed:  bot.StateFailure,
+		report.OutcomeTimedOut:    bot.StateFailure,
+		report.OutcomeConfigError: bot.StateFailure,
+		report.OutcomeError:       bot.StateError,
+		report.OutcomeCanceled:    bot.StateCanceled,
+		report.OutcomeForkNotRun:  bot.StateError,
+		// A run without an outcome should never be reported; if it is, it
+		// is mlbot's error, not the contributor's failure.
+		"": bot.StateError,
+	}
+	for _, o := range allOutcomes {
+		if _, ok := want[o]; !ok {
+			t.Errorf("outcome %q missing from the table", o)
+		}
+	}
+	for o, st := range want {
+		if got := stateOf(o); got != st {
+			t.Errorf("stateOf(%q) = %q, want %q", o, got, st)
+		}
+	}
+}
+
+func TestDescribe(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	withMetric := report.Diff{Rows: []report.Row{
+		{Name: "loss"}, // no head value: skipped
+		{Name: "accuracy", Head: f(0.9312), Base: f(0.92), Abs: f(0.0112)},
+		{Name: "f1", Head: f(0.5)},
+	}}
+	noBase := report.Diff{Rows: []report.Row{{Name: "accuracy", Head: f(0.9312)}}}
+	gateFailed := report.Diff{
+		Rows:   []report.Row{{Name: "accuracy", Head: f(0.85), Base: f(0.92), Abs: f(-0.07)}},
+		Failed: []string{"accuracy", "latency_ms"},
+	}
+	tests := []struct {
+		outcome report.Outcome
+		detail  string
+		diff    report.Diff
+		want    string
+	}{
+		{report.OutcomePassed, "", withMetric, "passed · accuracy 0.9312 (+0.0112)"},
+		{report.OutcomePassed, "", noBase, "passed · accuracy 0.9312"},
+		{report.OutcomePassed, "", report.Diff{}, "passed"},
+		{report.OutcomeGateFailed, "", gateFailed, "gate failed: accuracy, latency_ms · accuracy 0.85 (-0.07)"},
+		{report.OutcomeStepFailed, "train exited with status 1\nTraceback", report.Diff{}, "step_failed: train exited with status 1"},
+		{report.OutcomeTimedOut, "train ran longer than 2h0m0s", report.Diff{}, "timed_out: train ran longer than 2h0m0s"},
+		{report.OutcomeConfigError, ".mlbot.yml:3:5: unknown key \"trian\"\n  3 | trian: x", report.Diff{}, "invalid .mlbot.yml:3:5: unknown key \"trian\""},
+		{report.OutcomeError, "fetch abc: exit status 128", report.Diff{}, "error: fetch abc: exit status 128"},
+		{report.OutcomeCanceled, "cancelled: superseded by abc1234", report.Diff{}, "canceled: cancelled: superseded by abc1234"},
+		{report.OutcomeForkNotRun, "fork pull requests are not run yet", report.Diff{}, "fork_not_run: fork pull requests are not run yet"},
+	}
+	covered := map[report.Outcome]bool{}
+	for _, tc := range tests {
+		covered[tc.outcome] = true
+		t.Run(string(tc.outcome), func(t *testing.T) {
+			got := describe(&Run{Outcome: tc.outcome, Detail: tc.detail}, tc.diff)
+			if got != tc.want {
+				t.Errorf("describe = %q, want %q", got, tc.want)
+			}
+		})
+	}
+	for _, o := range allOutcomes {
+		if !covered[o] {
+			t.Errorf("outcome %q missing from the table", o)
+		}
+	}
+}
+
+func TestDescribeIsCutAt140(t *testing.T) {
+	one := 1.0
+	long := report.Diff{
+		Rows:   []report.Row{{Name: strings.Repeat("m", 300), Head: &one}},
+		Failed: []string{strings.Repeat("m", 300)},
+	}
+	for _, o := range allOutcomes {
+		got := describe(&Run{Outcome: o, Detail: strings.Repeat("x", 300)}, long)
+		if len(got) > 140 {
+			t.Errorf("%s: description is %d bytes, want at most 140", o, len(got))
+		}
+		if !strings.HasSuffix(got, "...") {
+			t.Errorf("%s: a cut description does not end in \"...\": %q", o, got)
+		}
+	}
+}
+
+// TestDescribeCutKeepsUTF8 documents a bug: describe cuts the description
+// at byte 137, which can split a multi-byte character and send GitHub a
+// description that is not valid UTF-8.
+func TestDescribeCutKeepsUTF8(t *testing.T) {
+	for shift := range 4 {
+		detail := strings.Repeat("x", 120+shift) + strings.Repeat("é", 40)
+		got := describe(&Run{Outcome: report.OutcomeStepFailed, Detail: detail}, report.Diff{})
+		if !utf8.ValidString(got) {
+			t.Errorf("cutting the description split a character: %q", got[len(got)-8:])
+		}
+	}
+}
+
+func TestRunID(t *testing.T) {
+	repo := bot.Repo{Forge: "github", FullName: "Acme/Model"}
+	const sha = "2c70e997118ada09d114005cedaa23a2a6b41cf4"
+	id := RunID(repo, KindPullRequest, sha, 1, "")
+	if !runIDPattern.MatchString(id) || len(id) != 20 {
+		t.Fatalf("RunID = %q, want 20 lower-case hex digits that the run page accepts", id)
+	}
+	if again := RunID(repo, KindPullRequest, sha, 1, ""); again != id {
+		t.Errorf("RunID is not stable: %q then %q", id, again)
+	}
+	if same := RunID(bot.Repo{Forge: "github", FullName: "acme/model"}, KindPullRequest, sha, 1, ""); same != id {
+		t.Errorf("RunID depends on the case of the repository name: %q vs %q", id, same)
+	}
+	// Each of these differs from the others in one thing that makes it
+	// other work, so every id must be distinct.
+	variants := map[string]string{
+		"pr 1":            id,
+		"pr 2":            RunID(repo, KindPullRequest, sha, 2, ""),
+		"pr 256":          RunID(repo, KindPullRequest, sha, 256, ""),
+		"pr 65536":        RunID(repo, KindPullRequest, sha, 65536, ""),
+		"baseline main":   RunID(repo, KindBaseline, sha, 0, "main"),
+		"baseline master": RunID(repo, KindBaseline, sha, 0, "master"),
+		"pr kind, no pr":  RunID(repo, KindPullRequest, sha, 0, ""),
+		"baseline, no br": RunID(repo, KindBaseline, sha, 0, ""),
+		"other sha":       RunID(repo, KindPullRequest, "3ae9c36f8a03c1bd7e352bc683f72943dc92422e", 1, ""),
+		"other forge":     RunID(bot.Repo{Forge: "gitlab", FullName: "Acme/Model"}, KindPullRequest, sha, 1, ""),
+		"other repo":      RunID(bot.Repo{Forge: "github", FullName: "Acme/Model2"}, KindPullRequest, sha, 1, ""),
+		"sha|branch ab|c": RunID(repo, KindBaseline, "ab", 0, "c"),
+		"sha|branch a|bc": RunID(repo, KindBaseline, "a", 0, "bc"),
+	}
+	seen := map[string]string{}
+	for name, v := range variants {
+		if other, dup := seen[v]; dup {
+			t.Errorf("%s and %s share the run id %s", name, other, v)
+		}
+		seen[v] = name
+	}
+}
