@@ -21,6 +21,8 @@ import (
 // if need be runs its base, stores the result and queues its report. A
 // run already finished is not run again; its report is queued again.
 func (w *Worker) handlePipeline(ctx context.Context, t *asynq.Task) error {
+	w.inflight.Add(1)
+	defer w.inflight.Done()
 	var p PipelinePayload
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
 		return fmt.Errorf("pipeline payload: %v: %w", err, asynq.SkipRetry)

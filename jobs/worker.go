@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -77,6 +78,9 @@ type Worker struct {
 	inspector *asynq.Inspector
 	events    *asynq.Server
 	pipelines *asynq.Server
+	// inflight counts pipeline handlers still running, which asynq's
+	// Shutdown does not wait for once its timeout has passed.
+	inflight sync.WaitGroup
 }
 
 // New returns a Worker; Start runs it.
@@ -191,8 +195,19 @@ func (w *Worker) Start() error {
 // ShutdownTimeout, and requeues the rest.
 func (w *Worker) Shutdown() {
 	w.pipelines.Shutdown()
+	// asynq has requeued what still runs and cancelled its context; wait
+	// for the runner to kill those process groups (SIGTERM, then SIGKILL
+	// after its grace) so that no training outlives mlbot.
+	done := make(chan struct{})
+	go func() { w.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		w.log.Error("pipelines still running after shutdown; their processes may outlive mlbot")
+	}
 	w.events.Shutdown()
-	w.client.Close()
+	// The client and inspector share the caller's Redis connection, which
+	// the caller closes.
 }
 
 // retryDelay honours a host's Retry-After, and otherwise backs off

@@ -102,5 +102,6 @@ func runBase(ctx context.Context, exec *jobs.Executor, top, base, dir string, st
 	if _, err := exec.Run(ctx, dir, run); err != nil {
 		return nil, err
 	}
+	run.State = jobs.RunFinished
 	return run, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 
@@ -14,6 +15,11 @@ func loadServer(name string, args []string, stderr io.Writer) (*configs.Server, 
 	fs := flag.NewFlagSet("mlbot "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	sf := configs.NewServerFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: mlbot %s [flags]\n\nEvery flag is also an MLBOT_* environment variable (--redis-url is MLBOT_REDIS_URL)\nand a key of the --config YAML file. Flags beat the environment, which beats the file.\n\n", name)
+		fs.PrintDefaults()
+		fmt.Fprint(stderr, "\nEnvironment only:\n  MLBOT_SECRETS\n    \tcomma-separated names of environment variables holding secrets; trusted runs whose\n    \t.mlbot.yml lists a name under `secrets:` get it, and every value is masked in logs and comments\n")
+	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
