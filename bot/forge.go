@@ -52,6 +52,11 @@ type Forge interface {
 	// CreateReaction acknowledges comment commentID on pull/merge request
 	// number with an emoji named as GitHub names reactions ("eyes", "+1").
 	CreateReaction(ctx context.Context, repo Repo, number int, commentID int64, emoji string) error
+	// CreateDeployment records a deployment of d.SHA to d.Environment and
+	// returns it with the host's id.
+	CreateDeployment(ctx context.Context, repo Repo, d Deployment) (Deployment, error)
+	// UpdateDeployment sets the state of deployment id.
+	UpdateDeployment(ctx context.Context, repo Repo, id int64, st DeploymentStatus) error
 	// CloneAuth returns the value of an HTTP Authorization header that lets
 	// git fetch repo over HTTPS, or "" when no credentials are configured.
 	CloneAuth(ctx context.Context, repo Repo) (string, error)

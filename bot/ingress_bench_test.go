@@ -14,6 +14,7 @@ package bot_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -178,7 +179,7 @@ func benchIngress(b *testing.B, body, secret []byte, mk func(*asynq.Client) http
 	b.SetParallelism(ingressParallelism)
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := processCPU()
+	cpu0, rcpu0 := processCPU(), redisCPU(rdb)
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
 		local := make([]time.Duration, 0, 256)
@@ -209,7 +210,7 @@ func benchIngress(b *testing.B, body, secret []byte, mk func(*asynq.Client) http
 		mu.Unlock()
 	})
 	elapsed := time.Since(start)
-	cpu := processCPU() - cpu0
+	cpu, rcpu := processCPU()-cpu0, redisCPU(rdb)-rcpu0
 	b.StopTimer()
 
 	insp := asynq.NewInspectorFromRedisClient(rdb)
@@ -234,6 +235,10 @@ func benchIngress(b *testing.B, body, secret []byte, mk func(*asynq.Client) http
 		cpuPerReq: cpu / time.Duration(b.N)}
 	b.ReportMetric(res.reqPerS, "req/s")
 	b.ReportMetric(us(res.cpuPerReq), "cpu-µs/req")
+	if os.Getenv("MLBOT_TEST_REDIS_URL") != "" {
+		// The Redis server's own CPU (server-wide: other clients count too).
+		b.ReportMetric(us(rcpu/time.Duration(b.N)), "redis-cpu-µs/req")
+	}
 	b.ReportMetric(ms(res.p50), "p50-ms")
 	b.ReportMetric(ms(res.p99), "p99-ms")
 	return res
@@ -251,6 +256,24 @@ func percentile(sorted []time.Duration, q float64) time.Duration {
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+// redisCPU is the CPU time the Redis server has used (INFO cpu), zero when
+// it cannot be read.
+func redisCPU(rdb *redis.Client) time.Duration {
+	info, err := rdb.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		return 0
+	}
+	var total float64
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
+			f, _ := strconv.ParseFloat(v, 64)
+			total += f
+		}
+	}
+	return time.Duration(total * float64(time.Second))
+}
 
 // processCPU is the user+system CPU time this process has used.
 func processCPU() time.Duration {

@@ -94,6 +94,17 @@ func (f *fakeForge) GetPermission(_ context.Context, _ bot.Repo, user string) (b
 	return bot.PermissionWrite, nil
 }
 
+// CreateDeployment records nothing and returns id 1.
+func (f *fakeForge) CreateDeployment(_ context.Context, _ bot.Repo, d bot.Deployment) (bot.Deployment, error) {
+	d.ID = 1
+	return d, nil
+}
+
+// UpdateDeployment accepts any state change.
+func (f *fakeForge) UpdateDeployment(context.Context, bot.Repo, int64, bot.DeploymentStatus) error {
+	return nil
+}
+
 // CreateReaction records the reaction.
 func (f *fakeForge) CreateReaction(_ context.Context, _ bot.Repo, _ int, id int64, emoji string) error {
 	f.mu.Lock()

@@ -80,6 +80,11 @@ func (w *Worker) routePullRequest(ctx context.Context, log *slog.Logger, f bot.F
 	switch ev.Action {
 	case bot.ActionOpened, bot.ActionUpdated, bot.ActionReopened, bot.ActionReady:
 	case bot.ActionClosed, bot.ActionMerged:
+		if ev.Action == bot.ActionMerged && pr.MergeSHA != "" {
+			if err := w.store.SetMergedPR(ctx, ev.Repo, pr.MergeSHA, pr.Number); err != nil {
+				return err
+			}
+		}
 		id, err := w.store.CurrentRun(ctx, ev.Repo, pr.Number)
 		if err != nil || id == "" {
 			return err

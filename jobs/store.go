@@ -57,6 +57,11 @@ type Run struct {
 	Attempts  int           `json:"attempts,omitempty"`
 	// Trusted runs receive the secrets .mlbot.yml names.
 	Trusted bool `json:"trusted,omitempty"`
+	// ModelVersion is the registry version the run recorded (0: none).
+	ModelVersion int `json:"model_version,omitempty"`
+	// OnMerge names the environments a default-branch run deploys to
+	// when it passes.
+	OnMerge []string `json:"on_merge,omitempty"`
 }
 
 // HasMetrics reports whether the run produced metrics a later run can be
@@ -206,19 +211,45 @@ func (s *Store) CancelReason(ctx context.Context, id string) (string, error) {
 // Lock takes a short exclusive lease on name; the returned func releases
 // it. ok is false when someone else holds it.
 func (s *Store) Lock(ctx context.Context, name string, ttl time.Duration) (release func(), ok bool, err error) {
-	k := s.key("lock", name)
-	var b [12]byte
-	rand.Read(b[:])
-	token := hex.EncodeToString(b[:])
-	ok, err = s.rdb.SetNX(ctx, k, token, ttl).Result()
+	l, ok, err := s.Lease(ctx, name, ttl)
 	if err != nil || !ok {
 		return func() {}, ok, err
 	}
-	return func() {
-		// Delete only our own lease, in case it expired and was taken.
-		releaseScript.Run(context.Background(), s.rdb, []string{k}, token)
-	}, true, nil
+	return l.Release, true, nil
 }
+
+// Lease is an exclusive, expiring hold on a name. Whoever holds it must
+// renew it before it expires; a holder that dies simply lets it lapse.
+type Lease struct {
+	s          *Store
+	key, token string
+}
+
+// Lease takes the lease on name for ttl; ok is false when it is held.
+func (s *Store) Lease(ctx context.Context, name string, ttl time.Duration) (*Lease, bool, error) {
+	var b [12]byte
+	rand.Read(b[:])
+	l := &Lease{s: s, key: s.key("lock", name), token: hex.EncodeToString(b[:])}
+	ok, err := s.rdb.SetNX(ctx, l.key, l.token, ttl).Result()
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	return l, true, nil
+}
+
+// Renew extends the lease to ttl from now, if it is still ours.
+func (l *Lease) Renew(ctx context.Context, ttl time.Duration) (bool, error) {
+	n, err := renewScript.Run(ctx, l.s.rdb, []string{l.key}, l.token, ttl.Milliseconds()).Int()
+	return n == 1, err
+}
+
+// Release gives the lease up, if it is still ours.
+func (l *Lease) Release() {
+	// Delete only our own lease, in case it expired and was taken.
+	releaseScript.Run(context.Background(), l.s.rdb, []string{l.key}, l.token)
+}
+
+var renewScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("PEXPIRE", KEYS[1], ARGV[2]) end return 0`)
 
 var releaseScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`)
 
@@ -304,4 +335,19 @@ func (s *Store) CachedPermission(ctx context.Context, repo bot.Repo, user string
 		return "", false, nil
 	}
 	return bot.Permission(v), err == nil, err
+}
+
+// SetMergedPR remembers which pull request a merge commit came from, so
+// that the default branch's run of it can answer in that thread.
+func (s *Store) SetMergedPR(ctx context.Context, repo bot.Repo, sha string, number int) error {
+	return s.rdb.Set(ctx, s.key("merged", repoKey(repo), sha), number, runTTL).Err()
+}
+
+// MergedPR returns the pull request merged as sha, or 0.
+func (s *Store) MergedPR(ctx context.Context, repo bot.Repo, sha string) (int, error) {
+	n, err := s.rdb.Get(ctx, s.key("merged", repoKey(repo), sha)).Int()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	return n, err
 }

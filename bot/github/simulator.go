@@ -53,6 +53,7 @@ type Simulator struct {
 	comments map[int64]*Comment
 	threads  map[string][]int64            // repoKey+"#"+number → comment ids in order
 	perms    map[string]map[string]simRole // repoKey → lower-case login → role
+	deploys  *deploymentStore
 	nextID   int64
 	rate     rateState
 	git      http.Handler
@@ -128,6 +129,7 @@ func NewSimulator() *Simulator {
 		comments: map[int64]*Comment{},
 		threads:  map[string][]int64{},
 		perms:    map[string]map[string]simRole{},
+		deploys:  newDeploymentStore(),
 		nextID:   1000,
 		rate:     rateState{limit: simRateLimit, remaining: simRateLimit, reset: time.Now().Add(simRateWindow)},
 		mux:      http.NewServeMux(),
@@ -142,6 +144,7 @@ func NewSimulator() *Simulator {
 	// pattern and issues dispatches them.
 	s.route("/repos/{owner}/{repo}/issues/{rest...}", authToken, s.issues)
 	s.route("GET /repos/{owner}/{repo}/collaborators/{user}/permission", authToken, s.permission)
+	s.deploymentRoutes()
 	s.handler = forgesim.Wrap(s.Rec, s.Faults, http.HandlerFunc(s.serve))
 	return s
 }

@@ -125,6 +125,9 @@ type simProject struct {
 	statuses map[string][]*Status // by sha, in creation order
 	notes    map[int][]*Note      // by merge request iid, in creation order
 	members  map[int64]int        // user id → access level
+
+	deployments  []*Deployment // in creation order
+	environments []*simEnvironment
 }
 
 // NewSimulator returns an empty simulator: no projects, any token accepted,
@@ -383,6 +386,8 @@ func (s *Simulator) serveProject(rq *simRequest, p *simProject, seg []string) {
 		s.listStatuses(rq, p, seg[2])
 	case match(seg, "members", "all", "*") && m == http.MethodGet:
 		s.getMember(rq, p, seg[2])
+	case len(seg) >= 1 && seg[0] == "deployments":
+		s.serveDeployments(rq, p, seg[1:])
 	case len(seg) >= 3 && seg[0] == "merge_requests" && seg[2] == "notes":
 		iid, err := strconv.Atoi(seg[1])
 		if err != nil || iid <= 0 {
