@@ -86,6 +86,10 @@ type Server struct {
 	// ShutdownTimeout is how long running tasks get to finish on shutdown
 	// before they are requeued (MLBOT_SHUTDOWN_TIMEOUT, default 30s).
 	ShutdownTimeout time.Duration
+	// PrometheusURL is the Prometheus server that verifies deploys
+	// (MLBOT_PROMETHEUS_URL); without it `verify:` blocks are skipped with a
+	// note in the deploy's reply.
+	PrometheusURL string
 	// RetryBase is the first delay before a failed task (a host answering
 	// 5xx, say) is retried; it doubles per attempt up to ten minutes, unless
 	// the host named its own wait (MLBOT_RETRY_BASE, default 2s).
@@ -269,6 +273,7 @@ func (s *Server) LogValue() slog.Value {
 		slog.Duration("task_check_interval", s.TaskCheckInterval),
 		slog.Duration("shutdown_timeout", s.ShutdownTimeout),
 		slog.Duration("retry_base", s.RetryBase),
+		slog.String("prometheus_url", redactURL(s.PrometheusURL)),
 		slog.Int64("max_webhook_bytes", s.MaxWebhookBytes),
 		slog.Attr{Key: "secrets", Value: slog.GroupValue(secretNames...)},
 	)

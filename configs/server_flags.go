@@ -77,6 +77,7 @@ var serverSettings = []setting{
 	{flag: "max-pipeline-timeout", help: "upper bound on any .mlbot.yml pipeline timeout (a `duration` such as 24h)", field: func(s *Server) any { return &s.MaxPipelineTimeout }},
 	{flag: "task-check-interval", help: "how often an idle worker polls for tasks (a `duration`)", field: func(s *Server) any { return &s.TaskCheckInterval }},
 	{flag: "shutdown-timeout", help: "how long running tasks may finish on shutdown before being requeued (a `duration`)", field: func(s *Server) any { return &s.ShutdownTimeout }},
+	{flag: "prometheus-url", help: "Prometheus server `URL` that checks deploys with a verify: block", field: func(s *Server) any { return &s.PrometheusURL }},
 	{flag: "retry-base", help: "first delay before a failed task is retried; it doubles per attempt (a `duration`)", field: func(s *Server) any { return &s.RetryBase }},
 	{flag: "max-webhook-bytes", help: "largest webhook body accepted, in `bytes` (suffixes KiB, MiB, GiB allowed)", def: "25MiB, GitHub's own cap", field: func(s *Server) any { return &s.MaxWebhookBytes }, bytes: true},
 }

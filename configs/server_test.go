@@ -221,7 +221,7 @@ func TestFlagHelp(t *testing.T) {
 	names := []string{"listen", "public-url", "redis-url", "data-dir", "repo-allowlist", "allow-all-repos",
 		"github-api-url", "github-token", "github-app-id", "github-app-private-key-file", "github-webhook-secret",
 		"gitlab-url", "gitlab-token", "gitlab-webhook-secret", "insecure-no-webhook-secret", "concurrency",
-		"queues", "log-level", "log-format", "max-pipeline-timeout", "task-check-interval", "shutdown-timeout", "retry-base",
+		"queues", "log-level", "log-format", "max-pipeline-timeout", "task-check-interval", "shutdown-timeout", "retry-base", "prometheus-url",
 		"max-webhook-bytes", "config"}
 	count := 0
 	fs.VisitAll(func(*flag.Flag) { count++ })
