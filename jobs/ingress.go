@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hibiken/asynq"
 
@@ -21,13 +22,23 @@ type Ingress struct {
 // NewIngress returns an Ingress enqueueing through client.
 func NewIngress(client *asynq.Client) *Ingress { return &Ingress{client: client} }
 
-// Enqueue implements bot.Enqueuer.
+// Task headers of a TypeWebhook task; its payload is the body itself.
+const (
+	headerForge    = "forge"
+	headerDelivery = "delivery"
+	headerEvent    = "event"
+	headerReceived = "received"
+)
+
+// Enqueue implements bot.Enqueuer. The body travels as the task's payload
+// as it is (a JSON envelope would base64 it, a third more for Redis to
+// store and copy on the hot path) and the rest as task headers.
 func (in *Ingress) Enqueue(ctx context.Context, d bot.Delivery) error {
-	b, err := json.Marshal(d)
-	if err != nil {
-		return err
-	}
-	_, err = in.client.EnqueueContext(ctx, asynq.NewTask(TypeWebhook, b),
+	task := asynq.NewTaskWithHeaders(TypeWebhook, d.Body, map[string]string{
+		headerForge: d.Forge, headerDelivery: d.ID, headerEvent: d.Type,
+		headerReceived: d.ReceivedAt.UTC().Format(time.RFC3339Nano),
+	})
+	_, err := in.client.EnqueueContext(ctx, task,
 		asynq.TaskID(d.Forge+":"+d.ID), asynq.Queue(QueueEvents),
 		asynq.Retention(webhookRetention), asynq.MaxRetry(20))
 	if errors.Is(err, asynq.ErrTaskIDConflict) {
@@ -37,4 +48,17 @@ func (in *Ingress) Enqueue(ctx context.Context, d bot.Delivery) error {
 		return fmt.Errorf("enqueue delivery %s: %w", d.ID, err)
 	}
 	return nil
+}
+
+// deliveryOf reads a TypeWebhook task back into the delivery it carries.
+// Tasks queued by versions before headers were used carry a JSON envelope.
+func deliveryOf(t *asynq.Task) (bot.Delivery, error) {
+	h := t.Headers()
+	if h[headerForge] == "" {
+		var d bot.Delivery
+		err := json.Unmarshal(t.Payload(), &d)
+		return d, err
+	}
+	received, _ := time.Parse(time.RFC3339Nano, h[headerReceived])
+	return bot.Delivery{Forge: h[headerForge], ID: h[headerDelivery], Type: h[headerEvent], Body: t.Payload(), ReceivedAt: received}, nil
 }

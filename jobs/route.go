@@ -17,8 +17,8 @@ import (
 // handleWebhook routes one delivery: it decides which commit, if any,
 // needs a pipeline, marks it pending on the host and queues the pipeline.
 func (w *Worker) handleWebhook(ctx context.Context, t *asynq.Task) error {
-	var d bot.Delivery
-	if err := json.Unmarshal(t.Payload(), &d); err != nil {
+	d, err := deliveryOf(t)
+	if err != nil {
 		return fmt.Errorf("webhook payload: %v: %w", err, asynq.SkipRetry)
 	}
 	fs, ok := w.forges[d.Forge]
