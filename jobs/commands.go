@@ -67,7 +67,7 @@ func init() {
 		"ok-to-test": {"approve running this pull request's current head (for untrusted authors and forks)",
 			func(p configs.Permissions) string { return p.OkToTest }, (*Worker).cmdOkToTest},
 		"deploy":   {"`/deploy [env]`: deploy this pull request's model", func(p configs.Permissions) string { return p.Deploy }, (*Worker).cmdDeploy},
-		"rollback": {"`/rollback [env] [version]`: redeploy the previous or the named version", func(p configs.Permissions) string { return p.Rollback }, (*Worker).cmdDeploy},
+		"rollback": {"`/rollback [env] [version]`: redeploy the previous or the named version", func(p configs.Permissions) string { return p.Rollback }, (*Worker).cmdRollback},
 		"help":     {"what mlbot can do here", func(configs.Permissions) string { return "read" }, (*Worker).cmdHelp},
 	}
 }
@@ -230,13 +230,6 @@ func (w *Worker) cmdOkToTest(ctx context.Context, cc *commandContext, _ []string
 		return "", err
 	}
 	return fmt.Sprintf("Approved `%s` for testing; running it now. A later push needs a new `/ok-to-test`.", short(pr.HeadSHA)), nil
-}
-
-func (w *Worker) cmdDeploy(ctx context.Context, cc *commandContext, args []string) (string, error) {
-	if cc.cfg == nil || len(cc.cfg.Deploy) == 0 {
-		return "Deployments are not configured for this repository (no `deploy:` section in the default branch's `.mlbot.yml`).", nil
-	}
-	return "Deployments are not available in this version of mlbot yet.", nil
 }
 
 func (w *Worker) cmdHelp(ctx context.Context, cc *commandContext, _ []string) (string, error) {

@@ -23,6 +23,14 @@ var (
 		Namespace: "mlbot", Name: "pipelines_running",
 		Help: "Pipelines running in this process.",
 	})
+	deploysRequested = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "mlbot", Name: "deploys_requested_total",
+		Help: "Deploys requested, by environment.",
+	}, []string{"env"})
+	deploysFinished = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "mlbot", Name: "deploys_finished_total",
+		Help: "Deploys finished, by environment and final state (succeeded, failed, rolled_back).",
+	}, []string{"env", "state"})
 	pipelinesFinished = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "mlbot", Name: "pipelines_finished_total",
 		Help: "Pipelines finished, by outcome.",

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/mlbot/mlbot/configs"
+	"github.com/mlbot/mlbot/jobs/registry"
 	"github.com/mlbot/mlbot/jobs/report"
 	"github.com/mlbot/mlbot/runners/git"
 )
@@ -124,16 +126,49 @@ func (w *Worker) execute(ctx context.Context, p PipelinePayload, run *Run) error
 		return fmt.Errorf("checkout %s: %w", p.SHA, err)
 	}
 	cfg, err := w.exec.Run(ctx, headDir, run)
-	if err != nil || run.Outcome != "" || p.Kind != KindPullRequest {
-		return err
-	}
-	// The head produced metrics; its verdict depends on the base.
-	base, note, err := w.findBase(ctx, p, co, root, cfg)
 	if err != nil {
 		return err
 	}
-	run.BaseNote = note
-	Decide(run, base)
+	if run.Outcome == "" && p.Kind == KindPullRequest {
+		// The head produced metrics; its verdict depends on the base.
+		base, note, err := w.findBase(ctx, p, co, root, cfg)
+		if err != nil {
+			return err
+		}
+		run.BaseNote = note
+		Decide(run, base)
+	}
+	if cfg != nil && p.Kind == KindBaseline && p.Branch == p.Repo.DefaultBranch {
+		for _, name := range cfg.DeployOrder {
+			if cfg.Deploy[name].OnMerge {
+				run.OnMerge = append(run.OnMerge, name)
+			}
+		}
+	}
+	return w.recordVersion(ctx, run, cfg, headDir)
+}
+
+// recordVersion puts the artifacts of a run that produced metrics into the
+// model registry, while its workspace still holds them.
+func (w *Worker) recordVersion(ctx context.Context, run *Run, cfg *configs.RepoConfig, dir string) error {
+	if cfg == nil || len(cfg.Pipeline.Artifacts) == 0 || !run.HasMetricsOutcome() {
+		return nil
+	}
+	reason := "push to " + run.Branch
+	pr := 0
+	if run.PR != nil {
+		pr, reason = run.PR.Number, fmt.Sprintf("pull request #%d", run.PR.Number)
+	}
+	v, err := w.registry.Record(ctx, registry.Version{Repo: repoKey(run.Repo), SHA: run.SHA, RunID: run.ID, Metrics: run.Metrics,
+		Reason: reason, Branch: run.Branch, PR: pr, Passed: run.Outcome == report.OutcomePassed}, dir, cfg.Pipeline.Artifacts)
+	if errors.Is(err, registry.ErrBadArtifact) || errors.Is(err, fs.ErrNotExist) {
+		run.Outcome, run.Detail = report.OutcomeStepFailed, "artifacts: "+err.Error()
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("record model version: %w", err)
+	}
+	run.ModelVersion = v.Number
 	return nil
 }
 
@@ -177,8 +212,12 @@ func (w *Worker) findBase(ctx context.Context, p PipelinePayload, co git.Checkou
 	if err := co.Worktree(ctx, mb, dir); err != nil {
 		return nil, "", fmt.Errorf("base worktree %s: %w", mb, err)
 	}
-	if _, err := w.exec.Run(ctx, dir, brun); err != nil {
+	bcfg, err := w.exec.Run(ctx, dir, brun)
+	if err != nil {
 		return nil, "", fmt.Errorf("base run: %w", err)
+	}
+	if err := w.recordVersion(ctx, brun, bcfg, dir); err != nil {
+		return nil, "", err
 	}
 	brun.State, brun.Finished = RunFinished, time.Now().UTC()
 	if err := w.store.SaveRun(ctx, brun); err != nil {

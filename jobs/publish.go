@@ -51,7 +51,13 @@ func (w *Worker) handleReport(ctx context.Context, t *asynq.Task) error {
 			}
 		}
 	}
-	return w.setStatus(ctx, f, run.Repo, run.SHA, stateOf(run.Outcome), describe(run, c.Diff), w.runURL(run.ID))
+	if err := w.setStatus(ctx, f, run.Repo, run.SHA, stateOf(run.Outcome), describe(run, c.Diff), w.runURL(run.ID)); err != nil {
+		return err
+	}
+	if run.Kind == KindBaseline {
+		return w.deployOnMerge(ctx, f, run)
+	}
+	return nil
 }
 
 // comment assembles what the PR comment shows for run.

@@ -70,6 +70,12 @@ func (r *Run) HasMetrics() bool {
 	return r.State == RunFinished && (r.Outcome == report.OutcomePassed || r.Outcome == report.OutcomeGateFailed)
 }
 
+// HasMetricsOutcome reports whether the run's outcome means it produced
+// metrics, finished or not.
+func (r *Run) HasMetricsOutcome() bool {
+	return r.Outcome == report.OutcomePassed || r.Outcome == report.OutcomeGateFailed
+}
+
 // ErrNoRun is returned for a run id Redis does not know.
 var ErrNoRun = errors.New("no such run")
 

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mlbot/mlbot/bot"
+	"github.com/mlbot/mlbot/jobs/registry"
 	"github.com/mlbot/mlbot/runners"
 )
 
@@ -63,6 +64,11 @@ type Options struct {
 	Logger    *slog.Logger
 	// KeyPrefix prefixes mlbot's own Redis keys ("mlbot:").
 	KeyPrefix string
+	// ArtifactDir holds the model registry's artifacts (DataDir/artifacts
+	// by default); many workers may share it.
+	ArtifactDir string
+	// PrometheusURL is where deploys with a verify: block are checked.
+	PrometheusURL string
 }
 
 // Worker runs mlbot's asynq task handlers: a fast server for routing and
@@ -73,6 +79,7 @@ type Worker struct {
 	log       *slog.Logger
 	forges    map[string]ForgeSet
 	store     *Store
+	registry  *registry.Registry
 	exec      *Executor
 	client    *asynq.Client
 	inspector *asynq.Inspector
@@ -124,11 +131,15 @@ func New(opts Options) (*Worker, error) {
 	if opts.KeyPrefix == "" {
 		opts.KeyPrefix = "mlbot:"
 	}
+	if opts.ArtifactDir == "" {
+		opts.ArtifactDir = filepath.Join(opts.DataDir, "artifacts")
+	}
 	w := &Worker{
-		opts:   opts,
-		log:    opts.Logger,
-		forges: map[string]ForgeSet{},
-		store:  NewStore(opts.Redis, opts.KeyPrefix),
+		opts:     opts,
+		log:      opts.Logger,
+		forges:   map[string]ForgeSet{},
+		store:    NewStore(opts.Redis, opts.KeyPrefix),
+		registry: registry.New(opts.Redis, opts.KeyPrefix, &registry.ArtifactStore{Dir: opts.ArtifactDir}),
 		exec: &Executor{Runner: opts.Runner, LogDir: filepath.Join(opts.DataDir, "logs"),
 			Secrets: opts.Secrets, MaxTimeout: opts.MaxPipelineTimeout, SecretEnv: opts.SecretEnv},
 		client:    asynq.NewClientFromRedisClient(opts.Redis),
@@ -150,7 +161,9 @@ func New(opts Options) (*Worker, error) {
 		Logger:                   logger,
 		LogLevel:                 asynq.WarnLevel,
 	})
-	queues := map[string]int{}
+	// Deploys share the pipeline workers (they run commands too) at a
+	// higher priority: a waiting deploy matters more than a new training.
+	queues := map[string]int{QueueDeploy: 2}
 	for _, q := range opts.PipelineQueues {
 		queues[q] = 1
 	}
@@ -172,6 +185,9 @@ func New(opts Options) (*Worker, error) {
 // Store returns the Worker's Redis state, for the run page and tools.
 func (w *Worker) Store() *Store { return w.store }
 
+// Registry returns the model registry, for its HTTP API.
+func (w *Worker) Registry() *registry.Registry { return w.registry }
+
 // Start starts both task servers; they run until Shutdown.
 func (w *Worker) Start() error {
 	mux := asynq.NewServeMux()
@@ -184,6 +200,7 @@ func (w *Worker) Start() error {
 	pmux := asynq.NewServeMux()
 	pmux.Use(instrument)
 	pmux.HandleFunc(TypePipeline, w.handlePipeline)
+	pmux.HandleFunc(TypeDeploy, w.handleDeploy)
 	if err := w.pipelines.Start(pmux); err != nil {
 		w.events.Shutdown()
 		return fmt.Errorf("start pipeline workers: %w", err)
@@ -213,6 +230,10 @@ func (w *Worker) Shutdown() {
 // retryDelay honours a host's Retry-After, and otherwise backs off
 // exponentially with jitter from RetryBase to RetryMax.
 func (w *Worker) retryDelay(n int, err error, _ *asynq.Task) time.Duration {
+	if errors.Is(err, errWaitTurn) {
+		// A deploy waiting for its environment: look again soon.
+		return w.opts.RetryBase / 2
+	}
 	var rl *bot.RateLimitError
 	if errors.As(err, &rl) && rl.RetryAfter > 0 {
 		// asynq stores retry times in whole seconds, truncated: without the
@@ -237,7 +258,7 @@ func (w *Worker) logTaskError(ctx context.Context, t *asynq.Task, err error) {
 // in asynq's statistics.
 func isFailure(err error) bool {
 	var rl *bot.RateLimitError
-	return !errors.As(err, &rl)
+	return !errors.As(err, &rl) && !errors.Is(err, errWaitTurn)
 }
 
 // asynqLogger routes asynq's own logging into slog.

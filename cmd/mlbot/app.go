@@ -13,6 +13,7 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
@@ -67,6 +68,7 @@ func newApp(cfg *configs.Server, log *slog.Logger, withHTTP bool) (*app, error) 
 		RetryBase:          cfg.RetryBase,
 		Secrets:            secretValues(cfg),
 		SecretEnv:          cfg.Secrets,
+		PrometheusURL:      cfg.PrometheusURL,
 		Logger:             log,
 	})
 	if err != nil {
@@ -169,7 +171,11 @@ func (a *app) routes() http.Handler {
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	mux.Handle("GET /metrics", promhttp.Handler())
+	// The deployed-model gauges are read from Redis per app, so that each
+	// app (tests run several) exports its own registry.
+	own := prometheus.NewRegistry()
+	own.MustRegister(a.worker.DeployedCollector())
+	mux.Handle("GET /metrics", promhttp.HandlerFor(prometheus.Gatherers{prometheus.DefaultGatherer, own}, promhttp.HandlerOpts{}))
 	if !a.withHTTP {
 		return mux
 	}
@@ -180,6 +186,8 @@ func (a *app) routes() http.Handler {
 		}))
 	}
 	mux.Handle("GET /runs/{id}", a.worker.Store().RunPage())
+	mux.Handle("GET /deploys/{id}", a.worker.DeployPage())
+	mux.Handle("GET /api/v1/models", a.worker.Registry().Handler())
 	return mux
 }
 

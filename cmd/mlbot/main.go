@@ -25,6 +25,7 @@ Usage:
   mlbot run       [flags]   run the pipeline on a local working copy and print the PR comment
   mlbot validate  [file]    check a .mlbot.yml
   mlbot demo      [flags]   the whole flow offline: simulator, Redis, git, webhooks
+  mlbot models    list|show model versions and where they run (--repo owner/name)
   mlbot version             print the version
 
 Run "mlbot <command> --help" for a command's flags. Every server flag is also
@@ -49,6 +50,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		"run":      cmdRun,
 		"validate": cmdValidate,
 		"demo":     cmdDemo,
+		"models":   cmdModels,
 		"version": func(_ context.Context, _ []string, out, _ io.Writer) error {
 			fmt.Fprintln(out, "mlbot", version)
 			return nil

@@ -45,6 +45,15 @@ type simHost interface {
 	grant(repo, user, permission string)
 	comment(url string, d commentEvent) *http.Request
 	addComment(repo string, number int, author, body string) int64
+	deployments(repo string) []hostDeployment
+}
+
+// hostDeployment is a deployment record on the host; States are the states
+// it went through, in GitHub's words (GitLab's "failed" reads "failure",
+// "running" reads "in_progress").
+type hostDeployment struct {
+	Environment, SHA string
+	States           []string
 }
 
 // commentEvent is a new comment on pull request Number.
@@ -75,6 +84,7 @@ type prEvent struct {
 	OldRev                    string
 	Fork, Draft               bool
 	Author, Association       string
+	MergeSHA                  string
 	Secret, Token             string
 }
 
@@ -275,7 +285,7 @@ func (h *githubHost) pushDelivery(url string, d pushEvent) *http.Request {
 func (h *githubHost) prDelivery(url string, d prEvent) *http.Request {
 	action := map[string]string{"opened": "opened", "updated": "synchronize", "reopened": "reopened", "closed": "closed", "merged": "closed", "ready": "ready_for_review"}[d.Action]
 	o := github.PullRequestOptions{Action: action, Number: d.Number, Repo: d.Repo, CloneURL: d.CloneURL,
-		HeadRef: d.HeadRef, HeadSHA: d.HeadSHA, BaseSHA: d.BaseSHA, Draft: d.Draft, Merged: d.Action == "merged",
+		HeadRef: d.HeadRef, HeadSHA: d.HeadSHA, BaseSHA: d.BaseSHA, Draft: d.Draft, Merged: d.Action == "merged", MergeSHA: d.MergeSHA,
 		Author: d.Author, AuthorAssociation: d.Association}
 	if d.Fork {
 		o.HeadRepo, o.HeadCloneURL = "fork-owner/"+strings.SplitN(d.Repo, "/", 2)[1], d.CloneURL
@@ -305,6 +315,18 @@ func (h *githubHost) grant(repo, user, permission string) {
 
 func (h *githubHost) addComment(repo string, number int, author, body string) int64 {
 	return h.sim.AddComment(repo, number, author, body).ID
+}
+
+func (h *githubHost) deployments(repo string) []hostDeployment {
+	var out []hostDeployment
+	for _, d := range h.sim.Deployments(repo) {
+		hd := hostDeployment{Environment: d.Environment, SHA: d.SHA}
+		for _, st := range d.Statuses {
+			hd.States = append(hd.States, st.State)
+		}
+		out = append(out, hd)
+	}
+	return out
 }
 
 func (h *githubHost) comment(url string, d commentEvent) *http.Request {
@@ -403,10 +425,33 @@ func (h *gitlabHost) addComment(repo string, number int, author, body string) in
 	return n.ID
 }
 
+func (h *gitlabHost) deployments(repo string) []hostDeployment {
+	var out []hostDeployment
+	for _, d := range h.sim.Deployments(repo) {
+		hd := hostDeployment{Environment: d.Environment, SHA: d.SHA}
+		for _, st := range d.Statuses {
+			hd.States = append(hd.States, githubDeployState(st))
+		}
+		out = append(out, hd)
+	}
+	return out
+}
+
 func (h *gitlabHost) comment(url string, d commentEvent) *http.Request {
 	action := map[string]string{"": "create", "created": "create", "edited": "update"}[d.Action]
 	body := gitlab.NotePayload(gitlab.NoteOptions{Action: action, NoteID: d.ID, Body: d.Body, Author: d.Author, OnIssue: d.OnIssue,
 		IID: d.Number, ProjectID: sandboxProjectID, Path: d.Repo, CloneURL: d.CloneURL, WebURL: h.webURL(d.Repo), DefaultBranch: "main",
 		SourceBranch: d.HeadRef, TargetBranch: "main", LastCommit: d.HeadSHA})
 	return gitlab.NewDeliveryRequest(url, "Note Hook", body, d.Token)
+}
+
+// githubDeployState names a GitLab deployment status as GitHub does.
+func githubDeployState(st string) string {
+	switch st {
+	case "failed":
+		return "failure"
+	case "running":
+		return "in_progress"
+	}
+	return st
 }

@@ -1,0 +1,424 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/mlbot/mlbot/bot"
+	"github.com/mlbot/mlbot/configs"
+	"github.com/mlbot/mlbot/jobs/registry"
+	"github.com/mlbot/mlbot/jobs/verify"
+	"github.com/mlbot/mlbot/runners"
+	"github.com/mlbot/mlbot/runners/git"
+)
+
+// TypeDeploy deploys one model version to one environment.
+const TypeDeploy = "mlbot:deploy"
+
+// QueueDeploy holds deploy tasks; the pipeline workers serve it.
+const QueueDeploy = "deploy"
+
+// DeployPayload is the payload of a TypeDeploy task: the deploy record's id.
+type DeployPayload struct {
+	DeployID string `json:"deploy_id"`
+	// Repo is needed to talk to the host before the record is read.
+	Repo bot.Repo `json:"repo"`
+	// Ref is the branch the deployed commit belongs to.
+	Ref string `json:"ref"`
+}
+
+// deployLease is how long an environment's lock lives without a heartbeat:
+// a worker that dies mid-deploy frees the environment after it.
+const deployLease = 30 * time.Second
+
+// requestDeploy records a deploy of version to env and queues it behind
+// the environment's earlier requests. Queued requests of older versions
+// are dropped: the newer one makes them pointless.
+func (w *Worker) requestDeploy(ctx context.Context, repo bot.Repo, ref, env string, v *registry.Version, reason, by string, pr int, rollback bool) (*registry.Deploy, error) {
+	d := registry.Deploy{ID: registry.NewDeployID(), Repo: repoKey(repo), Env: env, Version: v.Number, SHA: v.SHA,
+		State: "queued", Reason: reason, RequestedBy: by, PR: pr, Requested: time.Now().UTC()}
+	queue := w.store.key("deployq", repoKey(repo), env)
+	if !rollback {
+		ids, err := w.opts.Redis.LRange(ctx, queue, 0, -1).Result()
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range ids {
+			old, err := w.registry.GetDeploy(ctx, id)
+			if err != nil || old.State != "queued" || old.Version >= v.Number {
+				continue
+			}
+			old.State, old.Detail, old.Finished = "dropped", fmt.Sprintf("superseded by v%d queued behind it", v.Number), time.Now().UTC()
+			if err := w.registry.SaveDeploy(ctx, *old); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := w.registry.SaveDeploy(ctx, d); err != nil {
+		return nil, err
+	}
+	if err := w.opts.Redis.RPush(ctx, queue, d.ID).Err(); err != nil {
+		return nil, err
+	}
+	b2, _ := json.Marshal(DeployPayload{DeployID: d.ID, Repo: repo, Ref: ref})
+	_, err := w.client.EnqueueContext(ctx, asynq.NewTask(TypeDeploy, b2), asynq.TaskID("deploy:"+d.ID),
+		asynq.Queue(QueueDeploy), asynq.MaxRetry(100), asynq.Timeout(w.opts.MaxPipelineTimeout), asynq.Retention(runRetention))
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return nil, err
+	}
+	deploysRequested.WithLabelValues(env).Inc()
+	return &d, nil
+}
+
+// errWaitTurn makes asynq retry a deploy whose environment is busy.
+var errWaitTurn = errors.New("environment busy: waiting for the deploys queued before this one")
+
+// handleDeploy runs one deploy when its turn comes: one at a time per
+// repository and environment, in the order requested.
+func (w *Worker) handleDeploy(ctx context.Context, t *asynq.Task) error {
+	var p DeployPayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil {
+		return fmt.Errorf("deploy payload: %v: %w", err, asynq.SkipRetry)
+	}
+	d, err := w.registry.GetDeploy(ctx, p.DeployID)
+	if err != nil {
+		return err
+	}
+	queue := w.store.key("deployq", d.Repo, d.Env)
+	switch d.State {
+	case "succeeded", "failed", "rolled_back", "dropped":
+		w.opts.Redis.LRem(ctx, queue, 0, d.ID)
+		if d.State == "dropped" {
+			return w.replyDeploy(ctx, p.Repo, d, nil, "")
+		}
+		return nil
+	}
+	fs, ok := w.forges[p.Repo.Forge]
+	if !ok {
+		return fmt.Errorf("deploy for unconfigured forge %q: %w", p.Repo.Forge, asynq.SkipRetry)
+	}
+	// Wait for the requests ahead, skipping those dropped or finished.
+	for {
+		head, err := w.opts.Redis.LIndex(ctx, queue, 0).Result()
+		if err != nil {
+			return err
+		}
+		if head == d.ID {
+			break
+		}
+		ahead, err := w.registry.GetDeploy(ctx, head)
+		if err != nil || ahead.State == "succeeded" || ahead.State == "failed" || ahead.State == "dropped" || ahead.State == "rolled_back" {
+			w.opts.Redis.LRem(ctx, queue, 1, head)
+			continue
+		}
+		return errWaitTurn
+	}
+	lease, ok, err := w.store.Lease(ctx, "deploy:"+d.Repo+":"+d.Env, deployLease)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errWaitTurn
+	}
+	defer lease.Release()
+	stop := w.heartbeat(ctx, lease)
+	defer stop()
+
+	if d.State == "running" {
+		// A worker died mid-deploy. Running the command again could deploy
+		// twice; report it failed and let a human decide.
+		d.State, d.Finished = "failed", time.Now().UTC()
+		d.Detail = "the worker running this deploy stopped before it finished; it was not run again, to avoid deploying twice"
+		return w.finishDeploy(ctx, fs.Forge, p, d, nil, nil)
+	}
+	d.State, d.Started = "running", time.Now().UTC()
+	if err := w.registry.SaveDeploy(ctx, *d); err != nil {
+		return err
+	}
+	v, err := w.registry.Get(ctx, d.Repo, d.Version)
+	if err != nil {
+		return err
+	}
+	cfg := w.defaultBranchConfig(ctx, fs.Forge, p.Repo, w.log)
+	var env configs.Environment
+	if cfg != nil {
+		env, ok = cfg.Deploy[d.Env]
+	}
+	if cfg == nil || !ok {
+		d.State, d.Finished, d.Detail = "failed", time.Now().UTC(), "environment "+d.Env+" is not defined in the default branch's .mlbot.yml"
+		return w.finishDeploy(ctx, fs.Forge, p, d, v, nil)
+	}
+	f := fs.Forge
+	ctxStatus := "mlbot/deploy/" + d.Env
+	w.setDeployStatus(ctx, f, p.Repo, d.SHA, ctxStatus, bot.StatePending, fmt.Sprintf("deploying model v%d", d.Version), d.ID)
+	hd, err := f.CreateDeployment(ctx, p.Repo, bot.Deployment{Environment: d.Env, Ref: p.Ref, SHA: d.SHA,
+		Description: fmt.Sprintf("model v%d", d.Version), Production: d.Env == "production"})
+	if err != nil {
+		w.log.Warn("host deployment record not created", "env", d.Env, "err", err)
+	} else {
+		d.HostID = hd.ID
+		f.UpdateDeployment(ctx, p.Repo, hd.ID, bot.DeploymentStatus{State: bot.DeploymentInProgress, LogURL: w.deployURL(d.ID), EnvironmentURL: env.URL})
+	}
+	logTail, err := w.runDeploy(ctx, f, p.Repo, d, v, env, cfg)
+	d.LogTail, d.Finished = logTail, time.Now().UTC()
+	if err != nil {
+		if ctx.Err() != nil {
+			// Shutdown: the task comes back, sees "running" and reports the
+			// interruption instead of deploying twice.
+			return err
+		}
+		d.State, d.Detail = "failed", err.Error()
+		return w.finishDeploy(ctx, f, p, d, v, &env)
+	}
+	d.State = "succeeded"
+	if env.Verify != nil {
+		if breach, observed := w.verifyDeploy(ctx, env); breach != "" {
+			d.State, d.Detail = "rolled_back", "verification failed: "+breach+observed
+			if err := w.finishDeploy(ctx, f, p, d, v, &env); err != nil {
+				return err
+			}
+			return w.autoRollback(ctx, p, d, breach)
+		} else if observed != "" {
+			d.Detail = "verified: " + observed
+		}
+	}
+	return w.finishDeploy(ctx, f, p, d, v, &env)
+}
+
+// runDeploy runs the environment's command in a checkout of the version's
+// commit with its artifacts restored, and returns the end of its log.
+func (w *Worker) runDeploy(ctx context.Context, f bot.Forge, repo bot.Repo, d *registry.Deploy, v *registry.Version, env configs.Environment, cfg *configs.RepoConfig) (string, error) {
+	auth, err := f.CloneAuth(ctx, repo)
+	if err != nil {
+		return "", fmt.Errorf("clone credentials: %w", err)
+	}
+	root := filepath.Join(w.opts.DataDir, "work", "deploy-"+d.ID)
+	defer os.RemoveAll(root)
+	dir := filepath.Join(root, "checkout")
+	co := git.Checkout{URL: repo.CloneURL, Auth: auth, Dir: dir}
+	if err := co.Fetch(ctx, d.SHA); err != nil {
+		return "", fmt.Errorf("fetch %s: %w", short(d.SHA), err)
+	}
+	if err := co.Checkout(ctx, d.SHA); err != nil {
+		return "", fmt.Errorf("checkout %s: %w", short(d.SHA), err)
+	}
+	artifacts := filepath.Join(root, "artifacts")
+	for _, a := range v.Artifacts {
+		if err := w.registry.Store().Restore(a, artifacts); err != nil {
+			return "", fmt.Errorf("restore artifact %s of v%d: %w", a.Path, v.Number, err)
+		}
+	}
+	if err := os.MkdirAll(artifacts, 0o750); err != nil {
+		return "", err
+	}
+	logPath := filepath.Join(w.opts.DataDir, "logs", "deploy-"+d.ID+".log")
+	os.MkdirAll(filepath.Dir(logPath), 0o750)
+	sink, err := runners.NewLogSink(logPath, w.opts.Secrets)
+	if err != nil {
+		return "", err
+	}
+	extra := []string{"MLBOT_ENVIRONMENT=" + d.Env, "MLBOT_MODEL_VERSION=" + strconv.Itoa(v.Number), "MLBOT_SHA=" + d.SHA,
+		"MLBOT_ARTIFACTS_DIR=" + artifacts, "MLBOT_REPO=" + repo.FullName}
+	for _, name := range cfg.Secrets {
+		if val, ok := w.opts.SecretEnv[name]; ok {
+			extra = append(extra, name+"="+val)
+		}
+	}
+	fmt.Fprintf(sink, "$ %s\n", env.Command)
+	res, err := w.opts.Runner.Run(ctx, runners.Spec{Name: "deploy", Command: env.Command, Dir: dir,
+		Env: runners.ChildEnv(os.Environ(), w.opts.Secrets, extra...), Timeout: time.Hour, Output: sink})
+	sink.Close()
+	tail := sink.Tail(logTailLines)
+	switch {
+	case err != nil:
+		return tail, err
+	case res.Canceled:
+		return tail, fmt.Errorf("deploy cancelled: %w", context.Cause(ctx))
+	case res.TimedOut:
+		return tail, errors.New("the deploy command did not finish within an hour")
+	case res.ExitCode != 0:
+		return tail, fmt.Errorf("the deploy command exited with status %d", res.ExitCode)
+	}
+	return tail, nil
+}
+
+// finishDeploy records the outcome and tells the host and the thread.
+func (w *Worker) finishDeploy(ctx context.Context, f bot.Forge, p DeployPayload, d *registry.Deploy, v *registry.Version, env *configs.Environment) error {
+	ctx = context.WithoutCancel(ctx)
+	var prev *registry.Deploy
+	if d.State == "succeeded" {
+		var err error
+		if prev, err = w.registry.Current(ctx, d.Repo, d.Env); err != nil {
+			return err
+		}
+	}
+	if err := w.registry.SaveDeploy(ctx, *d); err != nil {
+		return err
+	}
+	w.opts.Redis.LRem(ctx, w.store.key("deployq", d.Repo, d.Env), 0, d.ID)
+	deploysFinished.WithLabelValues(d.Env, d.State).Inc()
+	envURL := ""
+	if env != nil {
+		envURL = env.URL
+	}
+	state, hostState := bot.StateFailure, bot.DeploymentFailure
+	if d.State == "succeeded" {
+		state, hostState = bot.StateSuccess, bot.DeploymentSuccess
+	}
+	desc := fmt.Sprintf("model v%d %s", d.Version, d.State)
+	w.setDeployStatus(ctx, f, p.Repo, d.SHA, "mlbot/deploy/"+d.Env, state, desc, d.ID)
+	if d.HostID != 0 {
+		if err := f.UpdateDeployment(ctx, p.Repo, d.HostID, bot.DeploymentStatus{State: hostState, LogURL: w.deployURL(d.ID), EnvironmentURL: envURL, Description: desc}); err != nil {
+			w.log.Warn("host deployment status not updated", "err", err)
+		}
+	}
+	if prev != nil && prev.HostID != 0 && prev.ID != d.ID {
+		f.UpdateDeployment(ctx, p.Repo, prev.HostID, bot.DeploymentStatus{State: bot.DeploymentInactive, Description: fmt.Sprintf("replaced by model v%d", d.Version)})
+	}
+	w.log.Info("deploy finished", "repo", d.Repo, "env", d.Env, "version", d.Version, "state", d.State, "detail", d.Detail)
+	return w.replyDeploy(ctx, p.Repo, d, v, envURL)
+}
+
+// replyDeploy answers in the pull request thread the deploy came from.
+func (w *Worker) replyDeploy(ctx context.Context, repo bot.Repo, d *registry.Deploy, v *registry.Version, envURL string) error {
+	if d.PR == 0 {
+		return nil
+	}
+	key := "deployreply:" + d.ID + ":" + d.State
+	if done, err := w.store.Done(ctx, key); err != nil || done {
+		return err
+	}
+	var b strings.Builder
+	b.WriteString(ReplyMarker + "\n")
+	icon := map[string]string{"succeeded": "🚀", "failed": "❌", "rolled_back": "↩️", "dropped": "⏭️"}[d.State]
+	fmt.Fprintf(&b, "### %s Deploy of model v%d to `%s`: %s\n\n", icon, d.Version, d.Env, strings.ReplaceAll(d.State, "_", " "))
+	fmt.Fprintf(&b, "%s — commit `%s`.", d.Reason, short(d.SHA))
+	if envURL != "" && d.State == "succeeded" {
+		fmt.Fprintf(&b, " Serving at %s.", envURL)
+	}
+	b.WriteString("\n")
+	if d.Detail != "" {
+		fmt.Fprintf(&b, "\n%s\n", d.Detail)
+	}
+	if v != nil && len(v.Metrics) > 0 {
+		names := make([]string, 0, len(v.Metrics))
+		for k := range v.Metrics {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		if len(names) > 12 {
+			names = names[:12]
+		}
+		b.WriteString("\n| metric | value |\n| --- | ---: |\n")
+		for _, n := range names {
+			fmt.Fprintf(&b, "| `%s` | %.4g |\n", n, v.Metrics[n])
+		}
+	}
+	if d.State == "failed" && d.LogTail != "" {
+		fmt.Fprintf(&b, "\n<details><summary>Last lines of the deploy log</summary>\n\n```text\n%s\n```\n</details>\n", strings.ReplaceAll(d.LogTail, "```", "ˋˋˋ"))
+	}
+	fmt.Fprintf(&b, "\n[Deploy log](%s)\n", w.deployURL(d.ID))
+	body := redact(b.String(), w.opts.Secrets)
+	if len(body) > bot.MaxCommentLength {
+		body = body[:bot.MaxCommentLength-10] + "\n…"
+	}
+	f := w.forges[repo.Forge].Forge
+	if _, err := f.CreateComment(ctx, repo, d.PR, body); err != nil {
+		return err
+	}
+	return w.store.MarkDone(ctx, key)
+}
+
+// verifyDeploy watches the environment's metric after a deploy; it returns
+// why it breached ("" when it held) and what it observed.
+func (w *Worker) verifyDeploy(ctx context.Context, env configs.Environment) (breach, observed string) {
+	if w.opts.PrometheusURL == "" {
+		return "", "not verified: MLBOT_PROMETHEUS_URL is not set"
+	}
+	vf, err := verify.New(w.opts.PrometheusURL)
+	if err != nil {
+		return "", "not verified: " + err.Error()
+	}
+	res, err := vf.Run(ctx, *env.Verify)
+	var vals []string
+	for _, s := range res.Observed {
+		vals = append(vals, strconv.FormatFloat(s.Value, 'g', 4, 64))
+	}
+	if len(vals) > 20 {
+		vals = vals[len(vals)-20:]
+	}
+	obs := ""
+	if len(vals) > 0 {
+		obs = fmt.Sprintf(" (observed %s: %s)", env.Verify.Query, strings.Join(vals, ", "))
+	}
+	if err != nil {
+		return "", "not verified: " + err.Error() + obs
+	}
+	if res.Breached {
+		return res.Reason, obs
+	}
+	return "", strings.TrimPrefix(obs, " ")
+}
+
+// autoRollback queues the environment's previous version after a failed
+// verification.
+func (w *Worker) autoRollback(ctx context.Context, p DeployPayload, d *registry.Deploy, why string) error {
+	prev, err := w.previousVersion(ctx, d.Repo, d.Env, d.Version)
+	if err != nil || prev == nil {
+		w.log.Error("automatic rollback impossible: no previous version", "env", d.Env, "err", err)
+		return err
+	}
+	_, err = w.requestDeploy(ctx, p.Repo, p.Ref, d.Env, prev, "automatic rollback from v"+strconv.Itoa(d.Version)+": "+why, "mlbot", d.PR, true)
+	return err
+}
+
+// previousVersion returns the newest version other than current that was
+// deployed successfully to env.
+func (w *Worker) previousVersion(ctx context.Context, repo, env string, current int) (*registry.Version, error) {
+	hist, err := w.registry.Deploys(ctx, repo, env)
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range hist {
+		if h.State == "succeeded" && h.Version != current {
+			return w.registry.Get(ctx, repo, h.Version)
+		}
+	}
+	return nil, nil
+}
+
+// heartbeat renews a lease until stop is called.
+func (w *Worker) heartbeat(ctx context.Context, lease *Lease) (stop func()) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	go func() {
+		t := time.NewTicker(deployLease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				lease.Renew(ctx, deployLease)
+			}
+		}
+	}()
+	return cancel
+}
+
+func (w *Worker) setDeployStatus(ctx context.Context, f bot.Forge, repo bot.Repo, sha, context_ string, st bot.State, desc, id string) {
+	if err := f.CreateStatus(ctx, repo, sha, bot.Status{Context: context_, State: st, Description: desc, TargetURL: w.deployURL(id)}); err != nil {
+		w.log.Warn("deploy status not set", "context", context_, "err", err)
+	}
+}
+
+func (w *Worker) deployURL(id string) string { return w.opts.PublicURL + "/deploys/" + id }

@@ -1,0 +1,191 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/mlbot/mlbot/bot"
+	"github.com/mlbot/mlbot/configs"
+	"github.com/mlbot/mlbot/jobs/registry"
+	"github.com/mlbot/mlbot/jobs/report"
+)
+
+// cmdDeploy deploys the pull request head's model version to an
+// environment that accepts deploys from pull requests. What the deploy
+// runs comes from the default branch's .mlbot.yml, never from the pull
+// request.
+func (w *Worker) cmdDeploy(ctx context.Context, cc *commandContext, args []string) (string, error) {
+	if cc.cfg == nil || len(cc.cfg.Deploy) == 0 {
+		return "Deployments are not configured for this repository (no `deploy:` section in the default branch's `.mlbot.yml`).", nil
+	}
+	env, msg := pickEnv(cc.cfg, args, true)
+	if msg != "" {
+		return msg, nil
+	}
+	if !cc.cfg.Deploy[env].FromPR {
+		return fmt.Sprintf("`%s` does not accept `/deploy` from pull requests (its `from_pr` is not set on the default branch).", env), nil
+	}
+	id, err := w.store.CurrentRun(ctx, cc.ev.Repo, cc.pr.Number)
+	if err != nil {
+		return "", err
+	}
+	run, err := w.store.GetRun(ctx, id)
+	if id == "" || err != nil || run.State != RunFinished {
+		return "The head of this pull request has no finished run yet; `/deploy` once it has passed.", nil
+	}
+	if run.Outcome != report.OutcomePassed {
+		return fmt.Sprintf("The run of `%s` did not pass its gates (%s); nothing was deployed.", short(run.SHA), strings.ReplaceAll(string(run.Outcome), "_", " ")), nil
+	}
+	v, err := w.registry.ByRun(ctx, repoKey(cc.ev.Repo), run.ID)
+	if err != nil {
+		return "", err
+	}
+	if v == nil {
+		return "The run of `" + short(run.SHA) + "` recorded no model version (`pipeline.artifacts` names none); nothing to deploy.", nil
+	}
+	user := cc.ev.Comment.Author
+	d, err := w.requestDeploy(ctx, cc.ev.Repo, cc.pr.HeadRef, env, v, fmt.Sprintf("`/deploy` by @%s from #%d", user, cc.pr.Number), user, cc.pr.Number, false)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("Deploying model v%d (`%s`) to `%s` ([log](%s)); I will answer here when it is done.", v.Number, short(v.SHA), env, w.deployURL(d.ID)), nil
+}
+
+// cmdRollback redeploys the previous version of an environment, or the
+// one named.
+func (w *Worker) cmdRollback(ctx context.Context, cc *commandContext, args []string) (string, error) {
+	if cc.cfg == nil || len(cc.cfg.Deploy) == 0 {
+		return "Deployments are not configured for this repository (no `deploy:` section in the default branch's `.mlbot.yml`).", nil
+	}
+	var version int
+	var rest []string
+	for _, a := range args {
+		if n, err := strconv.Atoi(strings.TrimPrefix(strings.ToLower(a), "v")); err == nil {
+			version = n
+		} else {
+			rest = append(rest, a)
+		}
+	}
+	env, msg := pickEnv(cc.cfg, rest, false)
+	if msg != "" {
+		return msg, nil
+	}
+	key := repoKey(cc.ev.Repo)
+	cur, err := w.registry.Current(ctx, key, env)
+	if err != nil {
+		return "", err
+	}
+	var v *registry.Version
+	if version > 0 {
+		if v, err = w.registry.Get(ctx, key, version); err != nil {
+			return fmt.Sprintf("There is no model v%d of this repository.", version), nil
+		}
+	} else {
+		if cur == nil {
+			return fmt.Sprintf("Nothing has been deployed to `%s` yet; nothing to roll back.", env), nil
+		}
+		if v, err = w.previousVersion(ctx, key, env, cur.Version); err != nil {
+			return "", err
+		}
+		if v == nil {
+			return fmt.Sprintf("`%s` runs model v%d and no earlier version was deployed there; nothing to roll back to.", env, cur.Version), nil
+		}
+	}
+	user := cc.ev.Comment.Author
+	d, err := w.requestDeploy(ctx, cc.ev.Repo, cc.ev.Repo.DefaultBranch, env, v, fmt.Sprintf("`/rollback` by @%s", user), user, cc.pr.Number, true)
+	if err != nil {
+		return "", err
+	}
+	from := ""
+	if cur != nil {
+		from = fmt.Sprintf(" from v%d", cur.Version)
+	}
+	return fmt.Sprintf("Rolling `%s` back%s to model v%d (`%s`) ([log](%s)).", env, from, v.Number, short(v.SHA), w.deployURL(d.ID)), nil
+}
+
+// pickEnv resolves the environment a command names, or the only one that
+// fits when it names none. msg explains a refusal.
+func pickEnv(cfg *configs.RepoConfig, args []string, fromPR bool) (env, msg string) {
+	if len(args) > 0 {
+		if _, ok := cfg.Deploy[args[0]]; !ok {
+			return "", fmt.Sprintf("There is no environment `%s`; environments: %s.", args[0], envList(cfg, false))
+		}
+		return args[0], ""
+	}
+	var fits []string
+	for _, name := range cfg.DeployOrder {
+		if !fromPR || cfg.Deploy[name].FromPR {
+			fits = append(fits, name)
+		}
+	}
+	switch len(fits) {
+	case 1:
+		return fits[0], ""
+	case 0:
+		return "", "No environment accepts `/deploy` from pull requests (none sets `from_pr: true` on the default branch)."
+	default:
+		return "", "Name an environment: " + envList(cfg, fromPR) + "."
+	}
+}
+
+func envList(cfg *configs.RepoConfig, fromPR bool) string {
+	var out []string
+	for _, name := range cfg.DeployOrder {
+		if !fromPR || cfg.Deploy[name].FromPR {
+			out = append(out, "`"+name+"`")
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, ", ")
+}
+
+// deployOnMerge deploys a passing default-branch run to every on_merge
+// environment, and tells the merged pull request when its gates failed.
+func (w *Worker) deployOnMerge(ctx context.Context, f bot.Forge, run *Run) error {
+	if len(run.OnMerge) == 0 {
+		return nil
+	}
+	pr, err := w.store.MergedPR(ctx, run.Repo, run.SHA)
+	if err != nil {
+		return err
+	}
+	if run.Outcome != report.OutcomePassed {
+		key := "mergegates:" + run.ID
+		if done, err := w.store.Done(ctx, key); err != nil || done || pr == 0 {
+			return err
+		}
+		body := fmt.Sprintf("%s\n### ⛔ Not deployed\n\nThe merge `%s` did not pass its gates on `%s` (%s), so nothing was deployed to %s. [Run](%s)",
+			ReplyMarker, short(run.SHA), run.Branch, strings.ReplaceAll(string(run.Outcome), "_", " "), strings.Join(run.OnMerge, ", "), w.runURL(run.ID))
+		if _, err := f.CreateComment(ctx, run.Repo, pr, body); err != nil {
+			return err
+		}
+		return w.store.MarkDone(ctx, key)
+	}
+	v, err := w.registry.ByRun(ctx, repoKey(run.Repo), run.ID)
+	if err != nil || v == nil {
+		return err
+	}
+	reason := "push to " + run.Branch
+	if pr != 0 {
+		reason = fmt.Sprintf("merge of #%d", pr)
+	}
+	for _, env := range run.OnMerge {
+		key := "mergedeploy:" + run.ID + ":" + env
+		if done, err := w.store.Done(ctx, key); err != nil || done {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if _, err := w.requestDeploy(ctx, run.Repo, run.Branch, env, v, reason, "", pr, false); err != nil {
+			return err
+		}
+		if err := w.store.MarkDone(ctx, key); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,223 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Deploy states.
+const (
+	DeployQueued     = "queued"
+	DeployRunning    = "running"
+	DeploySucceeded  = "succeeded"
+	DeployFailed     = "failed"
+	DeployRolledBack = "rolled_back"
+	DeployDropped    = "dropped"
+)
+
+// Deploy is one request to ship a model version to an environment, and
+// what became of it.
+type Deploy struct {
+	ID          string    `json:"id"` // unique (see NewDeployID)
+	Repo        string    `json:"repo"`
+	Env         string    `json:"env"`
+	Version     int       `json:"version"`
+	SHA         string    `json:"sha"`
+	State       string    `json:"state"`  // queued, running, succeeded, failed, rolled_back, dropped
+	Reason      string    `json:"reason"` // "merge of #3", "/deploy by @maria", "/rollback by @maria", "automatic rollback: <why>"
+	RequestedBy string    `json:"requested_by,omitempty"`
+	PR          int       `json:"pr,omitempty"`
+	Requested   time.Time `json:"requested"`
+	Started     time.Time `json:"started,omitzero"`
+	Finished    time.Time `json:"finished,omitzero"`
+	HostID      int64     `json:"host_id,omitempty"` // the host's deployment id
+	Detail      string    `json:"detail,omitempty"`
+	LogTail     string    `json:"log_tail,omitempty"`
+}
+
+// deployHistory is how many deploys are kept per repository and
+// environment; older ones are forgotten so the history stays bounded.
+const deployHistory = 200
+
+// NewDeployID returns a random deploy id.
+func NewDeployID() string { return randomHex(12) }
+
+func (r *Registry) deployKey(id string) string { return r.prefix + "registry:deploy:" + id }
+
+// SaveDeploy creates or updates deploy d (by its ID) and keeps it in the
+// history of its repository and environment, which is ordered by Requested
+// (a zero Requested becomes that of the stored deploy, or now) and capped at
+// the newest 200.
+func (r *Registry) SaveDeploy(ctx context.Context, d Deploy) error {
+	d.Repo = normRepo(d.Repo)
+	if d.ID == "" || d.Repo == "" || d.Env == "" {
+		return errors.New("registry: save deploy: id, repo and env are required")
+	}
+	if d.Requested.IsZero() {
+		prev, err := r.GetDeploy(ctx, d.ID)
+		switch {
+		case err == nil:
+			d.Requested = prev.Requested
+		case errors.Is(err, ErrNotFound):
+			d.Requested = time.Now().UTC()
+		default:
+			return err
+		}
+	}
+	b, err := json.Marshal(d)
+	if err != nil {
+		return fmt.Errorf("registry: save deploy %s: %w", d.ID, err)
+	}
+	hist := r.repoKey(d.Repo, "deploys:"+d.Env)
+	_, err = r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, r.deployKey(d.ID), b, 0)
+		// NX keeps a deploy's place in the history when it is updated.
+		p.ZAddNX(ctx, hist, redis.Z{Score: float64(d.Requested.UnixMicro()), Member: d.ID})
+		p.SAdd(ctx, r.repoKey(d.Repo, "envs"), d.Env)
+		p.SAdd(ctx, r.reposKey(), d.Repo)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("registry: save deploy %s: %w", d.ID, err)
+	}
+	return r.trimDeploys(ctx, hist)
+}
+
+// trimDeploys forgets the oldest deploys of a history beyond its cap,
+// records included. Two workers trimming at once delete the same ids,
+// which is harmless.
+func (r *Registry) trimDeploys(ctx context.Context, hist string) error {
+	old, err := r.rdb.ZRange(ctx, hist, 0, -deployHistory-1).Result()
+	if err != nil || len(old) == 0 {
+		if err != nil {
+			return fmt.Errorf("registry: trimming deploy history: %w", err)
+		}
+		return nil
+	}
+	keys := make([]string, len(old))
+	members := make([]any, len(old))
+	for i, id := range old {
+		keys[i] = r.deployKey(id)
+		members[i] = id
+	}
+	_, err = r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZRem(ctx, hist, members...)
+		for _, k := range keys {
+			p.Del(ctx, k)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("registry: trimming deploy history: %w", err)
+	}
+	return nil
+}
+
+// GetDeploy returns the deploy with id, or an error wrapping ErrNotFound.
+func (r *Registry) GetDeploy(ctx context.Context, id string) (*Deploy, error) {
+	b, err := r.rdb.Get(ctx, r.deployKey(id)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("deploy %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("registry: reading deploy %s: %w", id, err)
+	}
+	var d Deploy
+	if err := json.Unmarshal(b, &d); err != nil {
+		return nil, fmt.Errorf("registry: decoding deploy %s: %w", id, err)
+	}
+	return &d, nil
+}
+
+// Deploys returns the history of repo's environment env, newest first.
+func (r *Registry) Deploys(ctx context.Context, repo, env string) ([]Deploy, error) {
+	out, _, err := r.deploys(ctx, normRepo(repo), env, 0, -1, nil)
+	return out, err
+}
+
+// Current returns the newest succeeded deploy of repo's environment env:
+// the version running there. It is nil when none succeeded.
+func (r *Registry) Current(ctx context.Context, repo, env string) (*Deploy, error) {
+	repo = normRepo(repo)
+	// Read the history a page at a time: the newest success is nearly
+	// always among the first few, and deploys carry log tails.
+	const page = 20
+	for start := int64(0); start < deployHistory; start += page {
+		var found *Deploy
+		_, n, err := r.deploys(ctx, repo, env, start, start+page-1, func(d Deploy) bool {
+			if d.State == DeploySucceeded {
+				found = &d
+				return false
+			}
+			return true
+		})
+		if err != nil || found != nil || n < page {
+			return found, err
+		}
+	}
+	return nil, nil
+}
+
+// deploys reads history entries start..stop (newest first), passing each to
+// each (stopping when it returns false) or, when each is nil, returning them.
+// n is how many history entries the range held.
+func (r *Registry) deploys(ctx context.Context, repo, env string, start, stop int64, each func(Deploy) bool) (_ []Deploy, n int, err error) {
+	ids, err := r.rdb.ZRevRange(ctx, r.repoKey(repo, "deploys:"+env), start, stop).Result()
+	if err != nil {
+		return nil, 0, fmt.Errorf("registry: reading deploys of %s %s: %w", repo, env, err)
+	}
+	out := []Deploy{}
+	if len(ids) == 0 {
+		return out, len(ids), nil
+	}
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = r.deployKey(id)
+	}
+	// One GET per key rather than MGET: deploy records are in different
+	// Redis Cluster slots, and a pipeline costs one round trip all the same.
+	cmds, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, k := range keys {
+			p.Get(ctx, k)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, 0, fmt.Errorf("registry: reading deploys of %s %s: %w", repo, env, err)
+	}
+	for i, c := range cmds {
+		b, err := c.(*redis.StringCmd).Bytes()
+		if errors.Is(err, redis.Nil) {
+			continue // trimmed by a concurrent SaveDeploy
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("registry: reading deploy %s: %w", ids[i], err)
+		}
+		var d Deploy
+		if err := json.Unmarshal(b, &d); err != nil {
+			return nil, 0, fmt.Errorf("registry: decoding deploy %s: %w", ids[i], err)
+		}
+		if each == nil {
+			out = append(out, d)
+		} else if !each(d) {
+			break
+		}
+	}
+	return out, len(ids), nil
+}
+
+// Environments returns the environments repo was ever deployed to, sorted.
+func (r *Registry) Environments(ctx context.Context, repo string) ([]string, error) {
+	envs, err := r.rdb.SMembers(ctx, r.repoKey(normRepo(repo), "envs")).Result()
+	if err != nil {
+		return nil, fmt.Errorf("registry: listing environments of %s: %w", repo, err)
+	}
+	sort.Strings(envs)
+	return envs, nil
+}

@@ -1,0 +1,453 @@
+// Package registry records model versions and deployments. Every successful
+// pipeline run that names artifacts becomes a version: a number increasing
+// per repository, the commit, the metrics and each artifact's path, size and
+// SHA-256. The artifact bytes go to a content-addressed ArtifactStore (a
+// directory that may be shared by many workers), so a deploy or a rollback
+// on any worker ships exactly the bytes that were evaluated.
+//
+// The records live in Redis under the caller's key prefix:
+//
+//	<prefix>registry:repos                    set of repo keys
+//	<prefix>registry:{<repo>}:seq             last version number (INCR)
+//	<prefix>registry:{<repo>}:runs            hash run id → version number
+//	<prefix>registry:{<repo>}:versions        hash version number → Version JSON
+//	<prefix>registry:{<repo>}:envs            set of environments deployed to
+//	<prefix>registry:{<repo>}:deploys:<env>   sorted set of deploy ids by request time
+//	<prefix>registry:deploy:<id>              Deploy JSON
+//
+// The braces are a Redis Cluster hash tag: a repository's keys share a slot,
+// so the version-allocation script may touch them together.
+//
+// The package imports nothing of mlbot's, so that jobs may import it.
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Version is one recorded model version of a repository.
+type Version struct {
+	Repo      string             `json:"repo"`   // repo key, e.g. "github:acme/model" (forge:lowercased full name)
+	Number    int                `json:"number"` // 1, 2, 3… per repo
+	SHA       string             `json:"sha"`
+	RunID     string             `json:"run_id"`
+	Metrics   map[string]float64 `json:"metrics"`
+	Artifacts []Artifact         `json:"artifacts"`
+	Created   time.Time          `json:"created"`
+	Reason    string             `json:"reason"` // "push to main", "pull request #3"
+	Branch    string             `json:"branch,omitempty"`
+	PR        int                `json:"pr,omitempty"`
+	Passed    bool               `json:"passed"` // all gates passed
+}
+
+// ErrNotFound is wrapped by lookups of a version, deploy or repository the
+// registry does not hold.
+var ErrNotFound = errors.New("registry: not found")
+
+// ErrBadArtifact is wrapped by Record when the artifact names are at
+// fault rather than Redis or the store: a name that matches nothing (which
+// also wraps fs.ErrNotExist), leaves the working copy, or names something
+// other than a regular file or directory. Retrying cannot help; the run
+// failed.
+var ErrBadArtifact = errors.New("registry: bad artifact")
+
+// artifactError marks err as the artifact names' fault, keeping its message.
+type artifactError struct{ err error }
+
+func (e artifactError) Error() string   { return e.err.Error() }
+func (e artifactError) Unwrap() []error { return []error{e.err, ErrBadArtifact} }
+
+// ErrAmbiguous is wrapped by Resolve when an "owner/name" exists on more
+// than one forge.
+var ErrAmbiguous = errors.New("registry: ambiguous repository")
+
+// Registry reads and writes model versions and deploys in Redis and keeps
+// artifact bytes in an ArtifactStore. It is safe for concurrent use, also by
+// many processes sharing one Redis.
+type Registry struct {
+	rdb    redis.UniversalClient
+	prefix string
+	store  *ArtifactStore
+}
+
+// New returns a Registry using keys that start with prefix ("mlbot:") and
+// keeping artifacts in store.
+func New(rdb redis.UniversalClient, prefix string, store *ArtifactStore) *Registry {
+	return &Registry{rdb: rdb, prefix: prefix, store: store}
+}
+
+// Store returns the artifact store the registry records into, for a deploy
+// that restores a version's artifacts.
+func (r *Registry) Store() *ArtifactStore { return r.store }
+
+// normRepo makes repo keys case-insensitive, as forges treat names.
+func normRepo(repo string) string { return strings.ToLower(strings.TrimSpace(repo)) }
+
+func (r *Registry) repoKey(repo, part string) string {
+	return r.prefix + "registry:{" + repo + "}:" + part
+}
+
+func (r *Registry) reposKey() string { return r.prefix + "registry:repos" }
+
+// claimScript allocates the next version number for a run, unless the run
+// already has one. One script makes "look up the run, INCR, remember the
+// run" atomic: two workers recording the same run (asynq delivers at least
+// once) get one number, never two.
+//
+// KEYS[1] runs hash, KEYS[2] sequence; ARGV[1] run id.
+// Returns {number, 1 if newly allocated else 0}.
+var claimScript = redis.NewScript(`
+local n = redis.call("HGET", KEYS[1], ARGV[1])
+if n then return {tonumber(n), 0} end
+n = redis.call("INCR", KEYS[2])
+redis.call("HSET", KEYS[1], ARGV[1], n)
+return {n, 1}
+`)
+
+// Record stores the version made by run v.RunID of repository v.Repo. The
+// artifacts are named by names, not by v.Artifacts (which is ignored and
+// replaced): each name is a slash-separated path relative to dir, a glob
+// (model/*.pt, and ** for any number of directories), or a directory (all
+// files beneath it). Every matching file is put in the artifact store and
+// its size and digest recorded. Faulty names give an error wrapping
+// ErrBadArtifact: one that matches nothing (wrapping fs.ErrNotExist too),
+// files outside dir (also through symbolic links), and anything that is not
+// a regular file. The next number of the
+// repository is then allocated and v.Number is ignored; a zero v.Created
+// becomes now.
+//
+// Record is idempotent per (repo, run id): recording a run again returns the
+// version first recorded for it, without reading dir.
+func (r *Registry) Record(ctx context.Context, v Version, dir string, names []string) (Version, error) {
+	v.Repo = normRepo(v.Repo)
+	if v.Repo == "" || v.RunID == "" {
+		return Version{}, errors.New("registry: record: repo and run id are required")
+	}
+	prev, err := r.ByRun(ctx, v.Repo, v.RunID)
+	if err != nil {
+		return Version{}, err
+	}
+	if prev != nil {
+		return *prev, nil
+	}
+	arts, err := r.putArtifacts(ctx, dir, names)
+	if err != nil {
+		return Version{}, fmt.Errorf("registry: record run %s: %w", v.RunID, err)
+	}
+	v.Artifacts = arts
+	if v.Created.IsZero() {
+		v.Created = time.Now().UTC()
+	}
+	if v.Metrics == nil {
+		v.Metrics = map[string]float64{}
+	}
+
+	res, err := claimScript.Run(ctx, r.rdb, []string{r.repoKey(v.Repo, "runs"), r.repoKey(v.Repo, "seq")}, v.RunID).Int64Slice()
+	if err != nil {
+		return Version{}, fmt.Errorf("registry: allocating a version number: %w", err)
+	}
+	v.Number = int(res[0])
+	b, err := json.Marshal(v)
+	if err != nil {
+		return Version{}, fmt.Errorf("registry: record run %s: %w", v.RunID, err)
+	}
+	// HSETNX, not HSET: when two workers record one run, the number is
+	// theirs to share and the first description written wins. A number
+	// claimed by a worker that died before this line is filled in by the
+	// retry, which finds the claim and writes here.
+	if err := r.rdb.HSetNX(ctx, r.repoKey(v.Repo, "versions"), strconv.Itoa(v.Number), b).Err(); err != nil {
+		return Version{}, fmt.Errorf("registry: saving version %d: %w", v.Number, err)
+	}
+	if err := r.rdb.SAdd(ctx, r.reposKey(), v.Repo).Err(); err != nil {
+		return Version{}, fmt.Errorf("registry: saving version %d: %w", v.Number, err)
+	}
+	stored, err := r.Get(ctx, v.Repo, v.Number)
+	if err != nil {
+		return Version{}, err
+	}
+	return *stored, nil
+}
+
+// Get returns version number of repo, or an error wrapping ErrNotFound.
+func (r *Registry) Get(ctx context.Context, repo string, number int) (*Version, error) {
+	repo = normRepo(repo)
+	b, err := r.rdb.HGet(ctx, r.repoKey(repo, "versions"), strconv.Itoa(number)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("version %d of %s: %w", number, repo, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("registry: reading version %d of %s: %w", number, repo, err)
+	}
+	var v Version
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, fmt.Errorf("registry: decoding version %d of %s: %w", number, repo, err)
+	}
+	return &v, nil
+}
+
+// ByRun returns the version recorded for run runID of repo, or nil, nil
+// when the run recorded none.
+func (r *Registry) ByRun(ctx context.Context, repo, runID string) (*Version, error) {
+	repo = normRepo(repo)
+	n, err := r.rdb.HGet(ctx, r.repoKey(repo, "runs"), runID).Int()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("registry: looking up run %s: %w", runID, err)
+	}
+	v, err := r.Get(ctx, repo, n)
+	if errors.Is(err, ErrNotFound) {
+		// Claimed by a Record that has not written (or died before
+		// writing) the version: the run has no version to show yet.
+		return nil, nil
+	}
+	return v, err
+}
+
+// List returns every version of repo, newest first; none for a repository
+// the registry does not know.
+func (r *Registry) List(ctx context.Context, repo string) ([]Version, error) {
+	repo = normRepo(repo)
+	all, err := r.rdb.HGetAll(ctx, r.repoKey(repo, "versions")).Result()
+	if err != nil {
+		return nil, fmt.Errorf("registry: listing versions of %s: %w", repo, err)
+	}
+	out := make([]Version, 0, len(all))
+	for field, b := range all {
+		var v Version
+		if err := json.Unmarshal([]byte(b), &v); err != nil {
+			return nil, fmt.Errorf("registry: decoding version %s of %s: %w", field, repo, err)
+		}
+		out = append(out, v)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Number > out[j].Number })
+	return out, nil
+}
+
+// Repos returns the repo keys that have versions or deploys, sorted.
+func (r *Registry) Repos(ctx context.Context) ([]string, error) {
+	repos, err := r.rdb.SMembers(ctx, r.reposKey()).Result()
+	if err != nil {
+		return nil, fmt.Errorf("registry: listing repositories: %w", err)
+	}
+	sort.Strings(repos)
+	return repos, nil
+}
+
+// Resolve turns what a user typed into a repo key: a repo key
+// ("github:acme/model") is taken as is, an "owner/name" is looked up on
+// every forge. It returns an error wrapping ErrNotFound when no repository
+// matches and ErrAmbiguous when several forges have the name.
+func (r *Registry) Resolve(ctx context.Context, name string) (string, error) {
+	name = normRepo(name)
+	repos, err := r.Repos(ctx)
+	if err != nil {
+		return "", err
+	}
+	if strings.Contains(name, ":") {
+		if slices.Contains(repos, name) {
+			return name, nil
+		}
+		return "", fmt.Errorf("repository %s: %w", name, ErrNotFound)
+	}
+	var found []string
+	for _, k := range repos {
+		if _, full, ok := strings.Cut(k, ":"); ok && full == name {
+			found = append(found, k)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return "", fmt.Errorf("repository %s: %w", name, ErrNotFound)
+	case 1:
+		return found[0], nil
+	default:
+		return "", fmt.Errorf("repository %s is on several forges (%s); name one: %w", name, strings.Join(found, ", "), ErrAmbiguous)
+	}
+}
+
+// putArtifacts expands names under dir and stores every file, returning
+// the artifacts sorted by path.
+func (r *Registry) putArtifacts(ctx context.Context, dir string, names []string) ([]Artifact, error) {
+	arts := []Artifact{}
+	if len(names) == 0 {
+		return arts, nil
+	}
+	if r.store == nil {
+		return nil, errors.New("no artifact store configured")
+	}
+	// Everything is opened through an os.Root: artifacts are written by
+	// the pipeline, which may run a pull request's code, and a symbolic
+	// link to a file of the worker (a key, a token) must not be recorded
+	// and later shipped by a deploy.
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("artifacts: %w", err)
+	}
+	defer root.Close()
+	files, err := expand(root.FS(), names)
+	if err != nil {
+		return nil, artifactError{err}
+	}
+	for _, p := range files {
+		f, err := root.Open(p)
+		if err != nil {
+			return nil, artifactError{fmt.Errorf("artifact %s: %w", p, err)}
+		}
+		size, digest, err := r.store.put(ctx, f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("artifact %s: %w", p, err)
+		}
+		arts = append(arts, Artifact{Path: p, Size: size, SHA256: digest})
+	}
+	return arts, nil
+}
+
+// expand turns artifact names into the sorted, distinct regular files they
+// name in fsys.
+func expand(fsys fs.FS, names []string) ([]string, error) {
+	seen := map[string]bool{}
+	var out []string
+	// add records p, or every regular file beneath it when it is a
+	// directory. fs.Stat follows symbolic links (within the root only), so
+	// a link to a file in the working copy counts as that file; a FIFO or
+	// device is refused, because reading one could block or never end.
+	add := func(name, p string) error {
+		st, err := fs.Stat(fsys, p)
+		if err != nil {
+			return fmt.Errorf("artifact %q: %w", name, err)
+		}
+		switch {
+		case st.Mode().IsRegular():
+			if !seen[p] {
+				seen[p] = true
+				out = append(out, p)
+			}
+			return nil
+		case st.IsDir():
+			return fs.WalkDir(fsys, p, func(q string, d fs.DirEntry, err error) error {
+				if err != nil {
+					return fmt.Errorf("artifact %q: %w", name, err)
+				}
+				if d.IsDir() {
+					return nil
+				}
+				qs, err := fs.Stat(fsys, q)
+				if err != nil {
+					return fmt.Errorf("artifact %q: %s: %w", name, q, err)
+				}
+				if qs.Mode().IsRegular() && !seen[q] {
+					seen[q] = true
+					out = append(out, q)
+				}
+				return nil
+			})
+		default:
+			return fmt.Errorf("artifact %q: %s is not a regular file or directory", name, p)
+		}
+	}
+	for _, name := range names {
+		pat := path.Clean(strings.TrimSpace(name))
+		if !fs.ValidPath(pat) {
+			return nil, fmt.Errorf("artifact %q: must be a relative path inside the working copy", name)
+		}
+		if !hasMeta(pat) {
+			if err := add(name, pat); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		matches, err := glob(fsys, pat)
+		if err != nil {
+			return nil, fmt.Errorf("artifact %q: %w", name, err)
+		}
+		if len(matches) == 0 {
+			return nil, fmt.Errorf("artifact %q matched no files: %w", name, fs.ErrNotExist)
+		}
+		for _, m := range matches {
+			if err := add(name, m); err != nil {
+				return nil, err
+			}
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+func hasMeta(p string) bool { return strings.ContainsAny(p, `*?[\`) }
+
+// glob matches pat in fsys; unlike fs.Glob it understands "**" as any
+// number of directories, the way .mlbot.yml's paths do.
+func glob(fsys fs.FS, pat string) ([]string, error) {
+	if !strings.Contains(pat, "**") {
+		return fs.Glob(fsys, pat)
+	}
+	segs := strings.Split(pat, "/")
+	// Walk only below the pattern's literal prefix: "model/**/*.pt" need
+	// not read the whole checkout.
+	start := 0
+	for start < len(segs) && !hasMeta(segs[start]) {
+		start++
+	}
+	base := "."
+	if start > 0 {
+		base = path.Join(segs[:start]...)
+	}
+	if _, err := fs.Stat(fsys, base); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	var out []string
+	err := fs.WalkDir(fsys, base, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		ok, err := matchSegs(segs, strings.Split(p, "/"))
+		if err != nil {
+			return err
+		}
+		if ok && p != "." {
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// matchSegs matches path segments against pattern segments, "**" matching
+// zero or more whole segments.
+func matchSegs(pat, parts []string) (bool, error) {
+	if len(pat) == 0 {
+		return len(parts) == 0, nil
+	}
+	if pat[0] == "**" {
+		for i := 0; i <= len(parts); i++ {
+			if ok, err := matchSegs(pat[1:], parts[i:]); ok || err != nil {
+				return ok, err
+			}
+		}
+		return false, nil
+	}
+	if len(parts) == 0 {
+		return false, nil
+	}
+	ok, err := path.Match(pat[0], parts[0])
+	if !ok || err != nil {
+		return false, err
+	}
+	return matchSegs(pat[1:], parts[1:])
+}
