@@ -181,7 +181,9 @@ func (w *Worker) handleDeploy(ctx context.Context, t *asynq.Task) error {
 		return w.finishDeploy(ctx, f, p, d, v, &env)
 	}
 	d.State = "succeeded"
-	if env.Verify != nil {
+	// An automatic rollback restores a version that held before; verifying
+	// it against the same bad signal could bounce between versions forever.
+	if env.Verify != nil && !strings.HasPrefix(d.Reason, autoRollbackReason) {
 		if breach, observed := w.verifyDeploy(ctx, env); breach != "" {
 			d.State, d.Detail = "rolled_back", "verification failed: "+breach+observed
 			if err := w.finishDeploy(ctx, f, p, d, v, &env); err != nil {
@@ -370,6 +372,8 @@ func (w *Worker) verifyDeploy(ctx context.Context, env configs.Environment) (bre
 	return "", strings.TrimPrefix(obs, " ")
 }
 
+const autoRollbackReason = "automatic rollback"
+
 // autoRollback queues the environment's previous version after a failed
 // verification.
 func (w *Worker) autoRollback(ctx context.Context, p DeployPayload, d *registry.Deploy, why string) error {
@@ -378,7 +382,7 @@ func (w *Worker) autoRollback(ctx context.Context, p DeployPayload, d *registry.
 		w.log.Error("automatic rollback impossible: no previous version", "env", d.Env, "err", err)
 		return err
 	}
-	_, err = w.requestDeploy(ctx, p.Repo, p.Ref, d.Env, prev, "automatic rollback from v"+strconv.Itoa(d.Version)+": "+why, "mlbot", d.PR, true)
+	_, err = w.requestDeploy(ctx, p.Repo, p.Ref, d.Env, prev, autoRollbackReason+" from v"+strconv.Itoa(d.Version)+": "+why, "mlbot", d.PR, true)
 	return err
 }
 

@@ -65,8 +65,10 @@ type MergeRequestOptions struct {
 	SourceBranch    string
 	// TargetBranch defaults to DefaultBranch.
 	TargetBranch string
-	// LastCommit is the head SHA; on merge it is also the merge commit.
+	// LastCommit is the head SHA; on merge it is also the merge commit
+	// unless MergeSHA names a merge commit of its own.
 	LastCommit string
+	MergeSHA   string
 	// Author is the acting user (payload "user"), who on open is the author.
 	Author string
 	// Draft marks the merge request a draft (and prefixes its title).
@@ -172,6 +174,9 @@ func MergeRequestPayload(o MergeRequestOptions) []byte {
 	case "merge":
 		attrs["state"], attrs["state_id"] = "merged", 3
 		attrs["merge_commit_sha"] = attrs["last_commit"].(map[string]any)["id"]
+		if o.MergeSHA != "" {
+			attrs["merge_commit_sha"] = o.MergeSHA
+		}
 	default:
 		attrs["state"], attrs["state_id"] = "opened", 1
 	}

@@ -190,7 +190,7 @@ func (e *e2e) settle() {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		busy := 0
-		for _, q := range []string{"events", "report", "default"} {
+		for _, q := range []string{"events", "report", "default", "deploy"} {
 			if info, err := in.GetQueueInfo(q); err == nil {
 				busy += info.Pending + info.Active + info.Scheduled + info.Retry
 			}
@@ -207,7 +207,7 @@ func (e *e2e) settle() {
 func (e *e2e) archived() []string {
 	in := asynq.NewInspectorFromRedisClient(e.rdb)
 	var out []string
-	for _, q := range []string{"events", "report", "default"} {
+	for _, q := range []string{"events", "report", "default", "deploy"} {
 		tasks, _ := in.ListArchivedTasks(q)
 		for _, t := range tasks {
 			out = append(out, q+": "+t.Type+": "+t.LastErr)

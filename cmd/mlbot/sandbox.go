@@ -362,7 +362,7 @@ func (h *gitlabHost) pushDelivery(url string, d pushEvent) *http.Request {
 func (h *gitlabHost) prDelivery(url string, d prEvent) *http.Request {
 	o := gitlab.MergeRequestOptions{IID: d.Number, ProjectID: sandboxProjectID, Path: d.Repo, CloneURL: d.CloneURL,
 		WebURL: h.webURL(d.Repo), DefaultBranch: "main", SourceBranch: d.HeadRef, TargetBranch: "main",
-		LastCommit: d.HeadSHA, Author: d.Author, Draft: d.Draft}
+		LastCommit: d.HeadSHA, Author: d.Author, Draft: d.Draft, MergeSHA: d.MergeSHA}
 	switch d.Action {
 	case "opened":
 		o.Action = "open"
