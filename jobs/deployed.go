@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"html/template"
-	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -96,16 +94,7 @@ func (w *Worker) DeployPage() http.Handler {
 			json.NewEncoder(rw).Encode(d)
 			return
 		}
-		log := d.LogTail
-		if f, err := os.Open(filepath.Join(w.opts.DataDir, "logs", "deploy-"+id+".log")); err == nil {
-			if st, err := f.Stat(); err == nil && st.Size() > maxPageLog {
-				f.Seek(st.Size()-maxPageLog, io.SeekStart)
-			}
-			if b, err := io.ReadAll(io.LimitReader(f, maxPageLog)); err == nil {
-				log = string(b)
-			}
-			f.Close()
-		}
+		log := logEnd(filepath.Join(w.opts.DataDir, "logs", "deploy-"+id+".log"), d.LogTail)
 		rw.Header().Set("Content-Type", "text/html; charset=utf-8")
 		rw.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
 		deployPageTemplate.Execute(rw, struct {

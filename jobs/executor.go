@@ -63,6 +63,13 @@ func (e *Executor) Run(ctx context.Context, dir string, run *Run) (*configs.Repo
 		fmt.Fprintf(sink, "mlbot: invalid %s:\n%s\n", configs.RepoConfigFile, err)
 		return nil, nil
 	}
+	if cfg.Pipeline.Runner != "" && cfg.Pipeline.Runner != "local" {
+		// Running it locally instead would silently ignore the isolation
+		// the repository asked for.
+		run.Outcome, run.Detail = report.OutcomeConfigError, fmt.Sprintf("%s: runner %q is not available in this mlbot; use runner: local", configs.RepoConfigFile, cfg.Pipeline.Runner)
+		fmt.Fprintf(sink, "mlbot: %s\n", run.Detail)
+		return nil, nil
+	}
 	run.ConfigDigest, run.Order, run.Specs = cfg.Digest(), cfg.MetricOrder, specs(cfg)
 	timeout := cfg.Pipeline.Timeout
 	if e.MaxTimeout > 0 && timeout > e.MaxTimeout {

@@ -47,18 +47,7 @@ func (s *Store) RunPage() http.Handler {
 			json.NewEncoder(w).Encode(view)
 			return
 		}
-		logText := run.LogTail
-		if f, err := os.Open(run.LogPath); err == nil && run.LogPath != "" {
-			if st, err := f.Stat(); err == nil {
-				if st.Size() > maxPageLog {
-					f.Seek(st.Size()-maxPageLog, io.SeekStart)
-				}
-				if b, err := io.ReadAll(io.LimitReader(f, maxPageLog)); err == nil {
-					logText = string(b)
-				}
-			}
-			f.Close()
-		}
+		logText := logEnd(run.LogPath, run.LogTail)
 		names := make([]string, 0, len(run.Metrics))
 		for k := range run.Metrics {
 			names = append(names, k)
@@ -76,6 +65,27 @@ func (s *Store) RunPage() http.Handler {
 			Outcome report.Outcome
 		}{run, names, logText, run.Outcome})
 	})
+}
+
+// logEnd returns the last maxPageLog bytes of the log file at path, or
+// fallback when this process cannot read it (another machine wrote it).
+func logEnd(path, fallback string) string {
+	if path == "" {
+		return fallback
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fallback
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.Size() > maxPageLog {
+		f.Seek(st.Size()-maxPageLog, io.SeekStart)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxPageLog))
+	if err != nil {
+		return fallback
+	}
+	return string(b)
 }
 
 var runPageTemplate = template.Must(template.New("run").Parse(`<!doctype html>
