@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mlbot/mlbot/bot/forgesim"
 	"github.com/mlbot/mlbot/configs"
 )
 
@@ -136,6 +137,21 @@ func TestCommandsAndTrust(t *testing.T) {
 			}
 			if n := e.trainings() - before; n != 1 {
 				t.Errorf("%d trainings, want 1", n)
+			}
+		}},
+		{"a host error on the permission check refuses, never allows", nil, func(t *testing.T, e *e2e) {
+			e.baseline("0.90")
+			h := e.commit("feature", map[string]string{"params": "0.91\n"}, "change")
+			e.send(e.prEvent("opened", h, ""), http.StatusAccepted)
+			e.final(h)
+			e.settle()
+			before := e.trainings()
+			path := map[string]string{"github": "/collaborators/maria/permission", "gitlab": "/users"}[e.forge]
+			e.sb.host.faults().Add(forgesim.Fault{PathSubstr: path, Status: http.StatusBadGateway})
+			e.say("maria", "/retrain")
+			e.lastReply("could not check your permission")
+			if n := e.trainings() - before; n != 0 {
+				t.Errorf("%d trainings after a failed permission check", n)
 			}
 		}},
 		{"/cancel stops the running training", nil, func(t *testing.T, e *e2e) {

@@ -142,6 +142,32 @@ func TestDeployments(t *testing.T) {
 				t.Errorf("statuses of the merge: %+v", ss)
 			}
 			e.lastReply("to `production`: succeeded")
+			metrics := httpGet(t, e.url+"/metrics")
+			if !strings.Contains(metrics, `mlbot_deployed_model_info{env="production",repo="`+e.forge+`:acme/model",version="`) ||
+				!strings.Contains(metrics, `mlbot_deployed_model_metric{env="production",metric="accuracy",repo="`+e.forge+`:acme/model"} 0.93`) {
+				t.Errorf("/metrics does not export the deployed model:\n%s", grepLines(metrics, "mlbot_deployed"))
+			}
+			if e.forge == "github" && (len(e.hostStates("production")[0]) < 3 || e.hostStates("production")[0][2] != "inactive") {
+				t.Errorf("the replaced deployment was not marked inactive: %v", e.hostStates("production"))
+			}
+		}},
+		{"a merge that fails its gates deploys nothing and says so", nil, func(t *testing.T, e *e2e, out string) {
+			e.mainSHA = e.commit("main", e.deployModel("0.90", out, ""), "model")
+			e.send(e.sb.push(e.hook, zeroSHA, e.mainSHA), http.StatusAccepted)
+			waitDeployed(t, out, "production", "0.90")
+			h := e.commit("feature", map[string]string{"params": "0.70\n"}, "worse")
+			e.send(e.prEvent("opened", h, ""), http.StatusAccepted)
+			e.final(h)
+			m := e.merge("feature")
+			if st := e.final(m); st.State != "failure" {
+				t.Fatalf("merge status %+v", st)
+			}
+			e.settle()
+			e.lastReply("Not deployed")
+			waitDeployed(t, out, "production", "0.90")
+			if st := e.hostStates("production"); len(st) != 1 {
+				t.Errorf("%d deployments to production, want only the first", len(st))
+			}
 		}},
 		{"/deploy staging by a maintainer, refused for a contributor", nil, func(t *testing.T, e *e2e, out string) {
 			e.mainSHA = e.commit("main", e.deployModel("0.90", out, ""), "model")
@@ -317,4 +343,15 @@ func hasStatus(ss []hostStatus, context, state string) bool {
 		}
 	}
 	return false
+}
+
+// grepLines returns the lines of s that contain substr.
+func grepLines(s, substr string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
