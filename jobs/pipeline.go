@@ -58,7 +58,7 @@ func (w *Worker) handlePipeline(ctx context.Context, t *asynq.Task) error {
 	}
 	if reason != "" {
 		ctx = context.WithoutCancel(ctx)
-		run.Outcome, run.Detail, err = report.OutcomeCanceled, "cancelled: "+reason, nil
+		run.Outcome, run.Detail, err = report.OutcomeCanceled, reason, nil
 	}
 	if err != nil {
 		if ctx.Err() != nil {

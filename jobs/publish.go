@@ -148,6 +148,9 @@ func describe(run *Run, d report.Diff) string {
 		s = "gate failed: " + strings.Join(d.Failed, ", ")
 	case report.OutcomeConfigError:
 		s = "invalid " + firstLine(run.Detail)
+	case report.OutcomeCanceled:
+		// GitHub has no cancelled state; its client says "cancelled: ".
+		s = firstLine(run.Detail)
 	default:
 		s = string(run.Outcome) + ": " + firstLine(run.Detail)
 	}

@@ -233,7 +233,7 @@ func (w *Worker) cancelRun(ctx context.Context, id, reason string) error {
 	// A task still waiting in its queue is removed and its run finished
 	// here; a running one is told to stop through asynq's cancel channel.
 	if err := w.inspector.DeleteTask(w.opts.PipelineQueue, pipelineTaskID(id)); err == nil {
-		run.State, run.Outcome, run.Detail, run.Finished = RunFinished, report.OutcomeCanceled, "cancelled: "+reason, time.Now().UTC()
+		run.State, run.Outcome, run.Detail, run.Finished = RunFinished, report.OutcomeCanceled, reason, time.Now().UTC()
 		if err := w.store.SaveRun(ctx, run); err != nil {
 			return err
 		}

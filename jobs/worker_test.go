@@ -154,7 +154,7 @@ func TestDescribe(t *testing.T) {
 		{report.OutcomeTimedOut, "train ran longer than 2h0m0s", report.Diff{}, "timed_out: train ran longer than 2h0m0s"},
 		{report.OutcomeConfigError, ".mlbot.yml:3:5: unknown key \"trian\"\n  3 | trian: x", report.Diff{}, "invalid .mlbot.yml:3:5: unknown key \"trian\""},
 		{report.OutcomeError, "fetch abc: exit status 128", report.Diff{}, "error: fetch abc: exit status 128"},
-		{report.OutcomeCanceled, "cancelled: superseded by abc1234", report.Diff{}, "canceled: cancelled: superseded by abc1234"},
+		{report.OutcomeCanceled, "superseded by abc1234", report.Diff{}, "superseded by abc1234"},
 		{report.OutcomeForkNotRun, "fork pull requests are not run yet", report.Diff{}, "fork_not_run: fork pull requests are not run yet"},
 	}
 	covered := map[report.Outcome]bool{}

@@ -280,22 +280,48 @@ func (c *Client) ListComments(ctx context.Context, repo bot.Repo, number int) ([
 	if err != nil {
 		return nil, err
 	}
-	opts := &gh.IssueListCommentsOptions{ListOptions: gh.ListOptions{PerPage: 100}}
+	path := fmt.Sprintf("repos/%s/%s/issues/%d/comments", owner, name, number)
+	// GitHub's guide says to follow the Link header's next URL rather than
+	// build page numbers: some listings page by cursor.
+	next := path + "?per_page=100"
 	var out []bot.Comment
-	for {
-		page, resp, err := cl.Issues.ListComments(ctx, owner, name, number, opts)
+	for next != "" {
+		req, err := cl.NewRequest(http.MethodGet, next, nil)
+		if err != nil {
+			return nil, err
+		}
+		var page []*gh.IssueComment
+		resp, err := cl.Do(ctx, req, &page)
 		if err != nil {
 			c.forgetOn401(resp, owner, name)
-			return nil, c.wrap(http.MethodGet, fmt.Sprintf("repos/%s/%s/issues/%d/comments", owner, name, number), err)
+			return nil, c.wrap(http.MethodGet, path, err)
 		}
 		for _, ic := range page {
 			out = append(out, comment(ic))
 		}
-		if resp.NextPage == 0 {
-			return out, nil
+		next = nextLink(resp.Header.Get("Link"))
+		if u, err := url.Parse(next); next != "" && (err != nil || (u.IsAbs() && u.Host != cl.BaseURL.Host)) {
+			// Never send the token to another host a Link points at.
+			return nil, fmt.Errorf("github: list comments: next page on another host: %q", next)
 		}
-		opts.Page = resp.NextPage
 	}
+	return out, nil
+}
+
+// nextLink returns the URL of rel="next" in a Link header, or "".
+func nextLink(header string) string {
+	for _, part := range strings.Split(header, ",") {
+		segs := strings.Split(part, ";")
+		if len(segs) < 2 {
+			continue
+		}
+		for _, attr := range segs[1:] {
+			if strings.TrimSpace(attr) == `rel="next"` {
+				return strings.Trim(strings.TrimSpace(segs[0]), "<>")
+			}
+		}
+	}
+	return ""
 }
 
 // CreateComment adds a comment to pull request number.

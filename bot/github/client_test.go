@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -528,5 +529,50 @@ func TestAppAuthRecovery(t *testing.T) {
 	}
 	if n := len(sim.Rec.Find(http.MethodPost, "/access_tokens")); n != 3 {
 		t.Errorf("%d token mints, want 3 (failed, first, after the refused token)", n)
+	}
+}
+
+// TestListCommentsFollowsCursorLinks pages through comments the way GitHub's
+// guide says: by the Link header's next URL, even when it carries a cursor
+// rather than a page number.
+func TestListCommentsFollowsCursorLinks(t *testing.T) {
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Query().Get("after") == "" {
+			w.Header().Set("Link", `<`+srv.URL+`/repos/acme/model/issues/1/comments?per_page=100&after=abc>; rel="next"`)
+			io.WriteString(w, `[{"id":1,"body":"first"}]`)
+			return
+		}
+		io.WriteString(w, `[{"id":2,"body":"<!-- mlbot:train-eval -->"}]`)
+	}))
+	defer srv.Close()
+	c, err := New(Options{BaseURL: srv.URL + "/", Token: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.ListComments(context.Background(), bot.Repo{Forge: "github", FullName: "acme/model"}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[1].ID != 2 {
+		t.Fatalf("comments = %+v, want both pages", got)
+	}
+}
+
+// TestListCommentsRefusesForeignLinks keeps the token from following a
+// Link to another host.
+func TestListCommentsRefusesForeignLinks(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", `<http://evil.example/steal?page=2>; rel="next"`)
+		io.WriteString(w, `[{"id":1,"body":"first"}]`)
+	}))
+	defer srv.Close()
+	c, err := New(Options{BaseURL: srv.URL + "/", Token: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ListComments(context.Background(), bot.Repo{Forge: "github", FullName: "acme/model"}, 1); err == nil {
+		t.Fatal("followed a Link to another host")
 	}
 }
