@@ -76,8 +76,12 @@ type PullRequest struct {
 	// AuthorAssociation is GitHub's author_association (OWNER, MEMBER,
 	// COLLABORATOR, CONTRIBUTOR, NONE…); empty on GitLab.
 	AuthorAssociation string `json:"author_association,omitempty"`
-	Merged            bool   `json:"merged,omitempty"`
-	MergeSHA          string `json:"merge_sha,omitempty"`
+	// AuthorID is the author's numeric id where the host names the author
+	// only by number (GitLab's author_id); Forge.GetPermission accepts it
+	// as "id:<n>".
+	AuthorID int64  `json:"author_id,omitempty"`
+	Merged   bool   `json:"merged,omitempty"`
+	MergeSHA string `json:"merge_sha,omitempty"`
 }
 
 // Comment is a comment on a pull/merge request or issue.

@@ -29,6 +29,9 @@ type Status struct {
 	State       State
 	Description string // short; hosts cut it at 140 (GitHub) characters
 	TargetURL   string
+	// Ref is the branch the commit was pushed to, where the host wants it
+	// (GitLab attaches the status to that branch's pipeline); may be "".
+	Ref string
 }
 
 // Forge is everything mlbot asks of a code host after a webhook arrived.
@@ -47,7 +50,8 @@ type Forge interface {
 	// UpdateComment replaces the body of comment id.
 	UpdateComment(ctx context.Context, repo Repo, number int, id int64, body string) error
 	// GetPermission returns user's effective permission on repo, including
-	// what teams or parent groups grant; PermissionNone for strangers.
+	// what teams or parent groups grant; PermissionNone for strangers. user
+	// is a login, or "id:<n>" for a host that names users by number.
 	GetPermission(ctx context.Context, repo Repo, user string) (Permission, error)
 	// CreateReaction acknowledges comment commentID on pull/merge request
 	// number with an emoji named as GitHub names reactions ("eyes", "+1").

@@ -160,7 +160,7 @@ func (w *Worker) handleDeploy(ctx context.Context, t *asynq.Task) error {
 	}
 	f := fs.Forge
 	ctxStatus := "mlbot/deploy/" + d.Env
-	w.setDeployStatus(ctx, f, p.Repo, d.SHA, ctxStatus, bot.StatePending, fmt.Sprintf("deploying model v%d", d.Version), d.ID)
+	w.setDeployStatus(ctx, f, p.Repo, d.SHA, p.Ref, ctxStatus, bot.StatePending, fmt.Sprintf("deploying model v%d", d.Version), d.ID)
 	hd, err := f.CreateDeployment(ctx, p.Repo, bot.Deployment{Environment: d.Env, Ref: p.Ref, SHA: d.SHA,
 		Description: fmt.Sprintf("model v%d", d.Version), Production: d.Env == "production"})
 	if err != nil {
@@ -278,7 +278,7 @@ func (w *Worker) finishDeploy(ctx context.Context, f bot.Forge, p DeployPayload,
 		state, hostState = bot.StateSuccess, bot.DeploymentSuccess
 	}
 	desc := fmt.Sprintf("model v%d %s", d.Version, d.State)
-	w.setDeployStatus(ctx, f, p.Repo, d.SHA, "mlbot/deploy/"+d.Env, state, desc, d.ID)
+	w.setDeployStatus(ctx, f, p.Repo, d.SHA, p.Ref, "mlbot/deploy/"+d.Env, state, desc, d.ID)
 	if d.HostID != 0 {
 		if err := f.UpdateDeployment(ctx, p.Repo, d.HostID, bot.DeploymentStatus{State: hostState, LogURL: w.deployURL(d.ID), EnvironmentURL: envURL, Description: desc}); err != nil {
 			w.log.Warn("host deployment status not updated", "err", err)
@@ -419,9 +419,9 @@ func (w *Worker) heartbeat(ctx context.Context, lease *Lease) (stop func()) {
 	return cancel
 }
 
-func (w *Worker) setDeployStatus(ctx context.Context, f bot.Forge, repo bot.Repo, sha, context_ string, st bot.State, desc, id string) {
-	if err := f.CreateStatus(ctx, repo, sha, bot.Status{Context: context_, State: st, Description: desc, TargetURL: w.deployURL(id)}); err != nil {
-		w.log.Warn("deploy status not set", "context", context_, "err", err)
+func (w *Worker) setDeployStatus(ctx context.Context, f bot.Forge, repo bot.Repo, sha, ref, name string, st bot.State, desc, id string) {
+	if err := f.CreateStatus(ctx, repo, sha, bot.Status{Context: name, State: st, Description: desc, TargetURL: w.deployURL(id), Ref: ref}); err != nil {
+		w.log.Warn("deploy status not set", "context", name, "err", err)
 	}
 }
 

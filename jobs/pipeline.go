@@ -13,6 +13,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/mlbot/mlbot/bot"
 	"github.com/mlbot/mlbot/configs"
 	"github.com/mlbot/mlbot/jobs/registry"
 	"github.com/mlbot/mlbot/jobs/report"
@@ -47,6 +48,13 @@ func (w *Worker) handlePipeline(ctx context.Context, t *asynq.Task) error {
 		run.State, run.Started, run.Attempts = RunRunning, time.Now().UTC(), run.Attempts+1
 		if err := w.store.SaveRun(ctx, run); err != nil {
 			return err
+		}
+		if fs, ok := w.forges[run.Repo.Forge]; ok {
+			// Best effort: the result matters more than this intermediate
+			// state, and GitLab shows "running" with the run's link.
+			if serr := w.setStatus(ctx, fs.Forge, run.Repo, run.SHA, refOf(run.PR, run.Branch), bot.StateRunning, "running: train and evaluate", w.runURL(run.ID)); serr != nil {
+				log.Warn("running status not set", "err", serr)
+			}
 		}
 		pipelinesRunning.Inc()
 		err = w.execute(ctx, p, run)

@@ -51,7 +51,7 @@ func (w *Worker) handleReport(ctx context.Context, t *asynq.Task) error {
 			}
 		}
 	}
-	if err := w.setStatus(ctx, f, run.Repo, run.SHA, stateOf(run.Outcome), describe(run, c.Diff), w.runURL(run.ID)); err != nil {
+	if err := w.setStatus(ctx, f, run.Repo, run.SHA, refOf(run.PR, run.Branch), stateOf(run.Outcome), describe(run, c.Diff), w.runURL(run.ID)); err != nil {
 		return err
 	}
 	if run.Kind == KindBaseline {
@@ -113,7 +113,7 @@ func (w *Worker) upsertComment(ctx context.Context, f bot.Forge, repo bot.Repo, 
 	}
 	if id != 0 {
 		err := f.UpdateComment(ctx, repo, number, id, body)
-		if !errors.Is(err, bot.ErrNotFound) {
+		if !notOurs(err) {
 			return err
 		}
 		// Deleted by someone: find another or create a new one.
@@ -123,18 +123,32 @@ func (w *Worker) upsertComment(ctx context.Context, f bot.Forge, repo bot.Repo, 
 		return err
 	}
 	for _, c := range comments {
-		if strings.HasPrefix(strings.TrimSpace(c.Body), report.Marker) {
-			if err := f.UpdateComment(ctx, repo, number, c.ID, body); err != nil {
-				return err
-			}
-			return w.store.SetCommentID(ctx, repo, number, c.ID)
+		if !strings.HasPrefix(strings.TrimSpace(c.Body), report.Marker) {
+			continue
 		}
+		err := f.UpdateComment(ctx, repo, number, c.ID, body)
+		if notOurs(err) {
+			// Someone else wrote the marker into their own comment (it is
+			// invisible when rendered): it must not block the report.
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		return w.store.SetCommentID(ctx, repo, number, c.ID)
 	}
 	c, err := f.CreateComment(ctx, repo, number, body)
 	if err != nil {
 		return err
 	}
 	return w.store.SetCommentID(ctx, repo, number, c.ID)
+}
+
+// notOurs reports whether the host refused an edit because the comment is
+// not mlbot's to edit.
+func notOurs(err error) bool {
+	var he *bot.HostError
+	return errors.As(err, &he) && (he.StatusCode == 403 || he.StatusCode == 404)
 }
 
 // describe is the commit status description: the verdict and the first

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -103,7 +104,7 @@ func (w *Worker) routePullRequest(ctx context.Context, log *slog.Logger, f bot.F
 	if err != nil {
 		return err
 	}
-	if stored != nil && pr.Author == "" {
+	if stored != nil && pr.Author == "" && pr.AuthorID == 0 {
 		// GitLab names the author only when the merge request is opened.
 		pr.Author, pr.AuthorAssociation = stored.Author, stored.AuthorAssociation
 	}
@@ -161,7 +162,13 @@ func (w *Worker) admission(ctx context.Context, f bot.Forge, repo bot.Repo, pr *
 // mlbot: not from a fork, and with write access confirmed by the host.
 // GitHub's author_association rules out outsiders without a host call.
 func (w *Worker) trusted(ctx context.Context, f bot.Forge, repo bot.Repo, pr *bot.PullRequest) (bool, error) {
-	if pr.Fork || pr.Author == "" {
+	who := pr.Author
+	if pr.AuthorID != 0 {
+		// The host's own id of the author beats the login of whoever
+		// triggered the event.
+		who = "id:" + strconv.FormatInt(pr.AuthorID, 10)
+	}
+	if pr.Fork || who == "" {
 		return false, nil
 	}
 	switch pr.AuthorAssociation {
@@ -169,9 +176,9 @@ func (w *Worker) trusted(ctx context.Context, f bot.Forge, repo bot.Repo, pr *bo
 	default:
 		return false, nil
 	}
-	p, err := w.permission(ctx, f, repo, pr.Author)
+	p, err := w.permission(ctx, f, repo, who)
 	if err != nil {
-		return false, fmt.Errorf("permission of %s: %w", pr.Author, err)
+		return false, fmt.Errorf("permission of %s: %w", who, err)
 	}
 	return p.AtLeast(bot.PermissionWrite), nil
 }
@@ -182,7 +189,7 @@ func (w *Worker) awaitApproval(ctx context.Context, f bot.Forge, repo bot.Repo, 
 	if err := w.store.SetCurrentRun(ctx, repo, pr.Number, ""); err != nil {
 		return err
 	}
-	if err := w.setStatus(ctx, f, repo, pr.HeadSHA, bot.StatePending, "waiting for /ok-to-test from a maintainer", ""); err != nil {
+	if err := w.setStatus(ctx, f, repo, pr.HeadSHA, pr.HeadRef, bot.StatePending, "waiting for /ok-to-test from a maintainer", ""); err != nil {
 		return err
 	}
 	body := report.Render(report.Comment{Outcome: report.OutcomeAwaitingApproval, HeadSHA: pr.HeadSHA})
@@ -213,7 +220,7 @@ func (w *Worker) startPipeline(ctx context.Context, f bot.Forge, p PipelinePaylo
 		// setting pending again would hide the result.
 		return nil
 	}
-	return w.setStatus(ctx, f, p.Repo, p.SHA, bot.StatePending, "queued: train and evaluate", w.runURL(p.RunID))
+	return w.setStatus(ctx, f, p.Repo, p.SHA, refOf(p.PR, p.Branch), bot.StatePending, "queued: train and evaluate", w.runURL(p.RunID))
 }
 
 // cancelRun stops a run that has not finished: one still queued finishes
@@ -266,8 +273,16 @@ func (w *Worker) enqueuePipeline(ctx context.Context, p PipelinePayload) error {
 	return err
 }
 
-func (w *Worker) setStatus(ctx context.Context, f bot.Forge, repo bot.Repo, sha string, st bot.State, desc, url string) error {
-	return f.CreateStatus(ctx, repo, sha, bot.Status{Context: StatusContext, State: st, Description: desc, TargetURL: url})
+func (w *Worker) setStatus(ctx context.Context, f bot.Forge, repo bot.Repo, sha, ref string, st bot.State, desc, url string) error {
+	return f.CreateStatus(ctx, repo, sha, bot.Status{Context: StatusContext, State: st, Description: desc, TargetURL: url, Ref: ref})
+}
+
+// refOf is the branch a run's commit was pushed to.
+func refOf(pr *bot.PullRequest, branch string) string {
+	if pr != nil {
+		return pr.HeadRef
+	}
+	return branch
 }
 
 func (w *Worker) runURL(id string) string { return w.opts.PublicURL + "/runs/" + id }

@@ -192,8 +192,8 @@ func (w *Worker) Registry() *registry.Registry { return w.registry }
 func (w *Worker) Start() error {
 	mux := asynq.NewServeMux()
 	mux.Use(instrument)
-	mux.HandleFunc(TypeWebhook, w.handleWebhook)
-	mux.HandleFunc(TypeReport, w.handleReport)
+	mux.HandleFunc(TypeWebhook, skipPermanent(w.handleWebhook))
+	mux.HandleFunc(TypeReport, skipPermanent(w.handleReport))
 	if err := w.events.Start(mux); err != nil {
 		return fmt.Errorf("start event workers: %w", err)
 	}
@@ -252,6 +252,22 @@ func (w *Worker) logTaskError(ctx context.Context, t *asynq.Task, err error) {
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
 	w.log.Warn("task failed", "type", t.Type(), "attempt", retried+1, "max_retry", maxRetry, "err", redact(err.Error(), w.opts.Secrets))
+}
+
+// skipPermanent stops retries of a host refusal that no retry can change
+// (400, 403, 404, 422): asynq would otherwise try it for hours.
+func skipPermanent(h asynq.HandlerFunc) asynq.HandlerFunc {
+	return func(ctx context.Context, t *asynq.Task) error {
+		err := h(ctx, t)
+		var he *bot.HostError
+		if errors.As(err, &he) {
+			switch he.StatusCode {
+			case 400, 403, 404, 422:
+				return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+			}
+		}
+		return err
+	}
 }
 
 // isFailure keeps the host's rate limiting from counting as a task failure

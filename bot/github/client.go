@@ -358,6 +358,9 @@ func (c *Client) UpdateComment(ctx context.Context, repo bot.Repo, _ int, id int
 // repository's installation token (minted or refreshed as needed). It
 // returns "" when the client has no credentials.
 func (c *Client) CloneAuth(ctx context.Context, repo bot.Repo) (string, error) {
+	if repo.CloneURL != "" && !bot.CloneHostMatches(repo.CloneURL, c.baseURL.String()) {
+		return "", fmt.Errorf("github: clone URL %q is not on the host of %s; refusing to send it credentials", repo.CloneURL, c.baseURL.Redacted())
+	}
 	token := c.token
 	if c.app != nil {
 		owner, name, ok := strings.Cut(repo.FullName, "/")

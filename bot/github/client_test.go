@@ -576,3 +576,22 @@ func TestListCommentsRefusesForeignLinks(t *testing.T) {
 		t.Fatal("followed a Link to another host")
 	}
 }
+
+// TestCloneAuthRefusesForeignHosts keeps the token from a clone URL that a
+// signed payload pointed at another host.
+func TestCloneAuthRefusesForeignHosts(t *testing.T) {
+	c, err := New(Options{BaseURL: "https://api.github.com/", Token: "secret-token"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth, err := c.CloneAuth(context.Background(), bot.Repo{FullName: "acme/model", CloneURL: "https://evil.example/acme/model.git"})
+	if err == nil || auth != "" {
+		t.Fatalf("CloneAuth = %q, %v; want a refusal", auth, err)
+	}
+	if strings.Contains(err.Error(), "secret-token") {
+		t.Errorf("the refusal names the token: %v", err)
+	}
+	if auth, err := c.CloneAuth(context.Background(), bot.Repo{FullName: "acme/model", CloneURL: "https://github.com/acme/model.git"}); err != nil || auth == "" {
+		t.Errorf("CloneAuth for github.com = %q, %v", auth, err)
+	}
+}

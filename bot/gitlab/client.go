@@ -41,6 +41,8 @@ type Options struct {
 type Client struct {
 	api   *gl.Client
 	token string
+	// base is the instance's URL, whose host alone receives the token.
+	base string
 }
 
 var _ bot.Forge = (*Client)(nil)
@@ -76,7 +78,7 @@ func New(opts Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gitlab: new client: %w", err)
 	}
-	return &Client{api: api, token: opts.Token}, nil
+	return &Client{api: api, token: opts.Token, base: base}, nil
 }
 
 // Name returns "gitlab".
@@ -128,6 +130,9 @@ func (c *Client) CreateStatus(ctx context.Context, repo bot.Repo, sha string, st
 		return err
 	}
 	opt := &gl.SetCommitStatusOptions{State: state, Name: gl.Ptr(st.Context)}
+	if st.Ref != "" {
+		opt.Ref = gl.Ptr(st.Ref)
+	}
 	if st.TargetURL != "" {
 		opt.TargetURL = gl.Ptr(st.TargetURL)
 	}
@@ -211,9 +216,12 @@ func (c *Client) UpdateComment(ctx context.Context, repo bot.Repo, number int, i
 
 // CloneAuth returns a Basic Authorization header for git over HTTPS.
 // GitLab takes any access token as the password of user "oauth2".
-func (c *Client) CloneAuth(context.Context, bot.Repo) (string, error) {
+func (c *Client) CloneAuth(_ context.Context, repo bot.Repo) (string, error) {
 	if c.token == "" {
 		return "", nil
+	}
+	if repo.CloneURL != "" && !bot.CloneHostMatches(repo.CloneURL, c.base) {
+		return "", fmt.Errorf("gitlab: clone URL %q is not on %s; refusing to send it credentials", repo.CloneURL, c.base)
 	}
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte("oauth2:"+c.token)), nil
 }

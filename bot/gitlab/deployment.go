@@ -60,7 +60,9 @@ func (c *Client) CreateDeployment(ctx context.Context, repo bot.Repo, d bot.Depl
 func glDeploymentStatus(s bot.DeploymentState) (status gl.DeploymentStatusValue, ok bool) {
 	switch s {
 	case bot.DeploymentQueued, bot.DeploymentInProgress:
-		return gl.DeploymentStatusRunning, true
+		// CreateDeployment made it running already, and GitLab refuses
+		// running → running: nothing to say.
+		return "", false
 	case bot.DeploymentSuccess:
 		return gl.DeploymentStatusSuccess, true
 	case bot.DeploymentFailure, bot.DeploymentError:
@@ -73,7 +75,8 @@ func glDeploymentStatus(s bot.DeploymentState) (status gl.DeploymentStatusValue,
 
 // UpdateDeployment sets the status of deployment id
 // (PUT /projects/:id/deployments/:deployment_id); see glDeploymentStatus
-// for the mapping. DeploymentInactive makes no call at all. GitLab has no
+// for the mapping. DeploymentInactive, DeploymentQueued and
+// DeploymentInProgress make no call at all. GitLab has no
 // URL or description on deployments, so only st.State is used.
 //
 // GitLab refuses with a 400 to move a deployment to the status it

@@ -31,15 +31,15 @@ func TestDeploymentLifecycle(t *testing.T) {
 			repo:   bot.Repo{ID: testID},
 			states: []bot.DeploymentState{bot.DeploymentInProgress, bot.DeploymentSuccess},
 			want:   []string{"running", "success"},
-			// running → running is refused; reading it back shows it done.
-			calls: []string{"PUT 400", "GET 200", "PUT 200"},
+			// The deployment is created running: in_progress needs no call.
+			calls: []string{"PUT 200"},
 		},
 		{
 			name:   "queued, in progress, failure",
 			repo:   bot.Repo{FullName: testProject},
 			states: []bot.DeploymentState{bot.DeploymentQueued, bot.DeploymentInProgress, bot.DeploymentFailure},
 			want:   []string{"running", "failed"},
-			calls:  []string{"PUT 400", "GET 200", "PUT 400", "GET 200", "PUT 200"},
+			calls:  []string{"PUT 200"},
 		},
 		{
 			name:   "error is failed",

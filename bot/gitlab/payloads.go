@@ -70,7 +70,9 @@ type MergeRequestOptions struct {
 	LastCommit string
 	MergeSHA   string
 	// Author is the acting user (payload "user"), who on open is the author.
-	Author string
+	// AuthorID, when set, is the merge request author's user id (author_id).
+	AuthorID int64
+	Author   string
 	// Draft marks the merge request a draft (and prefixes its title).
 	Draft bool
 	// ChangesDraft, when set, reports changes.draft as {previous, current}:
@@ -163,7 +165,7 @@ func MergeRequestPayload(o MergeRequestOptions) []byte {
 	}
 	fillMergeRequest(attrs, target, mrFields{
 		iid: iid, sourceProjectID: o.SourceProjectID, sourcePath: o.SourcePath, sourceCloneURL: o.SourceCloneURL,
-		sourceBranch: o.SourceBranch, targetBranch: o.TargetBranch, lastCommit: o.LastCommit, draft: o.Draft,
+		sourceBranch: o.SourceBranch, targetBranch: o.TargetBranch, lastCommit: o.LastCommit, draft: o.Draft, authorID: o.AuthorID,
 	})
 
 	action := or(o.Action, "open")
@@ -380,6 +382,7 @@ func (p projectInfo) applyRepository(m map[string]any) {
 
 type mrFields struct {
 	iid                                    int
+	authorID                               int64
 	sourceProjectID                        int64
 	sourcePath, sourceCloneURL             string
 	sourceBranch, targetBranch, lastCommit string
@@ -422,6 +425,9 @@ func fillMergeRequest(m map[string]any, target projectInfo, f mrFields) {
 	m["title"] = title
 	m["draft"] = f.draft
 	m["work_in_progress"] = f.draft
+	if f.authorID != 0 {
+		m["author_id"] = f.authorID
+	}
 }
 
 func loadPayload(name string) map[string]any {

@@ -29,16 +29,24 @@ func (c *Client) GetPermission(ctx context.Context, repo bot.Repo, user string) 
 	if err != nil {
 		return "", err
 	}
-	users, resp, err := c.api.Users.ListUsers(&gl.ListUsersOptions{Username: gl.Ptr(user)}, gl.WithContext(ctx))
-	if err != nil {
-		return "", apiError(http.MethodGet, "/users", resp, err)
-	}
 	var id int64
-	for _, u := range users {
-		// GitLab matches usernames case-insensitively.
-		if u != nil && strings.EqualFold(u.Username, user) {
-			id = u.ID
-			break
+	if n, ok := strings.CutPrefix(user, "id:"); ok {
+		// Webhooks name a merge request's author only by id, which the
+		// members API takes directly.
+		if id, err = strconv.ParseInt(n, 10, 64); err != nil || id <= 0 {
+			return "", fmt.Errorf("gitlab: bad user id %q", user)
+		}
+	} else {
+		users, resp, err := c.api.Users.ListUsers(&gl.ListUsersOptions{Username: gl.Ptr(user)}, gl.WithContext(ctx))
+		if err != nil {
+			return "", apiError(http.MethodGet, "/users", resp, err)
+		}
+		for _, u := range users {
+			// GitLab matches usernames case-insensitively.
+			if u != nil && strings.EqualFold(u.Username, user) {
+				id = u.ID
+				break
+			}
 		}
 	}
 	if id == 0 {

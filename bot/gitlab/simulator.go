@@ -702,6 +702,14 @@ func (s *Simulator) addNoteLocked(p *simProject, iid int, author *User, body str
 }
 
 // userLocked returns the user called username, creating it.
+// UserID returns the id of username, creating the user when new, as the
+// author_id a merge request payload would carry.
+func (s *Simulator) UserID(username string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.userLocked(username).ID
+}
+
 func (s *Simulator) userLocked(username string) *User {
 	key := strings.ToLower(username)
 	if u := s.users[key]; u != nil {

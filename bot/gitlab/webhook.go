@@ -271,6 +271,7 @@ type mergeRequest struct {
 	Target          project    `json:"target"`
 	LastCommit      lastCommit `json:"last_commit"`
 	MergeCommitSHA  string     `json:"merge_commit_sha"`
+	AuthorID        int64      `json:"author_id"`
 	Action          string     `json:"action"`
 	OldRev          string     `json:"oldrev"`
 }
@@ -296,6 +297,9 @@ func (m mergeRequest) pullRequest() *bot.PullRequest {
 		// resolves BaseRef itself.
 		BaseSHA: "",
 		Fork:    m.SourceProjectID != m.TargetProjectID,
+		// The author, whoever triggered this event; GetPermission takes it
+		// as "id:<n>" when no username is known.
+		AuthorID: m.AuthorID,
 	}
 }
 

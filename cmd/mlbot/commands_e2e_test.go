@@ -139,6 +139,14 @@ func TestCommandsAndTrust(t *testing.T) {
 				t.Errorf("%d trainings, want 1", n)
 			}
 		}},
+		{"a pull request whose opening mlbot never saw runs for a trusted author", nil, func(t *testing.T, e *e2e) {
+			e.baseline("0.90")
+			h := e.commit("feature", map[string]string{"params": "0.91\n"}, "change")
+			e.send(e.prEvent("updated", h, e.mainSHA), http.StatusAccepted)
+			if st := e.final(h); st.State != "success" {
+				t.Fatalf("status %+v, want the trusted author's push to run", st)
+			}
+		}},
 		{"a host error on the permission check refuses, never allows", nil, func(t *testing.T, e *e2e) {
 			e.baseline("0.90")
 			h := e.commit("feature", map[string]string{"params": "0.91\n"}, "change")

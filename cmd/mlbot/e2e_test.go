@@ -336,14 +336,14 @@ func TestEndToEnd(t *testing.T) {
 			if n := e.trainings() - before; n != 1 {
 				t.Errorf("%d trainings for one delivery sent twice, want 1", n)
 			}
-			pending := 0
+			queued := 0
 			for _, s := range e.sb.statuses(h) {
-				if s.State == "pending" {
-					pending++
+				if strings.HasPrefix(s.Description, "queued") {
+					queued++
 				}
 			}
-			if pending > 1 {
-				t.Errorf("%d pending statuses, want 1", pending)
+			if queued > 1 {
+				t.Errorf("%d queued statuses, want 1", queued)
 			}
 		}},
 		{"host 502 then success: one comment, one training", func(t *testing.T, e *e2e) {

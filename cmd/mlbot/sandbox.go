@@ -363,6 +363,9 @@ func (h *gitlabHost) prDelivery(url string, d prEvent) *http.Request {
 	o := gitlab.MergeRequestOptions{IID: d.Number, ProjectID: sandboxProjectID, Path: d.Repo, CloneURL: d.CloneURL,
 		WebURL: h.webURL(d.Repo), DefaultBranch: "main", SourceBranch: d.HeadRef, TargetBranch: "main",
 		LastCommit: d.HeadSHA, Author: d.Author, Draft: d.Draft, MergeSHA: d.MergeSHA}
+	if d.Author != "" {
+		o.AuthorID = h.sim.UserID(d.Author)
+	}
 	switch d.Action {
 	case "opened":
 		o.Action = "open"
