@@ -39,6 +39,10 @@ func (w *Worker) handleWebhook(ctx context.Context, t *asynq.Task) error {
 		log.Debug("event ignored: not routed", "kind", ev.Kind)
 		return nil
 	}
+	if ev.Repo.FullName == "" || ev.Repo.CloneURL == "" {
+		log.Info("event ignored: it names no repository to clone", "kind", ev.Kind)
+		return nil
+	}
 	if !w.opts.RepoAllowed(ev.Repo.Host + "/" + ev.Repo.FullName) {
 		log.Warn("event ignored: repository not in the allowlist", "host", ev.Repo.Host)
 		return nil
