@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/time/rate"
+
 	gl "gitlab.com/gitlab-org/api/client-go"
 
 	"github.com/mlbot/mlbot/bot"
@@ -70,6 +72,11 @@ func New(opts Options) (*Client, error) {
 		gl.WithCustomRetryMax(0),
 		gl.WithURLWarningLogger(slog.New(slog.DiscardHandler)),
 		gl.WithUserAgent("mlbot"),
+		// client-go sets its limiter up lazily from the first answer's
+		// RateLimit-Limit, racing concurrent first calls (the race detector
+		// catches it). mlbot paces itself on GitLab's 429 + Retry-After, so
+		// an unlimited limiter, set before any call, is both safe and right.
+		gl.WithCustomLimiter(rate.NewLimiter(rate.Inf, 0)),
 	}
 	if opts.HTTPClient != nil {
 		clientOpts = append(clientOpts, gl.WithHTTPClient(opts.HTTPClient))
