@@ -5,6 +5,8 @@
 // knows which host an event came from beyond the Forge name it carries.
 package bot
 
+import "time"
+
 // Kind says what happened in a host-neutral way.
 type Kind string
 
@@ -97,6 +99,9 @@ type Comment struct {
 type Event struct {
 	Forge    string `json:"forge"`
 	Delivery string `json:"delivery"`
+	// Received is when mlbot accepted the delivery; it orders events of one
+	// pull request whatever order workers handle them in.
+	Received time.Time `json:"received,omitzero"`
 	// Type is the host's own event name (X-GitHub-Event, X-Gitlab-Event).
 	Type   string `json:"type"`
 	Kind   Kind   `json:"kind"`

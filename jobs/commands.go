@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -18,6 +19,12 @@ import (
 // ReplyMarker starts every reply mlbot posts in a thread, so that its own
 // comments are never read as commands.
 const ReplyMarker = "<!-- mlbot:reply -->"
+
+// maxCommands bounds the commands read from one comment, so that one
+// comment cannot make mlbot post hundreds of replies.
+const maxCommands = 5
+
+var commandName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]*$`)
 
 // Command is one slash command from a pull request comment.
 type Command struct {
@@ -40,10 +47,13 @@ func ParseCommands(body string) []Command {
 			continue
 		}
 		fields := strings.Fields(line[1:])
-		if len(fields) == 0 {
-			continue
+		if len(fields) == 0 || !commandName.MatchString(fields[0]) {
+			continue // "/usr/bin/python" is prose, not a command
 		}
 		out = append(out, Command{Name: strings.ToLower(fields[0]), Args: fields[1:]})
+		if len(out) == maxCommands {
+			break
+		}
 	}
 	return out
 }
@@ -111,7 +121,10 @@ func (w *Worker) routeComment(ctx context.Context, log *slog.Logger, f bot.Forge
 		// opened): the comment payload carries what it can.
 		pr = ev.PR
 	}
-	cfg := w.defaultBranchConfig(ctx, f, ev.Repo, log)
+	cfg, err := w.defaultBranchConfig(ctx, f, ev.Repo, log)
+	if err != nil {
+		return err
+	}
 	cc := &commandContext{f: f, ev: ev, pr: pr, perms: defaultPermissions(), cfg: cfg, delivery: ev.Delivery, log: log}
 	if cfg != nil {
 		cc.perms = cfg.Permissions
@@ -119,7 +132,11 @@ func (w *Worker) routeComment(ctx context.Context, log *slog.Logger, f bot.Forge
 	user := c.Author
 	for i, cmd := range cmds {
 		doneKey := fmt.Sprintf("%s:%d", ev.Delivery, i)
-		if done, err := w.store.Done(ctx, doneKey); err != nil || done {
+		done, err := w.store.Done(ctx, doneKey)
+		if err != nil {
+			return err
+		}
+		if done {
 			continue
 		}
 		reply, err := w.runCommand(ctx, cc, user, c.ID, cmd)
@@ -283,37 +300,38 @@ func (w *Worker) permission(ctx context.Context, f bot.Forge, repo bot.Repo, use
 
 // defaultBranchConfig reads .mlbot.yml from the default branch, where
 // permissions and deploy definitions come from — never from the pull
-// request asking. It returns nil when the file is missing or invalid.
-func (w *Worker) defaultBranchConfig(ctx context.Context, f bot.Forge, repo bot.Repo, log *slog.Logger) *configs.RepoConfig {
+// request asking. It returns nil when the file is missing or invalid, and
+// an error when it could not be read: falling back to default permissions
+// during a host outage could loosen what the repository asked for.
+func (w *Worker) defaultBranchConfig(ctx context.Context, f bot.Forge, repo bot.Repo, log *slog.Logger) (*configs.RepoConfig, error) {
 	auth, err := f.CloneAuth(ctx, repo)
 	if err != nil {
-		log.Warn("default branch config: no credentials", "err", err)
-		return nil
+		return nil, fmt.Errorf("default branch config: %w", err)
 	}
-	dir, err := os.MkdirTemp(filepath.Join(w.opts.DataDir), "config-")
+	if err := os.MkdirAll(w.opts.DataDir, 0o750); err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp(w.opts.DataDir, "config-")
 	if err != nil {
-		if err := os.MkdirAll(w.opts.DataDir, 0o750); err != nil {
-			return nil
-		}
-		if dir, err = os.MkdirTemp(w.opts.DataDir, "config-"); err != nil {
-			return nil
-		}
+		return nil, err
 	}
 	defer os.RemoveAll(dir)
 	co := git.Checkout{URL: repo.CloneURL, Auth: auth, Dir: dir}
 	sha, err := co.FetchBranch(ctx, repo.DefaultBranch)
 	if err != nil {
-		log.Warn("default branch config: fetch failed", "branch", repo.DefaultBranch, "err", err)
-		return nil
+		return nil, fmt.Errorf("default branch config: fetch %s: %w", repo.DefaultBranch, err)
 	}
 	data, err := co.ShowFile(ctx, sha, configs.RepoConfigFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("default branch config: %w", err)
 	}
 	cfg, err := configs.ParseRepoConfig(configs.RepoConfigFile, data)
 	if err != nil {
 		log.Info("default branch .mlbot.yml is invalid; using default permissions", "err", err)
-		return nil
+		return nil, nil
 	}
-	return cfg
+	return cfg, nil
 }

@@ -2,6 +2,8 @@ package jobs
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/mlbot/mlbot/bot"
 	"github.com/mlbot/mlbot/configs"
@@ -41,24 +44,41 @@ type DeployPayload struct {
 // a worker that dies mid-deploy frees the environment after it.
 const deployLease = 30 * time.Second
 
-// requestDeploy records a deploy of version to env and queues it behind
-// the environment's earlier requests. Queued requests of older versions
-// are dropped: the newer one makes them pointless.
-func (w *Worker) requestDeploy(ctx context.Context, repo bot.Repo, ref, env string, v *registry.Version, reason, by string, pr int, rollback bool) (*registry.Deploy, error) {
-	d := registry.Deploy{ID: registry.NewDeployID(), Repo: repoKey(repo), Env: env, Version: v.Number, SHA: v.SHA,
-		State: "queued", Reason: reason, RequestedBy: by, PR: pr, Requested: time.Now().UTC()}
+// deployID derives a deploy's id from what asked for it, so that a
+// retried task asking again finds the same deploy instead of a second one.
+func deployID(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))[:24]
+}
+
+// requestDeploy records deploy id of version to env and queues it behind
+// the environment's earlier requests; asking again for the same id returns
+// the first request. Queued requests of older versions are dropped: the
+// newer one makes them pointless.
+func (w *Worker) requestDeploy(ctx context.Context, id string, repo bot.Repo, ref, env string, v *registry.Version, reason, by string, pr int, rollback bool) (*registry.Deploy, error) {
 	queue := w.store.key("deployq", repoKey(repo), env)
+	if prev, err := w.registry.GetDeploy(ctx, id); err == nil {
+		return prev, w.enqueueDeploy(ctx, prev, repo, ref, queue)
+	} else if !errors.Is(err, registry.ErrNotFound) {
+		return nil, err
+	}
+	d := registry.Deploy{ID: id, Repo: repoKey(repo), Env: env, Version: v.Number, SHA: v.SHA,
+		State: registry.DeployQueued, Reason: reason, RequestedBy: by, PR: pr, Requested: time.Now().UTC()}
 	if !rollback {
 		ids, err := w.opts.Redis.LRange(ctx, queue, 0, -1).Result()
 		if err != nil {
 			return nil, err
 		}
-		for _, id := range ids {
-			old, err := w.registry.GetDeploy(ctx, id)
-			if err != nil || old.State != "queued" || old.Version >= v.Number {
+		for _, qid := range ids {
+			old, err := w.registry.GetDeploy(ctx, qid)
+			if err != nil || old.State != registry.DeployQueued || old.Version >= v.Number {
 				continue
 			}
-			old.State, old.Detail, old.Finished = "dropped", fmt.Sprintf("superseded by v%d queued behind it", v.Number), time.Now().UTC()
+			old.State, old.Detail, old.Finished = registry.DeployDropped, fmt.Sprintf("superseded by v%d queued behind it", v.Number), time.Now().UTC()
 			if err := w.registry.SaveDeploy(ctx, *old); err != nil {
 				return nil, err
 			}
@@ -67,17 +87,30 @@ func (w *Worker) requestDeploy(ctx context.Context, repo bot.Repo, ref, env stri
 	if err := w.registry.SaveDeploy(ctx, d); err != nil {
 		return nil, err
 	}
-	if err := w.opts.Redis.RPush(ctx, queue, d.ID).Err(); err != nil {
-		return nil, err
-	}
-	b2, _ := json.Marshal(DeployPayload{DeployID: d.ID, Repo: repo, Ref: ref})
-	_, err := w.client.EnqueueContext(ctx, asynq.NewTask(TypeDeploy, b2), asynq.TaskID("deploy:"+d.ID),
+	deploysRequested.WithLabelValues(env).Inc()
+	return &d, w.enqueueDeploy(ctx, &d, repo, ref, queue)
+}
+
+// enqueueDeploy makes sure deploy d has its task and its place in the
+// environment's line; both steps tolerate having been done before.
+func (w *Worker) enqueueDeploy(ctx context.Context, d *registry.Deploy, repo bot.Repo, ref, queue string) error {
+	b, _ := json.Marshal(DeployPayload{DeployID: d.ID, Repo: repo, Ref: ref})
+	_, err := w.client.EnqueueContext(ctx, asynq.NewTask(TypeDeploy, b), asynq.TaskID("deploy:"+d.ID),
 		asynq.Queue(QueueDeploy), asynq.MaxRetry(100), asynq.Timeout(w.opts.MaxPipelineTimeout), asynq.Retention(runRetention))
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return nil, err
+		return err
 	}
-	deploysRequested.WithLabelValues(env).Inc()
-	return &d, nil
+	return w.joinLine(ctx, queue, d.ID)
+}
+
+// joinLine appends id to an environment's line unless it is in it.
+func (w *Worker) joinLine(ctx context.Context, queue, id string) error {
+	if _, err := w.opts.Redis.LPos(ctx, queue, id, redis.LPosArgs{}).Result(); err == nil {
+		return nil
+	} else if !errors.Is(err, redis.Nil) {
+		return err
+	}
+	return w.opts.Redis.RPush(ctx, queue, id).Err()
 }
 
 // errWaitTurn makes asynq retry a deploy whose environment is busy.
@@ -86,6 +119,8 @@ var errWaitTurn = errors.New("environment busy: waiting for the deploys queued b
 // handleDeploy runs one deploy when its turn comes: one at a time per
 // repository and environment, in the order requested.
 func (w *Worker) handleDeploy(ctx context.Context, t *asynq.Task) error {
+	w.inflight.Add(1)
+	defer w.inflight.Done()
 	var p DeployPayload
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
 		return fmt.Errorf("deploy payload: %v: %w", err, asynq.SkipRetry)
@@ -96,18 +131,27 @@ func (w *Worker) handleDeploy(ctx context.Context, t *asynq.Task) error {
 	}
 	queue := w.store.key("deployq", d.Repo, d.Env)
 	switch d.State {
-	case "succeeded", "failed", "rolled_back", "dropped":
+	case registry.DeploySucceeded, registry.DeployFailed, registry.DeployRolledBack, registry.DeployDropped:
+		// Done before; a retry only redoes what may not have happened (each
+		// step remembers it did).
 		w.opts.Redis.LRem(ctx, queue, 0, d.ID)
-		if d.State == "dropped" {
-			return w.replyDeploy(ctx, p.Repo, d, nil, "")
+		if d.State == registry.DeployRolledBack {
+			if err := w.autoRollback(ctx, p, d, d.Detail); err != nil {
+				return err
+			}
 		}
-		return nil
+		v, _ := w.registry.Get(ctx, d.Repo, d.Version)
+		return w.replyDeploy(ctx, p.Repo, d, v, "")
 	}
 	fs, ok := w.forges[p.Repo.Forge]
 	if !ok {
 		return fmt.Errorf("deploy for unconfigured forge %q: %w", p.Repo.Forge, asynq.SkipRetry)
 	}
-	// Wait for the requests ahead, skipping those dropped or finished.
+	if err := w.joinLine(ctx, queue, d.ID); err != nil {
+		return err
+	}
+	// Wait for the requests ahead, skipping those dropped, finished, or
+	// left without a task by a crash between recording and queueing.
 	for {
 		head, err := w.opts.Redis.LIndex(ctx, queue, 0).Result()
 		if err != nil {
@@ -117,7 +161,10 @@ func (w *Worker) handleDeploy(ctx context.Context, t *asynq.Task) error {
 			break
 		}
 		ahead, err := w.registry.GetDeploy(ctx, head)
-		if err != nil || ahead.State == "succeeded" || ahead.State == "failed" || ahead.State == "dropped" || ahead.State == "rolled_back" {
+		info, taskErr := w.inspector.GetTaskInfo(QueueDeploy, "deploy:"+head)
+		dead := errors.Is(taskErr, asynq.ErrTaskNotFound) || (taskErr == nil && info.State == asynq.TaskStateArchived)
+		if err != nil || dead || ahead.State == registry.DeploySucceeded ||
+			ahead.State == registry.DeployFailed || ahead.State == registry.DeployDropped || ahead.State == registry.DeployRolledBack {
 			w.opts.Redis.LRem(ctx, queue, 1, head)
 			continue
 		}
@@ -149,7 +196,13 @@ func (w *Worker) handleDeploy(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	cfg := w.defaultBranchConfig(ctx, fs.Forge, p.Repo, w.log)
+	cfg, err := w.defaultBranchConfig(ctx, fs.Forge, p.Repo, w.log)
+	if err != nil {
+		// Not yet started: put the deploy back to queued for the retry.
+		d.State = registry.DeployQueued
+		w.registry.SaveDeploy(context.WithoutCancel(ctx), *d)
+		return err
+	}
 	var env configs.Environment
 	if cfg != nil {
 		env, ok = cfg.Deploy[d.Env]
@@ -167,6 +220,8 @@ func (w *Worker) handleDeploy(ctx context.Context, t *asynq.Task) error {
 		w.log.Warn("host deployment record not created", "env", d.Env, "err", err)
 	} else {
 		d.HostID = hd.ID
+		// Saved at once: a crash from here on must still close the host's record.
+		w.registry.SaveDeploy(ctx, *d)
 		f.UpdateDeployment(ctx, p.Repo, hd.ID, bot.DeploymentStatus{State: bot.DeploymentInProgress, LogURL: w.deployURL(d.ID), EnvironmentURL: env.URL})
 	}
 	logTail, err := w.runDeploy(ctx, f, p.Repo, d, v, env, cfg)
@@ -184,12 +239,20 @@ func (w *Worker) handleDeploy(ctx context.Context, t *asynq.Task) error {
 	// An automatic rollback restores a version that held before; verifying
 	// it against the same bad signal could bounce between versions forever.
 	if env.Verify != nil && !strings.HasPrefix(d.Reason, autoRollbackReason) {
-		if breach, observed := w.verifyDeploy(ctx, env); breach != "" {
-			d.State, d.Detail = "rolled_back", "verification failed: "+breach+observed
-			if err := w.finishDeploy(ctx, f, p, d, v, &env); err != nil {
+		breach, observed := w.verifyDeploy(ctx, env)
+		if ctx.Err() != nil {
+			// Shut down while verifying: the retry finds the deploy
+			// "running" and reports it unverified rather than succeeded.
+			return ctx.Err()
+		}
+		if breach != "" {
+			d.State, d.Detail = registry.DeployRolledBack, "verification failed: "+breach+observed
+			// The rollback is queued before anything that can fail on the
+			// host, so a lost reply cannot leave the bad model serving.
+			if err := w.autoRollback(ctx, p, d, breach); err != nil {
 				return err
 			}
-			return w.autoRollback(ctx, p, d, breach)
+			return w.finishDeploy(ctx, f, p, d, v, &env)
 		} else if observed != "" {
 			d.Detail = "verified: " + observed
 		}
@@ -323,7 +386,10 @@ func (w *Worker) replyDeploy(ctx context.Context, repo bot.Repo, d *registry.Dep
 		}
 		b.WriteString("\n| metric | value |\n| --- | ---: |\n")
 		for _, n := range names {
-			fmt.Fprintf(&b, "| `%s` | %.4g |\n", n, v.Metrics[n])
+			// Metric names come from a training's output: keep them from
+			// breaking the table or mentioning anyone.
+			safe := strings.NewReplacer("`", "'", "|", "\\|", "\n", " ", "\r", " ", "@", "@\u200d").Replace(n)
+			fmt.Fprintf(&b, "| `%s` | %.4g |\n", safe, v.Metrics[n])
 		}
 	}
 	if d.State == "failed" && d.LogTail != "" {
@@ -382,7 +448,7 @@ func (w *Worker) autoRollback(ctx context.Context, p DeployPayload, d *registry.
 		w.log.Error("automatic rollback impossible: no previous version", "env", d.Env, "err", err)
 		return err
 	}
-	_, err = w.requestDeploy(ctx, p.Repo, p.Ref, d.Env, prev, autoRollbackReason+" from v"+strconv.Itoa(d.Version)+": "+why, "mlbot", d.PR, true)
+	_, err = w.requestDeploy(ctx, deployID(d.ID, "rollback"), p.Repo, p.Ref, d.Env, prev, autoRollbackReason+" from v"+strconv.Itoa(d.Version)+": "+why, "mlbot", d.PR, true)
 	return err
 }
 

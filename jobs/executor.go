@@ -17,6 +17,10 @@ import (
 // logTailLines is how much of a failed run's log the PR comment quotes.
 const logTailLines = 60
 
+// deadlineSlack is kept from a task's deadline to record and report a
+// timeout before asynq gives up on the task.
+const deadlineSlack = 10 * time.Second
+
 // Executor runs a repository's pipeline in a checked-out directory. The
 // worker uses it for every commit, and `mlbot run` for a working copy.
 type Executor struct {
@@ -76,6 +80,11 @@ func (e *Executor) Run(ctx context.Context, dir string, run *Run) (*configs.Repo
 		timeout = e.MaxTimeout
 	}
 	deadline := time.Now().Add(timeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Add(-deadlineSlack).Before(deadline) {
+		// The task's own deadline (a base run before this one used part of
+		// it) comes first: end as timed out while there is time to say so.
+		deadline = dl.Add(-deadlineSlack)
+	}
 	extra := []string{"MLBOT_RUN_ID=" + run.ID, "MLBOT_SHA=" + run.SHA, "MLBOT_REPO=" + run.Repo.FullName}
 	for _, name := range cfg.Secrets {
 		if v, ok := e.SecretEnv[name]; ok && run.Trusted {
@@ -91,8 +100,14 @@ func (e *Executor) Run(ctx context.Context, dir string, run *Run) (*configs.Repo
 		if s.cmd == "" {
 			continue
 		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			run.Outcome, run.Detail = report.OutcomeTimedOut, fmt.Sprintf("no time was left for %s within the pipeline timeout of %s", s.name, timeout)
+			fmt.Fprintf(sink, "mlbot: %s\n", run.Detail)
+			return cfg, nil
+		}
 		fmt.Fprintf(sink, "$ %s\n", s.cmd)
-		res, err := e.Runner.Run(ctx, runners.Spec{Name: s.name, Command: s.cmd, Dir: dir, Env: env, Timeout: time.Until(deadline), Output: sink})
+		res, err := e.Runner.Run(ctx, runners.Spec{Name: s.name, Command: s.cmd, Dir: dir, Env: env, Timeout: left, Output: sink})
 		*s.took = res.Duration
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", s.name, err)

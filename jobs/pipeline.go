@@ -68,6 +68,11 @@ func (w *Worker) handlePipeline(ctx context.Context, t *asynq.Task) error {
 		ctx = context.WithoutCancel(ctx)
 		run.Outcome, run.Detail, err = report.OutcomeCanceled, reason, nil
 	}
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		// The task's own deadline: retrying would only time out again.
+		ctx = context.WithoutCancel(ctx)
+		run.Outcome, run.Detail, err = report.OutcomeTimedOut, "the pipeline did not finish within MLBOT_MAX_PIPELINE_TIMEOUT", nil
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			// Shutdown or lease loss: asynq requeues the task; leave the run
@@ -133,16 +138,21 @@ func (w *Worker) execute(ctx context.Context, p PipelinePayload, run *Run) error
 	if err := co.Checkout(ctx, p.SHA); err != nil {
 		return fmt.Errorf("checkout %s: %w", p.SHA, err)
 	}
+	// The base is found, and run if need be, before any of the head's code
+	// runs: what an untrusted training leaves in .git must not touch the
+	// base, which runs trusted.
+	var base *Run
+	var note string
+	if p.Kind == KindPullRequest {
+		if base, note, err = w.findBase(ctx, p, co, root); err != nil {
+			return err
+		}
+	}
 	cfg, err := w.exec.Run(ctx, headDir, run)
 	if err != nil {
 		return err
 	}
 	if run.Outcome == "" && p.Kind == KindPullRequest {
-		// The head produced metrics; its verdict depends on the base.
-		base, note, err := w.findBase(ctx, p, co, root, cfg)
-		if err != nil {
-			return err
-		}
 		run.BaseNote = note
 		Decide(run, base)
 	}
@@ -184,7 +194,7 @@ func (w *Worker) recordVersion(ctx context.Context, run *Run, cfg *configs.RepoC
 // baseline run of the base branch at or before the merge base, or, when
 // there is none, a run of the merge base made now. note explains a missing
 // base to the reader.
-func (w *Worker) findBase(ctx context.Context, p PipelinePayload, co git.Checkout, root string, cfg *configs.RepoConfig) (*Run, string, error) {
+func (w *Worker) findBase(ctx context.Context, p PipelinePayload, co git.Checkout, root string) (*Run, string, error) {
 	baseSHA := p.PR.BaseSHA
 	if baseSHA == "" {
 		sha, err := co.FetchBranch(ctx, p.PR.BaseRef)
@@ -216,9 +226,14 @@ func (w *Worker) findBase(ctx context.Context, p PipelinePayload, co git.Checkou
 		}
 		return nil, "the base " + short(mb) + " has no metrics (" + string(prev.Outcome) + ")", nil
 	}
+	// A clone of its own, not a worktree of the head's repository.
 	dir := filepath.Join(root, "base")
-	if err := co.Worktree(ctx, mb, dir); err != nil {
-		return nil, "", fmt.Errorf("base worktree %s: %w", mb, err)
+	bco := git.Checkout{URL: co.URL, Auth: co.Auth, Dir: dir}
+	if err := bco.Fetch(ctx, mb); err != nil {
+		return nil, "", fmt.Errorf("fetch base %s: %w", short(mb), err)
+	}
+	if err := bco.Checkout(ctx, mb); err != nil {
+		return nil, "", fmt.Errorf("checkout base %s: %w", short(mb), err)
 	}
 	bcfg, err := w.exec.Run(ctx, dir, brun)
 	if err != nil {

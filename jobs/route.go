@@ -33,7 +33,7 @@ func (w *Worker) handleWebhook(ctx context.Context, t *asynq.Task) error {
 		w.log.Warn("webhook not understood", "forge", d.Forge, "event", d.Type, "delivery", d.ID, "err", err)
 		return fmt.Errorf("parse %s delivery %s: %v: %w", d.Type, d.ID, err, asynq.SkipRetry)
 	}
-	ev.Delivery = d.ID
+	ev.Delivery, ev.Received = d.ID, d.ReceivedAt
 	log := w.log.With("forge", d.Forge, "event", d.Type, "delivery", d.ID, "repo", ev.Repo.FullName)
 	if ev.Kind == bot.KindOther || ev.Kind == bot.KindPing {
 		log.Debug("event ignored: not routed", "kind", ev.Kind)
@@ -115,8 +115,15 @@ func (w *Worker) routePullRequest(ctx context.Context, log *slog.Logger, f bot.F
 	if err := w.store.SavePullRequest(ctx, ev.Repo, pr); err != nil {
 		return err
 	}
-	if err := w.store.SetHead(ctx, ev.Repo, pr.Number, pr.HeadSHA); err != nil {
+	fresh, err := w.store.AdvanceHead(ctx, ev.Repo, pr.Number, pr.HeadSHA, ev.Received)
+	if err != nil {
 		return err
+	}
+	if !fresh {
+		// A retried or late delivery of an older push: acting on it would
+		// cancel the newer run and move the head back.
+		log.Info("pull request event ignored: a newer head is known", "number", pr.Number, "sha", pr.HeadSHA)
+		return nil
 	}
 	if cur, err := w.store.CurrentRun(ctx, ev.Repo, pr.Number); err != nil {
 		return err
@@ -138,9 +145,14 @@ func (w *Worker) routePullRequest(ctx context.Context, log *slog.Logger, f bot.F
 	}
 	p := PipelinePayload{Kind: KindPullRequest, Repo: ev.Repo, SHA: pr.HeadSHA, PR: pr, Delivery: ev.Delivery, Trusted: trusted}
 	p.RunID = RunID(ev.Repo, KindPullRequest, pr.HeadSHA, pr.Number, "")
-	if reason, err := w.store.CancelReason(ctx, p.RunID); err != nil {
+	reason, err := w.store.CancelReason(ctx, p.RunID)
+	if err != nil {
 		return err
-	} else if reason != "" {
+	}
+	if prev, err := w.store.GetRun(ctx, p.RunID); err == nil && prev.Outcome == report.OutcomeCanceled && reason == "" {
+		reason = "cancelled earlier: " + prev.Detail
+	}
+	if reason != "" {
 		// Reopened, or pushed back to a commit whose run was cancelled:
 		// run it afresh under a new id.
 		p.RunID = RunID(ev.Repo, KindPullRequest, pr.HeadSHA, pr.Number, "rerun:"+ev.Delivery)
@@ -268,8 +280,9 @@ func (w *Worker) enqueuePipeline(ctx context.Context, p PipelinePayload) error {
 		asynq.TaskID(pipelineTaskID(p.RunID)), asynq.Queue(w.opts.PipelineQueue),
 		// The run's own timeout comes from .mlbot.yml, known only after the
 		// checkout; this bound only stops asynq's 30-minute default from
-		// cutting a long training short.
-		asynq.Timeout(w.opts.MaxPipelineTimeout), asynq.MaxRetry(3),
+		// cutting a long training short. Twice the cap: a pull request may
+		// run its merge base too, each within the cap.
+		asynq.Timeout(2*w.opts.MaxPipelineTimeout+10*time.Minute), asynq.MaxRetry(3),
 		asynq.Retention(runRetention))
 	if errors.Is(err, asynq.ErrTaskIDConflict) {
 		return nil

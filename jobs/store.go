@@ -172,6 +172,26 @@ func (s *Store) SetHead(ctx context.Context, repo bot.Repo, pr int, sha string) 
 	return s.rdb.Set(ctx, s.key("prhead", repoKey(repo), strconv.Itoa(pr)), sha, runTTL).Err()
 }
 
+// AdvanceHead records sha as the pull request's head unless a delivery
+// received later already named another head; fresh is false then. Re-
+// recording the current head is fresh, so a retried event still runs.
+func (s *Store) AdvanceHead(ctx context.Context, repo bot.Repo, pr int, sha string, received time.Time) (fresh bool, err error) {
+	if received.IsZero() {
+		received = time.Now()
+	}
+	k := s.key("prhead", repoKey(repo), strconv.Itoa(pr))
+	n, err := advanceScript.Run(ctx, s.rdb, []string{k, k + ":at"}, sha, received.UnixMicro(), int(runTTL.Seconds())).Int()
+	return n == 1, err
+}
+
+var advanceScript = redis.NewScript(`
+local at = redis.call("GET", KEYS[2])
+local head = redis.call("GET", KEYS[1])
+if at and tonumber(at) > tonumber(ARGV[2]) and head ~= ARGV[1] then return 0 end
+redis.call("SET", KEYS[1], ARGV[1], "EX", ARGV[3])
+if not at or tonumber(at) < tonumber(ARGV[2]) then redis.call("SET", KEYS[2], ARGV[2], "EX", ARGV[3]) end
+return 1`)
+
 // Head returns the newest head commit recorded for a pull request, or "".
 func (s *Store) Head(ctx context.Context, repo bot.Repo, pr int) (string, error) {
 	v, err := s.rdb.Get(ctx, s.key("prhead", repoKey(repo), strconv.Itoa(pr))).Result()

@@ -49,6 +49,9 @@ func serveUntilDone(ctx context.Context, name string, args []string, stderr io.W
 		return err
 	}
 	log := newLogger(cfg, os.Stderr)
+	if err := hardenProcess(); err != nil {
+		log.Warn("could not make the process non-dumpable; trainings running as this user could read its environment", "err", err)
+	}
 	a, err := newApp(cfg, log, withHTTP)
 	if err != nil {
 		return err

@@ -103,7 +103,9 @@ func (c command) env() []string {
 		// GIT_DIR, GIT_WORK_TREE, GIT_CONFIG_*, GIT_ASKPASS, GIT_TRACE*:
 		// set by a hook or the user's shell, all of them would redirect,
 		// prompt or log.
-		if strings.HasPrefix(name, "GIT_") || name == "SSH_ASKPASS" || name == "LC_ALL" || name == "LANGUAGE" {
+		// MLBOT_*: the bot's own tokens have no business in git's
+		// environment, where a hook could read them.
+		if strings.HasPrefix(name, "GIT_") || strings.HasPrefix(name, "MLBOT_") || name == "SSH_ASKPASS" || name == "LC_ALL" || name == "LANGUAGE" {
 			continue
 		}
 		env = append(env, kv)
@@ -112,6 +114,9 @@ func (c command) env() []string {
 		"GIT_TERMINAL_PROMPT=0", // fail instead of waiting for a password
 		"GCM_INTERACTIVE=never", // Git Credential Manager, if installed
 		"LC_ALL=C",              // stable English messages, matched by fetch
+		// A training may have written to .git: replace refs must not
+		// change what a SHA means to mlbot.
+		"GIT_NO_REPLACE_OBJECTS=1",
 	)
 	config := append([][2]string{
 		// No credential helper: the header is the only credential, and a
@@ -119,6 +124,10 @@ func (c command) env() []string {
 		{"credential.helper", ""},
 		{"core.askPass", ""},
 		{"advice.detachedHead", "false"},
+		// Nothing a training might have planted in .git runs inside
+		// mlbot's git: no hooks, no fsmonitor.
+		{"core.hooksPath", "/dev/null"},
+		{"core.fsmonitor", "false"},
 		// No background gc in a workspace that is about to be deleted.
 		{"gc.auto", "0"},
 		{"maintenance.auto", "false"},
