@@ -178,8 +178,7 @@ func (w *Worker) handleDeploy(ctx context.Context, t *asynq.Task) error {
 		return errWaitTurn
 	}
 	defer lease.Release()
-	stop := w.heartbeat(ctx, lease)
-	defer stop()
+	defer w.heartbeat(ctx, lease, deployLease)()
 
 	if d.State == "running" {
 		// A worker died mid-deploy. Running the command again could deploy
@@ -467,18 +466,18 @@ func (w *Worker) previousVersion(ctx context.Context, repo, env string, current 
 	return nil, nil
 }
 
-// heartbeat renews a lease until stop is called.
-func (w *Worker) heartbeat(ctx context.Context, lease *Lease) (stop func()) {
+// heartbeat renews a lease for ttl at a third of ttl until stop is called.
+func (w *Worker) heartbeat(ctx context.Context, lease *Lease, ttl time.Duration) (stop func()) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	go func() {
-		t := time.NewTicker(deployLease / 3)
+		t := time.NewTicker(ttl / 3)
 		defer t.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				lease.Renew(ctx, deployLease)
+				lease.Renew(ctx, ttl)
 			}
 		}
 	}()

@@ -20,6 +20,9 @@ import (
 	"github.com/mlbot/mlbot/runners/git"
 )
 
+// runLease is how long a run's lease lives without a heartbeat.
+const runLease = 30 * time.Second
+
 // handlePipeline checks out one commit, trains and evaluates it, finds and
 // if need be runs its base, stores the result and queues its report. A
 // run already finished is not run again; its report is queued again.
@@ -37,6 +40,24 @@ func (w *Worker) handlePipeline(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	if run.State == RunFinished {
+		return w.enqueueReport(ctx, run.ID)
+	}
+	// One worker runs a run at a time: a pull request may be running this
+	// very commit as its merge base.
+	lease, ok, err := w.store.Lease(ctx, "run:"+run.ID, runLease)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errWaitTurn
+	}
+	defer lease.Release()
+	defer w.heartbeat(ctx, lease, runLease)()
+	if run, err = w.store.GetRun(ctx, p.RunID); errors.Is(err, ErrNoRun) {
+		run = &Run{ID: p.RunID, Kind: p.Kind, Repo: p.Repo, SHA: p.SHA, PR: p.PR, Branch: p.Branch, Trusted: p.Trusted, Created: time.Now().UTC()}
+	} else if err != nil {
+		return err
+	} else if run.State == RunFinished {
 		return w.enqueueReport(ctx, run.ID)
 	}
 	log := w.log.With("run", run.ID, "repo", run.Repo.FullName, "sha", run.SHA)
@@ -156,14 +177,23 @@ func (w *Worker) execute(ctx context.Context, p PipelinePayload, run *Run) error
 		run.BaseNote = note
 		Decide(run, base)
 	}
-	if cfg != nil && p.Kind == KindBaseline && p.Branch == p.Repo.DefaultBranch {
-		for _, name := range cfg.DeployOrder {
-			if cfg.Deploy[name].OnMerge {
-				run.OnMerge = append(run.OnMerge, name)
-			}
+	setOnMerge(run, cfg)
+	return w.recordVersion(ctx, run, cfg, headDir)
+}
+
+// setOnMerge names the environments a default-branch run deploys to once
+// it passes; a pull request's inline base run of that commit sets it too,
+// since the branch's own pipeline then only reports it.
+func setOnMerge(run *Run, cfg *configs.RepoConfig) {
+	if cfg == nil || run.Kind != KindBaseline || run.Branch != run.Repo.DefaultBranch {
+		return
+	}
+	run.OnMerge = nil
+	for _, name := range cfg.DeployOrder {
+		if cfg.Deploy[name].OnMerge {
+			run.OnMerge = append(run.OnMerge, name)
 		}
 	}
-	return w.recordVersion(ctx, run, cfg, headDir)
 }
 
 // recordVersion puts the artifacts of a run that produced metrics into the
@@ -220,12 +250,32 @@ func (w *Worker) findBase(ctx context.Context, p PipelinePayload, co git.Checkou
 	// The merge base is on the base branch: it runs trusted whatever the
 	// pull request's author.
 	brun := &Run{ID: RunID(p.Repo, KindBaseline, mb, 0, p.PR.BaseRef), Kind: KindBaseline, Repo: p.Repo, SHA: mb, Branch: p.PR.BaseRef, Trusted: true, State: RunRunning, Created: time.Now().UTC(), Started: time.Now().UTC()}
-	if prev, err := w.store.GetRun(ctx, brun.ID); err == nil && prev.State == RunFinished {
-		if prev.HasMetrics() {
-			return prev, "", nil
+	// The default branch's own pipeline may be running this commit right
+	// now: wait for its result rather than training it twice.
+	var lease *Lease
+	for {
+		if prev, err := w.store.GetRun(ctx, brun.ID); err == nil && prev.State == RunFinished {
+			if prev.HasMetrics() {
+				return prev, "", nil
+			}
+			return nil, "the base " + short(mb) + " has no metrics (" + string(prev.Outcome) + ")", nil
 		}
-		return nil, "the base " + short(mb) + " has no metrics (" + string(prev.Outcome) + ")", nil
+		l, ok, err := w.store.Lease(ctx, "run:"+brun.ID, runLease)
+		if err != nil {
+			return nil, "", err
+		}
+		if ok {
+			lease = l
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, "", ctx.Err()
+		case <-time.After(time.Second):
+		}
 	}
+	defer lease.Release()
+	defer w.heartbeat(ctx, lease, runLease)()
 	// A clone of its own, not a worktree of the head's repository.
 	dir := filepath.Join(root, "base")
 	bco := git.Checkout{URL: co.URL, Auth: co.Auth, Dir: dir}
@@ -239,6 +289,7 @@ func (w *Worker) findBase(ctx context.Context, p PipelinePayload, co git.Checkou
 	if err != nil {
 		return nil, "", fmt.Errorf("base run: %w", err)
 	}
+	setOnMerge(brun, bcfg)
 	if err := w.recordVersion(ctx, brun, bcfg, dir); err != nil {
 		return nil, "", err
 	}
