@@ -1,10 +1,15 @@
 package bot
 
 import (
+	"errors"
 	"net"
 	"net/url"
 	"strings"
 )
+
+// ErrForeignCloneHost is wrapped by CloneAuth when a payload's clone URL is
+// not on the configured host; retrying cannot help.
+var ErrForeignCloneHost = errors.New("clone URL is not on the configured host")
 
 // CloneHostMatches reports whether cloneURL is served by the host whose API
 // is at apiURL, so that a token is sent to git only where it belongs. A

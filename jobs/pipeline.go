@@ -104,7 +104,7 @@ func (w *Worker) handlePipeline(ctx context.Context, t *asynq.Task) error {
 		}
 		retried, _ := asynq.GetRetryCount(ctx)
 		maxRetry, _ := asynq.GetMaxRetry(ctx)
-		if retried < maxRetry {
+		if retried < maxRetry && !errors.Is(err, bot.ErrForeignCloneHost) {
 			log.Warn("pipeline attempt failed, will retry", "err", err, "attempt", run.Attempts)
 			run.State = RunQueued
 			if serr := w.store.SaveRun(ctx, run); serr != nil {

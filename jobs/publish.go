@@ -39,6 +39,11 @@ func (w *Worker) handleReport(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
+	// The status first: it is what gates a merge, and a comment the host
+	// refuses for good must not keep it pending.
+	if err := w.setStatus(ctx, f, run.Repo, run.SHA, refOf(run.PR, run.Branch), stateOf(run.Outcome), describe(run, c.Diff), w.runURL(run.ID)); err != nil {
+		return err
+	}
 	if run.PR != nil {
 		head, err := w.store.Head(ctx, run.Repo, run.PR.Number)
 		if err != nil {
@@ -50,9 +55,6 @@ func (w *Worker) handleReport(ctx context.Context, t *asynq.Task) error {
 				return err
 			}
 		}
-	}
-	if err := w.setStatus(ctx, f, run.Repo, run.SHA, refOf(run.PR, run.Branch), stateOf(run.Outcome), describe(run, c.Diff), w.runURL(run.ID)); err != nil {
-		return err
 	}
 	if run.Kind == KindBaseline {
 		return w.deployOnMerge(ctx, f, run)

@@ -249,6 +249,11 @@ func (w *Worker) retryDelay(n int, err error, _ *asynq.Task) time.Duration {
 
 // logTaskError logs every failed task attempt; asynq retries or archives it.
 func (w *Worker) logTaskError(ctx context.Context, t *asynq.Task, err error) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, errWaitTurn) {
+		// A cancelled run or a deploy waiting its turn: expected, not news.
+		w.log.Debug("task paused", "type", t.Type(), "err", err)
+		return
+	}
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
 	w.log.Warn("task failed", "type", t.Type(), "attempt", retried+1, "max_retry", maxRetry, "err", redact(err.Error(), w.opts.Secrets))

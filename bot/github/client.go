@@ -359,7 +359,7 @@ func (c *Client) UpdateComment(ctx context.Context, repo bot.Repo, _ int, id int
 // returns "" when the client has no credentials.
 func (c *Client) CloneAuth(ctx context.Context, repo bot.Repo) (string, error) {
 	if repo.CloneURL != "" && !bot.CloneHostMatches(repo.CloneURL, c.baseURL.String()) {
-		return "", fmt.Errorf("github: clone URL %q is not on the host of %s; refusing to send it credentials", repo.CloneURL, c.baseURL.Redacted())
+		return "", fmt.Errorf("github: %w: %q is not on the host of %s; refusing to send it credentials", bot.ErrForeignCloneHost, repo.CloneURL, c.baseURL.Redacted())
 	}
 	token := c.token
 	if c.app != nil {

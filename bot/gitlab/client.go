@@ -228,7 +228,7 @@ func (c *Client) CloneAuth(_ context.Context, repo bot.Repo) (string, error) {
 		return "", nil
 	}
 	if repo.CloneURL != "" && !bot.CloneHostMatches(repo.CloneURL, c.base) {
-		return "", fmt.Errorf("gitlab: clone URL %q is not on %s; refusing to send it credentials", repo.CloneURL, c.base)
+		return "", fmt.Errorf("gitlab: %w: %q is not on %s; refusing to send it credentials", bot.ErrForeignCloneHost, repo.CloneURL, c.base)
 	}
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte("oauth2:"+c.token)), nil
 }

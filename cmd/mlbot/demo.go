@@ -125,6 +125,9 @@ func (d *demo) run(ctx context.Context, forge, redisURL string) error {
 	if _, err := d.await(ctx, head1, "success"); err != nil {
 		return err
 	}
+	if err := d.awaitComment(ctx, head1); err != nil {
+		return err
+	}
 
 	// 3. A second push breaks the accuracy gate; the same comment is edited.
 	if err := sb.edit(".mlbot.yml", "--lr 0.1 --epochs 40", "--lr 0.001 --epochs 1"); err != nil {
@@ -142,6 +145,9 @@ func (d *demo) run(ctx context.Context, forge, redisURL string) error {
 	}
 	fmt.Fprintf(d.out, "3. pushed %s to pull request #1 (--epochs 1 --lr 0.001) — webhook delivered\n", head2[:7])
 	if _, err := d.await(ctx, head2, "failure"); err != nil {
+		return err
+	}
+	if err := d.awaitComment(ctx, head2); err != nil {
 		return err
 	}
 
@@ -211,6 +217,24 @@ func (d *demo) await(ctx context.Context, sha, want string) (hostStatus, error) 
 		}
 	}
 	return hostStatus{}, fmt.Errorf("no final status on %s after 5 minutes", sha[:7])
+}
+
+// awaitComment waits for pull request #1's comment to show sha: the
+// status comes first, the comment right after it.
+func (d *demo) awaitComment(ctx context.Context, sha string) error {
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
+		for _, c := range d.sb.comments(1) {
+			if strings.Contains(c.Body, sha[:7]) {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("the comment never showed %s", sha[:7])
 }
 
 const zeroSHA = "0000000000000000000000000000000000000000"

@@ -244,6 +244,7 @@ func TestEndToEnd(t *testing.T) {
 			if st.State != "success" || !strings.HasPrefix(st.TargetURL, e.url+"/runs/") {
 				t.Fatalf("first push: status %+v", st)
 			}
+			e.settle() // the comment follows the status
 			states := e.sb.statuses(h1)
 			if states[0].State != "pending" && states[0].State != "running" && e.forge == "github" {
 				t.Errorf("first status of %s = %s, want pending", h1[:7], states[0].State)
@@ -375,6 +376,7 @@ func TestEndToEnd(t *testing.T) {
 			if st := e.final(h); st.State != "success" {
 				t.Fatalf("status %+v", st)
 			}
+			e.settle()
 			if n := len(e.mlbotComments(1)); n != 1 {
 				t.Errorf("%d comments, want 1", n)
 			}
