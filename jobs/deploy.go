@@ -110,7 +110,10 @@ func (w *Worker) joinLine(ctx context.Context, queue, id string) error {
 	} else if !errors.Is(err, redis.Nil) {
 		return err
 	}
-	return w.opts.Redis.RPush(ctx, queue, id).Err()
+	if err := w.opts.Redis.RPush(ctx, queue, id).Err(); err != nil {
+		return err
+	}
+	return w.opts.Redis.Expire(ctx, queue, runRetention).Err()
 }
 
 // errWaitTurn makes asynq retry a deploy whose environment is busy.

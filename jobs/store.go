@@ -134,7 +134,13 @@ func (s *Store) CreateRun(ctx context.Context, r *Run) (bool, error) {
 
 // AddBaseline indexes a finished baseline run of branch by its commit.
 func (s *Store) AddBaseline(ctx context.Context, repo bot.Repo, sha, runID string) error {
-	return s.rdb.HSet(ctx, s.key("baseline", repoKey(repo)), sha, runID).Err()
+	k := s.key("baseline", repoKey(repo))
+	if err := s.rdb.HSet(ctx, k, sha, runID).Err(); err != nil {
+		return err
+	}
+	// The index lives as long as the runs it points to, renewed by each
+	// new baseline.
+	return s.rdb.Expire(ctx, k, runTTL).Err()
 }
 
 // FindBaseline returns the run id of the first of shas (newest first) that

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -190,6 +191,7 @@ func (w *Worker) Registry() *registry.Registry { return w.registry }
 
 // Start starts both task servers; they run until Shutdown.
 func (w *Worker) Start() error {
+	w.sweep()
 	mux := asynq.NewServeMux()
 	mux.Use(instrument)
 	mux.HandleFunc(TypeWebhook, skipPermanent(w.handleWebhook))
@@ -206,6 +208,30 @@ func (w *Worker) Start() error {
 		return fmt.Errorf("start pipeline workers: %w", err)
 	}
 	return nil
+}
+
+// sweep removes what crashed attempts left in DataDir: workspaces older
+// than any task may run (so another worker sharing the directory loses
+// nothing in use) and logs older than the runs that link them.
+func (w *Worker) sweep() {
+	now := time.Now()
+	for dir, maxAge := range map[string]time.Duration{
+		filepath.Join(w.opts.DataDir, "work"): 2*w.opts.MaxPipelineTimeout + time.Hour,
+		filepath.Join(w.opts.DataDir, "logs"): runTTL,
+	} {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			info, err := e.Info()
+			if err == nil && now.Sub(info.ModTime()) > maxAge {
+				if err := os.RemoveAll(filepath.Join(dir, e.Name())); err == nil {
+					w.log.Info("swept a leftover", "path", filepath.Join(dir, e.Name()))
+				}
+			}
+		}
+	}
 }
 
 // Shutdown stops taking tasks, lets running ones finish for up to

@@ -3,6 +3,8 @@ package jobs
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -240,5 +242,29 @@ func TestRunID(t *testing.T) {
 			t.Errorf("%s and %s share the run id %s", name, other, v)
 		}
 		seen[v] = name
+	}
+}
+
+// TestSweepRemovesOnlyOldLeftovers keeps workspaces that may still be in
+// use and removes those older than any task may run.
+func TestSweepRemovesOnlyOldLeftovers(t *testing.T) {
+	w := newRouteWorker(t, &fakeForge{}, nil)
+	work := filepath.Join(w.opts.DataDir, "work")
+	old, fresh := filepath.Join(work, "old-1"), filepath.Join(work, "fresh-1")
+	for _, d := range []string{old, fresh} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	long := time.Now().Add(-3 * w.opts.MaxPipelineTimeout)
+	if err := os.Chtimes(old, long, long); err != nil {
+		t.Fatal(err)
+	}
+	w.sweep()
+	if _, err := os.Stat(old); !os.IsNotExist(err) {
+		t.Error("an old workspace survived the sweep")
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Error("a fresh workspace was swept")
 	}
 }
