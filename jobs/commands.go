@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -121,9 +122,13 @@ func (w *Worker) routeComment(ctx context.Context, log *slog.Logger, f bot.Forge
 		// opened): the comment payload carries what it can.
 		pr = ev.PR
 	}
-	cfg, err := w.defaultBranchConfig(ctx, f, ev.Repo, log)
-	if err != nil {
-		return err
+	// The default branch's config (permissions, environments) costs a
+	// fetch: only commands mlbot knows need it.
+	var cfg *configs.RepoConfig
+	if slices.ContainsFunc(cmds, func(c Command) bool { _, ok := commands[c.Name]; return ok }) {
+		if cfg, err = w.defaultBranchConfig(ctx, f, ev.Repo, log); err != nil {
+			return err
+		}
 	}
 	cc := &commandContext{f: f, ev: ev, pr: pr, perms: defaultPermissions(), cfg: cfg, delivery: ev.Delivery, log: log}
 	if cfg != nil {

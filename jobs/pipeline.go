@@ -33,18 +33,9 @@ func (w *Worker) handlePipeline(ctx context.Context, t *asynq.Task) error {
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
 		return fmt.Errorf("pipeline payload: %v: %w", err, asynq.SkipRetry)
 	}
-	run, err := w.store.GetRun(ctx, p.RunID)
-	if errors.Is(err, ErrNoRun) {
-		run = &Run{ID: p.RunID, Kind: p.Kind, Repo: p.Repo, SHA: p.SHA, PR: p.PR, Branch: p.Branch, Trusted: p.Trusted, Created: time.Now().UTC()}
-	} else if err != nil {
-		return err
-	}
-	if run.State == RunFinished {
-		return w.enqueueReport(ctx, run.ID)
-	}
 	// One worker runs a run at a time: a pull request may be running this
 	// very commit as its merge base.
-	lease, ok, err := w.store.Lease(ctx, "run:"+run.ID, runLease)
+	lease, ok, err := w.store.Lease(ctx, "run:"+p.RunID, runLease)
 	if err != nil {
 		return err
 	}
@@ -53,11 +44,13 @@ func (w *Worker) handlePipeline(ctx context.Context, t *asynq.Task) error {
 	}
 	defer lease.Release()
 	defer w.heartbeat(ctx, lease, runLease)()
-	if run, err = w.store.GetRun(ctx, p.RunID); errors.Is(err, ErrNoRun) {
-		run = &Run{ID: p.RunID, Kind: p.Kind, Repo: p.Repo, SHA: p.SHA, PR: p.PR, Branch: p.Branch, Trusted: p.Trusted, Created: time.Now().UTC()}
+	run, err := w.store.GetRun(ctx, p.RunID)
+	if errors.Is(err, ErrNoRun) {
+		run = p.newRun()
 	} else if err != nil {
 		return err
-	} else if run.State == RunFinished {
+	}
+	if run.State == RunFinished {
 		return w.enqueueReport(ctx, run.ID)
 	}
 	log := w.log.With("run", run.ID, "repo", run.Repo.FullName, "sha", run.SHA)

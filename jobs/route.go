@@ -215,7 +215,7 @@ func (w *Worker) awaitApproval(ctx context.Context, f bot.Forge, repo bot.Repo, 
 // startPipeline records the run, queues its task and marks the commit
 // pending. Each step tolerates having been done by an earlier attempt.
 func (w *Worker) startPipeline(ctx context.Context, f bot.Forge, p PipelinePayload) error {
-	run := &Run{ID: p.RunID, Kind: p.Kind, Repo: p.Repo, SHA: p.SHA, PR: p.PR, Branch: p.Branch, Trusted: p.Trusted, State: RunQueued, Created: time.Now().UTC()}
+	run := p.newRun()
 	if _, err := w.store.CreateRun(ctx, run); err != nil {
 		return err
 	}

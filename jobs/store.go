@@ -172,12 +172,6 @@ func (s *Store) FindBaseline(ctx context.Context, repo bot.Repo, shas []string) 
 	return nil, nil
 }
 
-// SetHead records the newest head commit of a pull request, so that a
-// report of an older commit finishing late does not overwrite the comment.
-func (s *Store) SetHead(ctx context.Context, repo bot.Repo, pr int, sha string) error {
-	return s.rdb.Set(ctx, s.key("prhead", repoKey(repo), strconv.Itoa(pr)), sha, runTTL).Err()
-}
-
 // AdvanceHead records sha as the pull request's head unless a delivery
 // received later already named another head; fresh is false then. Re-
 // recording the current head is fresh, so a retried event still runs.

@@ -149,10 +149,10 @@ func TestStoreHead(t *testing.T) {
 	ctx := context.Background()
 	s := testStore(t)
 	if got, err := s.Head(ctx, storeRepo, 3); err != nil || got != "" {
-		t.Fatalf("Head before SetHead = %q, %v; want \"\", nil", got, err)
+		t.Fatalf("Head before AdvanceHead = %q, %v; want \"\", nil", got, err)
 	}
 	for _, sha := range []string{"aaa", "bbb"} {
-		if err := s.SetHead(ctx, storeRepo, 3, sha); err != nil {
+		if _, err := s.AdvanceHead(ctx, storeRepo, 3, sha, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		if got, err := s.Head(ctx, storeRepo, 3); err != nil || got != sha {

@@ -66,6 +66,12 @@ type PipelinePayload struct {
 	Trusted bool `json:"trusted,omitempty"`
 }
 
+// newRun is the queued run a pipeline payload describes.
+func (p PipelinePayload) newRun() *Run {
+	return &Run{ID: p.RunID, Kind: p.Kind, Repo: p.Repo, SHA: p.SHA, PR: p.PR, Branch: p.Branch,
+		Trusted: p.Trusted, State: RunQueued, Created: time.Now().UTC()}
+}
+
 // ReportPayload is the payload of a TypeReport task.
 type ReportPayload struct {
 	RunID string `json:"run_id"`
