@@ -77,6 +77,10 @@ type Pipeline struct {
 	Queue string
 	// Image is the container image for the docker and kubernetes runners.
 	Image string
+	// Network is "none" to run even trusted steps without network; ""
+	// (or "default") keeps the host's network for trusted runs. Untrusted
+	// runs never have network.
+	Network string
 }
 
 // MetricSpec holds the gates a metric must pass. A nil bound is not checked.

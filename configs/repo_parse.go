@@ -154,6 +154,16 @@ func (d *decoder) pipeline(key, v *yaml.Node, p *Pipeline) {
 			}
 		}},
 		{"image", func(_, v *yaml.Node) { p.Image, _ = d.str(v, "pipeline.image") }},
+		{"network", func(_, v *yaml.Node) {
+			s, ok := d.str(v, "pipeline.network")
+			if ok && s != "none" && s != "default" {
+				d.errorf(v, "pipeline.network: %q is not a network mode (none or default)%s", s, didYouMean(s, []string{"none", "default"}))
+				return
+			}
+			if ok {
+				p.Network = s
+			}
+		}},
 	})
 	if !ok {
 		return

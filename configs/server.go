@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -97,6 +98,27 @@ type Server struct {
 	// MaxWebhookBytes bounds a webhook body (MLBOT_MAX_WEBHOOK_BYTES,
 	// default 25 MiB, GitHub's own cap).
 	MaxWebhookBytes int64
+	// UnsafeNoSandbox runs pipeline and deploy steps as plain processes of
+	// mlbot's user instead of in a namespace sandbox: for hosts where
+	// namespaces cannot be made, never with untrusted code
+	// (MLBOT_UNSAFE_NO_SANDBOX, default false; logged loudly).
+	UnsafeNoSandbox bool
+	// DeployPaths lists host directories that deploy commands may write,
+	// besides their own workspace (MLBOT_DEPLOY_PATHS, comma-separated
+	// absolute paths; default none).
+	DeployPaths []string
+	// SandboxUID is the host uid steps run as when mlbot runs as root
+	// (MLBOT_SANDBOX_UID, default 200000).
+	SandboxUID int
+	// SandboxMemory bounds the memory of one step, in bytes
+	// (MLBOT_SANDBOX_MEMORY, default three quarters of the machine's).
+	SandboxMemory int64
+	// SandboxCPU bounds the CPU time of each process of a step
+	// (MLBOT_SANDBOX_CPU, default 48h).
+	SandboxCPU time.Duration
+	// SandboxProcesses bounds the processes and threads of one step
+	// (MLBOT_SANDBOX_PROCESSES, default 4096).
+	SandboxProcesses int
 	// Secrets maps the names listed in MLBOT_SECRETS (comma-separated, or
 	// the config file key "secrets") to their values in the process
 	// environment; trusted runs whose .mlbot.yml asks for them receive them.
@@ -202,6 +224,14 @@ func (s *Server) Validate() error {
 			fail("%s (%s) must be positive, got %s", d.env, d.flag, d.value)
 		}
 	}
+	for _, p := range s.DeployPaths {
+		if !filepath.IsAbs(p) || filepath.Clean(p) != p {
+			fail("MLBOT_DEPLOY_PATHS (--deploy-paths): %q is not a clean absolute path", p)
+		}
+	}
+	if s.SandboxUID < 0 || s.SandboxProcesses < 0 || s.SandboxMemory < 0 || s.SandboxCPU < 0 {
+		fail("the MLBOT_SANDBOX_* limits must not be negative")
+	}
 	if s.MaxWebhookBytes <= 0 {
 		fail("MLBOT_MAX_WEBHOOK_BYTES (--max-webhook-bytes) must be positive, got %d", s.MaxWebhookBytes)
 	}
@@ -275,6 +305,7 @@ func (s *Server) LogValue() slog.Value {
 		slog.Duration("retry_base", s.RetryBase),
 		slog.String("prometheus_url", redactURL(s.PrometheusURL)),
 		slog.Int64("max_webhook_bytes", s.MaxWebhookBytes),
+		slog.Bool("unsafe_no_sandbox", s.UnsafeNoSandbox),
 		slog.Attr{Key: "secrets", Value: slog.GroupValue(secretNames...)},
 	)
 }

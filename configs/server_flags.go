@@ -80,6 +80,12 @@ var serverSettings = []setting{
 	{flag: "prometheus-url", help: "Prometheus server `URL` that checks deploys with a verify: block", field: func(s *Server) any { return &s.PrometheusURL }},
 	{flag: "retry-base", help: "first delay before a failed task is retried; it doubles per attempt (a `duration`)", field: func(s *Server) any { return &s.RetryBase }},
 	{flag: "max-webhook-bytes", help: "largest webhook body accepted, in `bytes` (suffixes KiB, MiB, GiB allowed)", def: "25MiB, GitHub's own cap", field: func(s *Server) any { return &s.MaxWebhookBytes }, bytes: true},
+	{flag: "unsafe-no-sandbox", help: "run steps as plain processes of mlbot's user, without the namespace sandbox (only where namespaces cannot be made, never with untrusted code)", field: func(s *Server) any { return &s.UnsafeNoSandbox }},
+	{flag: "deploy-paths", help: "comma-separated host `directories` that deploy commands may write (in the sandbox they see nothing else of the host's files but the read-only system)", field: func(s *Server) any { return &s.DeployPaths }},
+	{flag: "sandbox-uid", help: "host `uid` that sandboxed steps run as when mlbot runs as root", field: func(s *Server) any { return &s.SandboxUID }},
+	{flag: "sandbox-memory", help: "memory limit of one step, in `bytes` (suffixes KiB, MiB, GiB allowed)", def: "three quarters of the machine's memory", field: func(s *Server) any { return &s.SandboxMemory }, bytes: true},
+	{flag: "sandbox-cpu", help: "CPU time limit of each process of a step (a `duration`)", field: func(s *Server) any { return &s.SandboxCPU }},
+	{flag: "sandbox-processes", help: "limit on the processes and threads of one step (a `number`)", field: func(s *Server) any { return &s.SandboxProcesses }},
 }
 
 // defaultServer returns a Server holding every default. PublicURL stays
@@ -99,6 +105,9 @@ func defaultServer() *Server {
 		ShutdownTimeout:    30 * time.Second,
 		RetryBase:          2 * time.Second,
 		MaxWebhookBytes:    25 << 20,
+		SandboxUID:         200000,
+		SandboxCPU:         48 * time.Hour,
+		SandboxProcesses:   4096,
 	}
 }
 

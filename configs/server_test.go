@@ -61,6 +61,9 @@ func TestLoadDefaults(t *testing.T) {
 		ShutdownTimeout:    30 * time.Second,
 		RetryBase:          2 * time.Second,
 		MaxWebhookBytes:    25 << 20,
+		SandboxUID:         200000,
+		SandboxCPU:         48 * time.Hour,
+		SandboxProcesses:   4096,
 	}
 	if !reflect.DeepEqual(s, want) {
 		t.Errorf("defaults\n got: %+v\nwant: %+v", s, want)
@@ -89,6 +92,9 @@ func TestLoadExampleFile(t *testing.T) {
 		ShutdownTimeout:    30 * time.Second,
 		RetryBase:          2 * time.Second,
 		MaxWebhookBytes:    10 << 20,
+		SandboxUID:         200000,
+		SandboxCPU:         48 * time.Hour,
+		SandboxProcesses:   4096,
 		Secrets:            map[string]string{"HF_TOKEN": "hf_abc"},
 	}
 	if !reflect.DeepEqual(s, want) {
@@ -222,7 +228,7 @@ func TestFlagHelp(t *testing.T) {
 		"github-api-url", "github-token", "github-app-id", "github-app-private-key-file", "github-webhook-secret",
 		"gitlab-url", "gitlab-token", "gitlab-webhook-secret", "insecure-no-webhook-secret", "concurrency",
 		"queues", "log-level", "log-format", "max-pipeline-timeout", "task-check-interval", "shutdown-timeout", "retry-base", "prometheus-url",
-		"max-webhook-bytes", "config"}
+		"max-webhook-bytes", "unsafe-no-sandbox", "deploy-paths", "sandbox-uid", "sandbox-memory", "sandbox-cpu", "sandbox-processes", "config"}
 	count := 0
 	fs.VisitAll(func(*flag.Flag) { count++ })
 	if count != len(names) {

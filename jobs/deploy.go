@@ -302,8 +302,10 @@ func (w *Worker) runDeploy(ctx context.Context, f bot.Forge, repo bot.Repo, d *r
 		}
 	}
 	fmt.Fprintf(sink, "$ %s\n", env.Command)
-	res, err := w.opts.Runner.Run(ctx, runners.Spec{Name: "deploy", Command: env.Command, Dir: dir,
-		Env: runners.ChildEnv(os.Environ(), w.opts.Secrets, extra...), Timeout: time.Hour, Output: sink})
+	// The deploy sees its checkout and the restored artifacts (root), and
+	// keeps the network: it ships the model somewhere.
+	res, err := w.opts.Runner.Run(ctx, runners.Spec{Name: "deploy", Command: env.Command, Dir: dir, Workspace: root,
+		Network: true, Writable: w.opts.DeployPaths, Env: runners.ChildEnv(os.Environ(), w.opts.Secrets, extra...), Timeout: time.Hour, Output: sink})
 	sink.Close()
 	tail := sink.Tail(logTailLines)
 	switch {
@@ -311,6 +313,8 @@ func (w *Worker) runDeploy(ctx context.Context, f bot.Forge, repo bot.Repo, d *r
 		return tail, err
 	case res.Canceled:
 		return tail, fmt.Errorf("deploy cancelled: %w", context.Cause(ctx))
+	case res.OOMKilled:
+		return tail, errors.New("the deploy command ran out of memory and was killed")
 	case res.TimedOut:
 		return tail, errors.New("the deploy command did not finish within an hour")
 	case res.ExitCode != 0:

@@ -34,6 +34,17 @@ type Executor struct {
 	// SecretEnv holds the server-side secrets by name; a trusted run gets
 	// those its .mlbot.yml names under `secrets:`, as environment variables.
 	SecretEnv map[string]string
+	// MemoryLimit is a step's memory limit in bytes, quoted when a step
+	// runs out of memory (0: not known).
+	MemoryLimit int64
+}
+
+// memoryLimitNote names the memory limit for an out-of-memory report.
+func (e *Executor) memoryLimitNote() string {
+	if e.MemoryLimit <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("; the limit per step is %s (MLBOT_SANDBOX_MEMORY)", formatBytes(e.MemoryLimit))
 }
 
 // Run reads .mlbot.yml in dir and runs its pipeline there, recording
@@ -92,6 +103,9 @@ func (e *Executor) Run(ctx context.Context, dir string, run *Run) (*configs.Repo
 		}
 	}
 	env := runners.ChildEnv(os.Environ(), e.Secrets, extra...)
+	// Untrusted code never gets the network; trusted code keeps it unless
+	// the repository turns it off.
+	network := run.Trusted && cfg.Pipeline.Network != "none"
 	steps := []struct {
 		name, cmd string
 		took      *time.Duration
@@ -107,7 +121,8 @@ func (e *Executor) Run(ctx context.Context, dir string, run *Run) (*configs.Repo
 			return cfg, nil
 		}
 		fmt.Fprintf(sink, "$ %s\n", s.cmd)
-		res, err := e.Runner.Run(ctx, runners.Spec{Name: s.name, Command: s.cmd, Dir: dir, Env: env, Timeout: left, Output: sink})
+		res, err := e.Runner.Run(ctx, runners.Spec{Name: s.name, Command: s.cmd, Dir: dir, Env: env, Timeout: left, Output: sink,
+			Network: network})
 		*s.took = res.Duration
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", s.name, err)
@@ -115,6 +130,10 @@ func (e *Executor) Run(ctx context.Context, dir string, run *Run) (*configs.Repo
 		switch {
 		case res.Canceled:
 			return nil, fmt.Errorf("%s cancelled: %w", s.name, context.Cause(ctx))
+		case res.OOMKilled:
+			run.Outcome, run.Detail = report.OutcomeStepFailed, fmt.Sprintf("%s ran out of memory and was killed (exit status %d)%s", s.name, res.ExitCode, e.memoryLimitNote())
+			fmt.Fprintf(sink, "mlbot: %s\n", run.Detail)
+			return cfg, nil
 		case res.TimedOut:
 			run.Outcome, run.Detail = report.OutcomeTimedOut, fmt.Sprintf("%s did not finish within the pipeline timeout of %s; its process group was killed", s.name, timeout)
 			fmt.Fprintf(sink, "mlbot: %s\n", run.Detail)
@@ -167,4 +186,18 @@ func specs(cfg *configs.RepoConfig) map[string]report.Spec {
 		out[name] = report.Spec{Goal: m.Goal, Min: m.Min, Max: m.Max, MaxDrop: m.MaxDrop}
 	}
 	return out
+}
+
+// formatBytes renders n in the largest binary unit that keeps it at least 1.
+func formatBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -32,6 +32,12 @@ type Options struct {
 	Redis  redis.UniversalClient
 	Forges []ForgeSet
 	Runner runners.Runner
+	// StepMemoryLimit is the memory limit of one step, in bytes, quoted
+	// when a step runs out of memory (0: not known).
+	StepMemoryLimit int64
+	// DeployPaths are host directories deploy commands may write besides
+	// their workspace (MLBOT_DEPLOY_PATHS).
+	DeployPaths []string
 	// DataDir holds workspaces (work/) and run logs (logs/).
 	DataDir string
 	// PublicURL is where run pages are served, without a trailing slash.
@@ -142,7 +148,8 @@ func New(opts Options) (*Worker, error) {
 		store:    NewStore(opts.Redis, opts.KeyPrefix),
 		registry: registry.New(opts.Redis, opts.KeyPrefix, &registry.ArtifactStore{Dir: opts.ArtifactDir}),
 		exec: &Executor{Runner: opts.Runner, LogDir: filepath.Join(opts.DataDir, "logs"),
-			Secrets: opts.Secrets, MaxTimeout: opts.MaxPipelineTimeout, SecretEnv: opts.SecretEnv},
+			Secrets: opts.Secrets, MaxTimeout: opts.MaxPipelineTimeout, SecretEnv: opts.SecretEnv,
+			MemoryLimit: opts.StepMemoryLimit},
 		client:    asynq.NewClientFromRedisClient(opts.Redis),
 		inspector: asynq.NewInspectorFromRedisClient(opts.Redis),
 	}

@@ -17,6 +17,16 @@ type Spec struct {
 	Command string
 	// Dir is the working directory (the checkout).
 	Dir string
+	// Workspace is the directory a sandboxed step may see and write, Dir
+	// or a directory holding it; empty means Dir.
+	Workspace string
+	// Network gives the step the host's network. A sandboxed step without
+	// it has only a loopback interface of its own; untrusted code never
+	// gets it.
+	Network bool
+	// Writable lists more host directories a sandboxed step may write, at
+	// their own paths (the operator's deploy targets).
+	Writable []string
 	// Env is the child's entire environment ("K=V"); nothing is inherited.
 	Env []string
 	// Timeout bounds the run; zero means only ctx bounds it.
@@ -33,6 +43,9 @@ type Result struct {
 	TimedOut bool
 	// Canceled is true when ctx was cancelled and the process group was killed.
 	Canceled bool
+	// OOMKilled is true when the kernel killed a process of the step for
+	// exceeding the step's memory limit.
+	OOMKilled bool
 }
 
 // Runner runs commands. Run returns an error only when the command could

@@ -22,8 +22,11 @@ import (
 	"github.com/mlbot/mlbot/bot/gitlab"
 	"github.com/mlbot/mlbot/configs"
 	"github.com/mlbot/mlbot/jobs"
-	"github.com/mlbot/mlbot/runners/local"
+	"github.com/mlbot/mlbot/runners"
 )
+
+// wrapRunner, when set (by tests), wraps the runner of every app.
+var wrapRunner func(cfg *configs.Server, r runners.Runner) runners.Runner
 
 // app is one running mlbot process: the HTTP server, the workers, or both.
 type app struct {
@@ -53,10 +56,20 @@ func newApp(cfg *configs.Server, log *slog.Logger, withHTTP bool) (*app, error) 
 		return nil, err
 	}
 	a.forges = forges
+	runner, stepMemory, err := buildRunner(context.Background(), cfg, log)
+	if err != nil {
+		a.close()
+		return nil, err
+	}
+	if wrapRunner != nil {
+		runner = wrapRunner(cfg, runner)
+	}
 	w, err := jobs.New(jobs.Options{
 		Redis:              a.rdb,
 		Forges:             forges,
-		Runner:             local.New(),
+		Runner:             runner,
+		StepMemoryLimit:    stepMemory,
+		DeployPaths:        cfg.DeployPaths,
 		DataDir:            cfg.DataDir,
 		PublicURL:          strings.TrimRight(cfg.PublicURL, "/"),
 		RepoAllowed:        cfg.RepoAllowed,

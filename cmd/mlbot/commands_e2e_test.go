@@ -2,7 +2,6 @@ package main
 
 import (
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -164,12 +163,12 @@ func TestCommandsAndTrust(t *testing.T) {
 		}},
 		{"/cancel stops the running training", nil, func(t *testing.T, e *e2e) {
 			e.baseline("0.90")
-			pidFile := filepath.Join(t.TempDir(), "pid")
+			marker := uniqueMarker()
 			slow := e.model("0.91")
-			slow["train.sh"] = "sleep 60 &\necho $! > " + pidFile + "\nwait\n"
+			slow["train.sh"] = "sleep 60." + marker + " &\nwait\n"
 			h := e.commit("feature", slow, "slow")
 			e.send(e.prEvent("opened", h, ""), http.StatusAccepted)
-			pid := waitPID(t, pidFile)
+			pid := waitProc(t, marker)
 			e.say("alice", "/cancel")
 			if st := e.final(h); st.State != "error" && st.State != "canceled" {
 				t.Errorf("status %+v, want cancelled", st)

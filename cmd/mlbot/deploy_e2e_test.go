@@ -287,17 +287,39 @@ func TestDeployments(t *testing.T) {
 	for _, forge := range forges {
 		for _, sc := range scenarios {
 			t.Run(forge+"/"+sc.name, func(t *testing.T) {
-				out := t.TempDir()
+				out := deployTarget(t)
 				if sc.run == nil {
 					verifiedDeploy(t, forge, out)
 					return
 				}
-				e := newE2E(t, forge, sc.tweak)
+				e := newE2E(t, forge, withDeployPath(out, sc.tweak))
 				sc.run(t, e, out)
 				if a := e.archived(); len(a) > 0 {
 					t.Errorf("tasks failed for good: %v", a)
 				}
 			})
+		}
+	}
+}
+
+// deployTarget is the directory the tests' deploy.sh ships models to:
+// writable for the sandbox's uid, and named in MLBOT_DEPLOY_PATHS by
+// withDeployPath, since a deploy sees nothing else of the host's files.
+func deployTarget(t *testing.T) string {
+	out := filepath.Join(t.TempDir(), "deployed")
+	if err := os.Mkdir(out, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(out, 0o777)
+	return out
+}
+
+// withDeployPath adds out to MLBOT_DEPLOY_PATHS before tweak.
+func withDeployPath(out string, tweak func(*configs.Server)) func(*configs.Server) {
+	return func(c *configs.Server) {
+		c.DeployPaths = append(c.DeployPaths, out)
+		if tweak != nil {
+			tweak(c)
 		}
 	}
 }
@@ -309,7 +331,7 @@ func verifiedDeploy(t *testing.T, forge, out string) {
 	exp := promtest.NewExporter(t, "test_model_errors")
 	prom := promtest.Start(t, exp.Addr())
 	prom.WaitForSeries(t, "test_model_errors", 30*time.Second)
-	e := newE2E(t, forge, func(c *configs.Server) { c.PrometheusURL = prom.URL() })
+	e := newE2E(t, forge, func(c *configs.Server) { c.PrometheusURL, c.DeployPaths = prom.URL(), []string{out} })
 	verify := "    verify: {query: 'max(test_model_errors)', max: 0.01, for: 3s, every: 500ms}\n"
 	e.mainSHA = e.commit("main", e.deployModel("0.90", out, verify), "model")
 	e.send(e.sb.push(e.hook, zeroSHA, e.mainSHA), http.StatusAccepted)

@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -37,13 +39,14 @@ type e2e struct {
 	url     string
 	hook    string
 	rdb     *redis.Client
-	counter string // one line per training, written by train.sh
+	dataDir string // MLBOT_DATA_DIR, the key of this app's training counter
 	mainSHA string
 }
 
-// model is a tiny pipeline in shell: train.sh records each training in a
-// counter file outside the workspace and writes params into the model;
-// eval.sh turns the model into the accuracy metric.
+// model is a tiny pipeline in shell: train.sh writes params into the
+// model (the sandbox lets it write nothing outside its workspace, so the
+// test's runner counts the trainings); eval.sh turns the model into the
+// accuracy metric.
 func (e *e2e) model(accuracy string) map[string]string {
 	return map[string]string{
 		".mlbot.yml": `version: 1
@@ -56,7 +59,7 @@ metrics:
   accuracy: {goal: maximize, min: 0.8, max_drop: 0.05}
   loss: minimize
 `,
-		"train.sh": "echo \"training $(cat params)\"\necho \"$(git rev-parse HEAD 2>/dev/null || pwd)\" >> " + e.counter + "\ncp params model.txt\n",
+		"train.sh": "echo \"training $(cat params)\"\ncp params model.txt\n",
 		"eval.sh":  "printf '{\"accuracy\": %s, \"loss\": 0.5, \"extra\": {\"auc\": 0.7}}' \"$(cat model.txt)\" > metrics.json\n",
 		"params":   accuracy + "\n",
 	}
@@ -92,7 +95,7 @@ func newE2E(t *testing.T, forge string, tweak func(*configs.Server)) *e2e {
 	sb.grant("maria", "maintain")
 	sb.grant("rita", "read")
 	return &e2e{t: t, forge: forge, sb: sb, app: a, url: url, hook: url + "/webhooks/" + forge, rdb: rdb,
-		counter: filepath.Join(dir, "trainings")}
+		dataDir: cfg.DataDir}
 }
 
 // testWriter sends mlbot's log lines to the test log.
@@ -176,11 +179,8 @@ func (e *e2e) final(sha string) hostStatus {
 	return hostStatus{}
 }
 
-// trainings counts the trainings train.sh recorded.
-func (e *e2e) trainings() int {
-	b, _ := os.ReadFile(e.counter)
-	return strings.Count(string(b), "\n")
-}
+// trainings counts the train steps this test's app started.
+func (e *e2e) trainings() int { return trainingsIn(e.dataDir) }
 
 // settle waits until no mlbot task is queued, running or waiting to be
 // retried, so that "nothing more happens" can be asserted.
@@ -390,10 +390,10 @@ func TestEndToEnd(t *testing.T) {
 		}},
 		{"training timeout kills the process group", func(t *testing.T, e *e2e) {
 			e.baseline("0.90")
-			pidFile := filepath.Join(t.TempDir(), "pid")
+			marker := uniqueMarker()
 			files := e.model("0.91")
 			files[".mlbot.yml"] = strings.Replace(files[".mlbot.yml"], "timeout: 1m", "timeout: 2s", 1)
-			files["train.sh"] = "sleep 60 &\necho $! > " + pidFile + "\nwait\n"
+			files["train.sh"] = "sleep 60." + marker + " &\nwait\n"
 			h := e.commit("feature", files, "slow")
 			e.send(e.prEvent("opened", h, ""), http.StatusAccepted)
 			if st := e.final(h); st.State != "failure" {
@@ -404,16 +404,16 @@ func TestEndToEnd(t *testing.T) {
 			if len(cs) != 1 || !strings.Contains(cs[0].Body, "did not finish within") {
 				t.Fatalf("comments: %+v", cs)
 			}
-			assertGone(t, waitPID(t, pidFile))
+			assertGone(t, waitProc(t, marker))
 		}},
 		{"a new push cancels the running training of the older commit", func(t *testing.T, e *e2e) {
 			e.baseline("0.90")
-			pidFile := filepath.Join(t.TempDir(), "pid")
+			marker := uniqueMarker()
 			slow := e.model("0.91")
-			slow["train.sh"] = "sleep 60 &\necho $! > " + pidFile + "\nwait\n"
+			slow["train.sh"] = "sleep 60." + marker + " &\nwait\n"
 			h1 := e.commit("feature", slow, "slow")
 			e.send(e.prEvent("opened", h1, ""), http.StatusAccepted)
-			pid := waitPID(t, pidFile)
+			pid := waitProc(t, marker)
 			h2 := e.commit("feature", e.model("0.92"), "fast again")
 			e.send(e.prEvent("updated", h2, h1), http.StatusAccepted)
 			if st := e.final(h1); (st.State != "error" && st.State != "canceled") || !strings.Contains(st.Description, "superseded") {
@@ -431,12 +431,12 @@ func TestEndToEnd(t *testing.T) {
 		}},
 		{"closing the pull request cancels its run", func(t *testing.T, e *e2e) {
 			e.baseline("0.90")
-			pidFile := filepath.Join(t.TempDir(), "pid")
+			marker := uniqueMarker()
 			slow := e.model("0.91")
-			slow["train.sh"] = "sleep 60 &\necho $! > " + pidFile + "\nwait\n"
+			slow["train.sh"] = "sleep 60." + marker + " &\nwait\n"
 			h := e.commit("feature", slow, "slow")
 			e.send(e.prEvent("opened", h, ""), http.StatusAccepted)
-			pid := waitPID(t, pidFile)
+			pid := waitProc(t, marker)
 			e.send(e.prEvent("closed", h, ""), http.StatusAccepted)
 			if st := e.final(h); st.State != "error" && st.State != "canceled" {
 				t.Errorf("status %+v, want cancelled", st)
@@ -517,15 +517,31 @@ func commentPath(forge string) string {
 	return "/issues/1/comments"
 }
 
-// waitPID waits for a training to write its child's PID into file.
-func waitPID(t *testing.T, file string) int {
+// markers numbers uniqueMarker's markers.
+var markers atomic.Int64
+
+// uniqueMarker is a number to put in a training's command line ("sleep
+// 60.<marker>") so that the test can find the process on the host: the
+// sandbox lets a training write nothing outside its workspace, and its own
+// PIDs are those of its PID namespace.
+func uniqueMarker() string {
+	return fmt.Sprintf("%06d", (time.Now().UnixNano()/1000+markers.Add(1)*7919)%1000000)
+}
+
+// waitProc waits for a process whose command line holds marker and
+// returns its host PID.
+func waitProc(t *testing.T, marker string) int {
 	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		b, err := os.ReadFile(file)
-		var pid int
-		if err == nil && strings.HasSuffix(string(b), "\n") {
-			fmt.Sscan(string(b), &pid)
-			return pid
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			if b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline"); err == nil && strings.Contains(string(b), "sleep\x0060."+marker) {
+				return pid
+			}
 		}
 	}
 	t.Fatal("the training never started")

@@ -1,4 +1,6 @@
-// Package local runs pipeline commands as processes on the worker itself.
+// Package local runs pipeline commands on the worker itself: each in a
+// namespace sandbox (package runners/sandbox), or, where the operator opted
+// out of it, as a process group of mlbot's own user.
 package local
 
 import (
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mlbot/mlbot/runners"
+	"github.com/mlbot/mlbot/runners/sandbox"
 )
 
 // DefaultKillGrace is how long a stopped command gets between SIGTERM and
@@ -25,12 +28,43 @@ type Runner struct {
 	// DefaultKillGrace. It also bounds how long Run waits for output from
 	// processes that outlive the shell but still hold its output pipe.
 	KillGrace time.Duration
+	// Sandbox, when set, runs every step in a namespace sandbox made as it
+	// says; nil runs steps as plain processes (for `mlbot run` on one's
+	// own working copy, and for hosts whose operator opted out).
+	Sandbox *sandbox.Options
 }
 
 var _ runners.Runner = (*Runner)(nil)
 
-// New returns a Runner with the default kill grace.
+// New returns a Runner with the default kill grace that runs steps as
+// plain process groups.
 func New() *Runner { return &Runner{KillGrace: DefaultKillGrace} }
+
+// NewSandboxed returns a Runner that runs every step in a sandbox.
+func NewSandboxed(opts sandbox.Options) *Runner {
+	if opts.KillGrace <= 0 {
+		opts.KillGrace = DefaultKillGrace
+	}
+	return &Runner{KillGrace: opts.KillGrace, Sandbox: &opts}
+}
+
+// runSandboxed runs spec in a fresh sandbox. Its home and temporary
+// directory are the sandbox's private /tmp.
+func (r *Runner) runSandboxed(ctx context.Context, spec runners.Spec) (runners.Result, error) {
+	ws := spec.Workspace
+	if ws == "" {
+		ws = spec.Dir
+	}
+	env := append([]string{}, spec.Env...)
+	env = append(env, "HOME=/tmp", "TMPDIR=/tmp")
+	res, err := sandbox.Run(ctx, *r.Sandbox, sandbox.Step{Command: spec.Command, Workspace: ws, Writable: spec.Writable, Dir: spec.Dir,
+		Env: env, Network: spec.Network, Output: spec.Output, Timeout: spec.Timeout})
+	if err != nil {
+		return runners.Result{ExitCode: -1}, fmt.Errorf("%s: %w", stepName(spec), err)
+	}
+	return runners.Result{ExitCode: res.ExitCode, Duration: res.Duration, TimedOut: res.TimedOut,
+		Canceled: res.Canceled, OOMKilled: res.OOMKilled}, nil
+}
 
 // stopReason records why Run stopped a command.
 type stopReason int
@@ -51,6 +85,9 @@ const (
 func (r *Runner) Run(ctx context.Context, spec runners.Spec) (runners.Result, error) {
 	if err := ctx.Err(); err != nil {
 		return runners.Result{ExitCode: -1, Canceled: true}, nil
+	}
+	if r.Sandbox != nil {
+		return r.runSandboxed(ctx, spec)
 	}
 	grace := r.KillGrace
 	if grace <= 0 {

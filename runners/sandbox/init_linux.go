@@ -73,13 +73,18 @@ func setup(cfg *initConfig) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make mounts private: %w", err)
 	}
-	// A detached copy of the workspace, taken before its parents are
-	// hidden, to be attached again on top of them.
-	ws, err := unix.OpenTree(unix.AT_FDCWD, cfg.Workspace, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
-	if err != nil {
-		return fmt.Errorf("clone the workspace %s: %w", cfg.Workspace, err)
+	// Detached copies of the workspace and the other writable trees, taken
+	// before their parents are hidden, to be attached again on top.
+	keep := append([]string{cfg.Workspace}, cfg.Writable...)
+	trees := make([]int, len(keep))
+	for i, p := range keep {
+		fd, err := unix.OpenTree(unix.AT_FDCWD, p, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+		if err != nil {
+			return fmt.Errorf("clone %s: %w", p, err)
+		}
+		defer unix.Close(fd)
+		trees[i] = fd
 	}
-	defer unix.Close(ws)
 	if err := unix.MountSetattr(-1, "/", unix.AT_RECURSIVE, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID}); err != nil {
 		return fmt.Errorf("make the system read-only: %w", err)
 	}
@@ -88,17 +93,19 @@ func setup(cfg *initConfig) error {
 		tmpSize = 1 << 30
 	}
 	for _, p := range alwaysHidden {
-		if err := mountTmpfs(p, fmt.Sprintf("mode=1777,size=%d", tmpSize), cfg.Workspace); err != nil {
+		if err := mountTmpfs(p, fmt.Sprintf("mode=1777,size=%d", tmpSize), keep); err != nil {
 			return err
 		}
 	}
 	for _, p := range cfg.Hide {
-		if err := hide(p, cfg.Workspace); err != nil {
+		if err := hide(p, keep); err != nil {
 			return err
 		}
 	}
-	if err := unix.MoveMount(ws, "", unix.AT_FDCWD, cfg.Workspace, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-		return fmt.Errorf("attach the workspace at %s: %w", cfg.Workspace, err)
+	for i, p := range keep {
+		if err := unix.MoveMount(trees[i], "", unix.AT_FDCWD, p, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+			return fmt.Errorf("attach %s: %w", p, err)
+		}
 	}
 	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return fmt.Errorf("mount /proc for the sandbox: %w", err)
@@ -115,18 +122,24 @@ func setup(cfg *initConfig) error {
 }
 
 // mountTmpfs covers dir with an empty, writable tmpfs, if dir exists,
-// and recreates the path to the workspace in it when the workspace lies
-// beneath dir.
-func mountTmpfs(dir, data, workspace string) error {
+// and recreates in it the paths to those of keep that lie beneath dir.
+func mountTmpfs(dir, data string, keep []string) error {
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return nil
 	}
 	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, data); err != nil {
 		return fmt.Errorf("hide %s: %w", dir, err)
 	}
-	if within(dir, workspace) {
-		if err := os.MkdirAll(workspace, 0o755); err != nil {
-			return fmt.Errorf("hide %s: %w", dir, err)
+	return mkdirsWithin(dir, keep)
+}
+
+// mkdirsWithin recreates the paths to those of keep beneath dir.
+func mkdirsWithin(dir string, keep []string) error {
+	for _, k := range keep {
+		if within(dir, k) {
+			if err := os.MkdirAll(k, 0o755); err != nil {
+				return fmt.Errorf("hide %s: %w", dir, err)
+			}
 		}
 	}
 	return nil
@@ -138,10 +151,10 @@ func within(dir, p string) bool {
 	return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
-// hide covers p so that the step sees none of it. When the workspace lies
-// beneath p, the path down to it is recreated in the cover, and the cover
-// is then made read-only.
-func hide(p, workspace string) error {
+// hide covers p so that the step sees none of it. The paths down to those
+// of keep that lie beneath p are recreated in the cover, and the cover is
+// then made read-only.
+func hide(p string, keep []string) error {
 	fi, err := os.Lstat(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -159,10 +172,8 @@ func hide(p, workspace string) error {
 	if err := unix.Mount("tmpfs", p, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755,size=1m"); err != nil {
 		return fmt.Errorf("hide %s: %w", p, err)
 	}
-	if within(p, workspace) {
-		if err := os.MkdirAll(workspace, 0o755); err != nil {
-			return fmt.Errorf("hide %s: %w", p, err)
-		}
+	if err := mkdirsWithin(p, keep); err != nil {
+		return err
 	}
 	if err := unix.MountSetattr(-1, p, 0, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}); err != nil {
 		return fmt.Errorf("seal %s: %w", p, err)

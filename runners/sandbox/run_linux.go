@@ -49,7 +49,7 @@ func Run(ctx context.Context, opts Options, step Step) (Result, error) {
 	}
 
 	cgroup, cgErr := newMemoryCgroup(opts.Limits.MemoryBytes)
-	cfg := initConfig{Command: step.Command, Workspace: step.Workspace, Dir: step.Dir, Env: step.Env,
+	cfg := initConfig{Command: step.Command, Workspace: step.Workspace, Writable: step.Writable, Dir: step.Dir, Env: step.Env,
 		Hide: opts.Hide, Network: step.Network, Limits: opts.Limits, MemoryRlimit: cgroup == nil,
 		StepParentUID: stepParentUID()}
 	if cgroup != nil {
@@ -218,6 +218,14 @@ func checkStep(step Step) error {
 	}
 	if fi, err := os.Stat(step.Workspace); err != nil || !fi.IsDir() {
 		return fmt.Errorf("sandbox: workspace %q is not a directory", step.Workspace)
+	}
+	for _, w := range step.Writable {
+		if !filepath.IsAbs(w) || filepath.Clean(w) != w {
+			return fmt.Errorf("sandbox: writable path %q is not a clean absolute path", w)
+		}
+		if fi, err := os.Stat(w); err != nil || !fi.IsDir() {
+			return fmt.Errorf("sandbox: writable path %q is not a directory", w)
+		}
 	}
 	return nil
 }

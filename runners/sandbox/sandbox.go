@@ -91,6 +91,10 @@ type Step struct {
 	Workspace string
 	// Dir is the working directory.
 	Dir string
+	// Writable lists more host directories the step sees read-write, at
+	// their own paths (an operator's deploy target, say). They are not
+	// chowned.
+	Writable []string
 	// Env is the step's entire environment.
 	Env []string
 	// Network keeps the host's network; without it the step gets a
@@ -121,6 +125,7 @@ type Result struct {
 type initConfig struct {
 	Command   string   `json:"command"`
 	Workspace string   `json:"workspace"`
+	Writable  []string `json:"writable,omitempty"`
 	Dir       string   `json:"dir"`
 	Env       []string `json:"env"`
 	Hide      []string `json:"hide"`

@@ -339,3 +339,22 @@ func BenchmarkSandboxTrue(b *testing.B) {
 		}
 	})
 }
+
+// TestWritablePaths shows an operator's deploy target (here beside the
+// data directory, beneath a hidden /tmp) writable in the sandbox while its
+// neighbours stay hidden.
+func TestWritablePaths(t *testing.T) {
+	f := newFixture(t)
+	target := filepath.Join(t.TempDir(), "models")
+	os.MkdirAll(target, 0o777)
+	os.Chmod(target, 0o777)
+	os.WriteFile(filepath.Join(filepath.Dir(target), "neighbour"), []byte("n"), 0o644)
+	res, out := f.run(t, context.Background(), fmt.Sprintf("echo v1 > %s/production && echo wrote; cat %s/neighbour && echo LEAK; true", target, filepath.Dir(target)), true,
+		func(_ *Options, s *Step) { s.Writable = []string{target} })
+	if res.ExitCode != 0 || !strings.Contains(out, "wrote") || strings.Contains(out, "LEAK") {
+		t.Fatalf("exit %d:\n%s", res.ExitCode, out)
+	}
+	if b, _ := os.ReadFile(filepath.Join(target, "production")); string(b) != "v1\n" {
+		t.Fatalf("target holds %q", b)
+	}
+}

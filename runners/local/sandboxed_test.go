@@ -1,0 +1,51 @@
+package local_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mlbot/mlbot/runners"
+	"github.com/mlbot/mlbot/runners/local"
+	"github.com/mlbot/mlbot/runners/sandbox"
+)
+
+func TestMain(m *testing.M) {
+	sandbox.MaybeInit()
+	os.Exit(m.Run())
+}
+
+// TestSandboxedRunner runs a step through the runner interface the
+// pipeline uses: the step sees its workspace (not the data dir around it),
+// gets a private home, no network unless asked, and its result carries the
+// exit code, a timeout and the step's name in errors.
+func TestSandboxedRunner(t *testing.T) {
+	data := t.TempDir()
+	ws := filepath.Join(data, "work", "r", "head")
+	os.MkdirAll(ws, 0o755)
+	os.WriteFile(filepath.Join(data, "token"), []byte("secret"), 0o644)
+	r := local.NewSandboxed(sandbox.Options{Hide: []string{data}, KillGrace: 200 * time.Millisecond})
+	var out syncBuffer
+	res, err := r.Run(context.Background(), runners.Spec{Name: "train", Command: "cat " + filepath.Join(data, "token") + "; echo home=$HOME; echo x > out.txt; exit 3",
+		Dir: ws, Env: []string{"PATH=/usr/bin:/bin", "HOME=/root"}, Output: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ExitCode != 3 || strings.Contains(out.String(), "secret") || !strings.Contains(out.String(), "home=/tmp") {
+		t.Fatalf("exit %d, output %q", res.ExitCode, out.String())
+	}
+	if b, _ := os.ReadFile(filepath.Join(ws, "out.txt")); string(b) != "x\n" {
+		t.Fatalf("the step's file in the workspace: %q", b)
+	}
+	res, err = r.Run(context.Background(), runners.Spec{Name: "train", Command: "sleep 30", Dir: ws, Env: []string{"PATH=/usr/bin:/bin"}, Timeout: 200 * time.Millisecond})
+	if err != nil || !res.TimedOut {
+		t.Fatalf("timeout: %+v %v", res, err)
+	}
+	_, err = r.Run(context.Background(), runners.Spec{Name: "evaluate", Command: "true", Dir: "/", Env: nil})
+	if err == nil || !strings.Contains(err.Error(), `step "evaluate"`) {
+		t.Fatalf("a step outside a usable workspace: %v", err)
+	}
+}
