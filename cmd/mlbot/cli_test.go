@@ -771,7 +771,7 @@ pipeline:
 	}
 
 	// Another process on the same Redis finishes the run.
-	w := startMlbot(t, bin, "worker", f.env)
+	w := startMlbot(t, bin, "worker", env)
 	if st := cliAwaitFinal(t, f.sb, sha, 60*time.Second); st.State != "success" {
 		t.Errorf("requeued run ended %q (%q), want success\n%s", st.State, st.Description, w.out.String())
 	}

@@ -396,6 +396,7 @@ func TestEndToEnd(t *testing.T) {
 			files["train.sh"] = "sleep 60." + marker + " &\nwait\n"
 			h := e.commit("feature", files, "slow")
 			e.send(e.prEvent("opened", h, ""), http.StatusAccepted)
+			pid := waitProc(t, marker)
 			if st := e.final(h); st.State != "failure" {
 				t.Fatalf("status %+v", st)
 			}
@@ -404,7 +405,7 @@ func TestEndToEnd(t *testing.T) {
 			if len(cs) != 1 || !strings.Contains(cs[0].Body, "did not finish within") {
 				t.Fatalf("comments: %+v", cs)
 			}
-			assertGone(t, waitProc(t, marker))
+			assertGone(t, pid)
 		}},
 		{"a new push cancels the running training of the older commit", func(t *testing.T, e *e2e) {
 			e.baseline("0.90")

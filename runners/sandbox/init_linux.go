@@ -211,6 +211,12 @@ func runStep(cfg *initConfig) (int, error) {
 	if err := setLimits(cfg); err != nil {
 		return 0, err
 	}
+	// Where the step runs as the init's own host uid (mlbot without root),
+	// it must not be able to ptrace the init, which holds capabilities
+	// over the sandbox's namespaces.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return 0, fmt.Errorf("make the init non-dumpable: %w", err)
+	}
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM, syscall.SIGINT)
 	cmd := exec.Command("/bin/sh", "-c", cfg.Command)
