@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mlbot/mlbot/configs"
+	"github.com/mlbot/mlbot/internal/workspace"
 	"github.com/mlbot/mlbot/jobs/report"
 	"github.com/mlbot/mlbot/runners"
 )
@@ -64,9 +65,17 @@ func (e *Executor) Run(ctx context.Context, dir string, run *Run) (*configs.Repo
 		sink.Close()
 		run.LogPath, run.LogTail = logPath, sink.Tail(logTailLines)
 	}()
-	data, err := os.ReadFile(filepath.Join(dir, configs.RepoConfigFile))
+	// Through package workspace: the checkout is the repository's to shape
+	// (a symbolic link to a worker file, a FIFO), and 1 MiB is the most
+	// ParseRepoConfig accepts.
+	data, err := workspace.ReadFile(ctx, dir, configs.RepoConfigFile, 1<<20)
 	if errors.Is(err, fs.ErrNotExist) {
 		run.Outcome, run.Detail = report.OutcomeConfigError, configs.RepoConfigFile+": not found in the repository at "+short(run.SHA)
+		return nil, nil
+	}
+	if errors.Is(err, workspace.ErrRefused) {
+		run.Outcome, run.Detail = report.OutcomeConfigError, configs.RepoConfigFile+": "+err.Error()
+		fmt.Fprintf(sink, "mlbot: %s\n", run.Detail)
 		return nil, nil
 	}
 	if err != nil {
@@ -144,7 +153,7 @@ func (e *Executor) Run(ctx context.Context, dir string, run *Run) (*configs.Repo
 			return cfg, nil
 		}
 	}
-	metrics, err := report.ReadFiles(dir, cfg.Pipeline.Metrics)
+	metrics, err := report.ReadFiles(ctx, dir, cfg.Pipeline.Metrics)
 	if err != nil {
 		run.Outcome, run.Detail = report.OutcomeStepFailed, "reading metrics: "+err.Error()
 		fmt.Fprintf(sink, "mlbot: %s\n", run.Detail)

@@ -2,16 +2,17 @@ package report
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"path/filepath"
 	"strconv"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/mlbot/mlbot/internal/workspace"
 )
 
 // MaxFileSize is the largest metrics file ReadFiles accepts. Metric files
@@ -256,22 +257,26 @@ func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
 
 // ReadFiles reads the named metrics files from dir and merges their
 // flattened metrics; a metric in a later file replaces the same name from
-// an earlier one. Names must stay inside dir: absolute paths, ".." escapes
-// and symlinks pointing outside are refused, because dir is a checkout of
-// untrusted code and the worker may hold other secrets on disk. Each file is
-// capped at MaxFileSize. Errors name the offending file.
-func ReadFiles(dir string, files []string) (map[string]float64, error) {
+// an earlier one. dir is a checkout in which untrusted code ran, and the
+// worker may hold other secrets on disk, so every file is read through
+// package workspace: names must stay inside dir (absolute paths, ".."
+// escapes and symbolic links leaving dir, in any component, are refused),
+// each file must be a regular file when opened (a FIFO, even one swapped in
+// while mlbot reads, is refused rather than waited on) of at most
+// MaxFileSize bytes, and reading stops when ctx ends. Errors name the
+// offending file.
+func ReadFiles(ctx context.Context, dir string, files []string) (map[string]float64, error) {
 	out := map[string]float64{}
 	if len(files) == 0 {
 		return out, nil
 	}
-	root, err := os.OpenRoot(dir)
+	ws, err := workspace.Open(dir)
 	if err != nil {
 		return nil, fmt.Errorf("metrics directory: %w", err)
 	}
-	defer root.Close()
+	defer ws.Close()
 	for _, name := range files {
-		data, err := readFile(root, name)
+		data, err := ws.ReadFile(ctx, name, MaxFileSize)
 		if err != nil {
 			return nil, fmt.Errorf("metrics file %q: %w", name, err)
 		}
@@ -284,36 +289,4 @@ func ReadFiles(dir string, files []string) (map[string]float64, error) {
 		}
 	}
 	return out, nil
-}
-
-func readFile(root *os.Root, name string) ([]byte, error) {
-	if filepath.IsAbs(name) || !filepath.IsLocal(name) {
-		return nil, errors.New("path must be relative and inside the workspace")
-	}
-	// os.Root resolves symlinks itself and refuses any that leave dir.
-	// Stat before Open: opening a FIFO planted by the run would block.
-	st, err := root.Stat(name)
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("not a regular file (%s)", st.Mode().Type())
-	}
-	if st.Size() > MaxFileSize {
-		return nil, fmt.Errorf("%d bytes, more than the %d-byte limit", st.Size(), MaxFileSize)
-	}
-	f, err := root.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	// The file may grow between Stat and Read; the limit holds regardless.
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > MaxFileSize {
-		return nil, fmt.Errorf("more than the %d-byte limit", MaxFileSize)
-	}
-	return data, nil
 }

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"maps"
@@ -141,6 +142,8 @@ func TestReadFiles(t *testing.T) {
 	symlink(t, filepath.Join(root, "secret.json"), filepath.Join(dir, "escape.json"))
 	symlink(t, "../../secret.json", filepath.Join(dir, "eval", "rel-escape.json"))
 	symlink(t, "metrics.json", filepath.Join(dir, "inside.json"))
+	symlink(t, "/etc/passwd", filepath.Join(dir, "passwd.json"))
+	symlink(t, root, filepath.Join(dir, "up"))
 	big := filepath.Join(dir, "big.json")
 	write(t, big, "")
 	if err := os.Truncate(big, MaxFileSize+1); err != nil {
@@ -169,6 +172,9 @@ func TestReadFiles(t *testing.T) {
 		{name: "dot dot inside a path", files: []string{"eval/../../secret.json"}, wantErr: "inside the workspace"},
 		{name: "symlink escaping by absolute target", files: []string{"escape.json"}, wantErr: `"escape.json"`},
 		{name: "symlink escaping by relative target", files: []string{"eval/rel-escape.json"}, wantErr: `"eval/rel-escape.json"`},
+		{name: "symlink to /etc/passwd", files: []string{"passwd.json"}, wantErr: `"passwd.json"`},
+		{name: "symlinked intermediate directory out of the checkout", files: []string{"up/secret.json"}, wantErr: `"up/secret.json"`},
+		{name: "dot dot to /etc/passwd", files: []string{"../../etc/passwd"}, wantErr: "inside the workspace"},
 		{name: "missing file", files: []string{"metrics.json", "nope.json"}, wantErr: `"nope.json"`},
 		{name: "directory", files: []string{"eval"}, wantErr: "not a regular file"},
 		{name: "too large", files: []string{"big.json"}, wantErr: "limit"},
@@ -177,7 +183,7 @@ func TestReadFiles(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ReadFiles(dir, tt.files)
+			got, err := ReadFiles(context.Background(), dir, tt.files)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("ReadFiles() error = %v, want one containing %q", err, tt.wantErr)
@@ -198,7 +204,7 @@ func TestReadFiles(t *testing.T) {
 }
 
 func TestReadFilesMissingDir(t *testing.T) {
-	_, err := ReadFiles(filepath.Join(t.TempDir(), "nope"), []string{"m.json"})
+	_, err := ReadFiles(context.Background(), filepath.Join(t.TempDir(), "nope"), []string{"m.json"})
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("ReadFiles() error = %v, want fs.ErrNotExist", err)
 	}
