@@ -18,7 +18,8 @@
 // The braces are a Redis Cluster hash tag: a repository's keys share a slot,
 // so the version-allocation script may touch them together.
 //
-// The package imports nothing of mlbot's, so that jobs may import it.
+// The package imports nothing of mlbot's but internal/workspace (itself a
+// leaf), so that jobs may import it.
 package registry
 
 import (
@@ -27,7 +28,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
 	"slices"
 	"sort"
@@ -36,6 +36,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/mlbot/mlbot/internal/workspace"
 )
 
 // Version is one recorded model version of a repository.
@@ -281,7 +283,8 @@ func (r *Registry) Resolve(ctx context.Context, name string) (string, error) {
 }
 
 // putArtifacts expands names under dir and stores every file, returning
-// the artifacts sorted by path.
+// the artifacts sorted by path. Nothing is stored unless every file is:
+// each is staged first and committed only when all are in.
 func (r *Registry) putArtifacts(ctx context.Context, dir string, names []string) ([]Artifact, error) {
 	arts := []Artifact{}
 	if len(names) == 0 {
@@ -290,32 +293,85 @@ func (r *Registry) putArtifacts(ctx context.Context, dir string, names []string)
 	if r.store == nil {
 		return nil, errors.New("no artifact store configured")
 	}
-	// Everything is opened through an os.Root: artifacts are written by
-	// the pipeline, which may run a pull request's code, and a symbolic
-	// link to a file of the worker (a key, a token) must not be recorded
-	// and later shipped by a deploy.
-	root, err := os.OpenRoot(dir)
+	// Everything is opened through package workspace: artifacts are
+	// written by the pipeline, which may run a pull request's code, and a
+	// symbolic link to a file of the worker (a key, a token) must not be
+	// recorded and later shipped by a deploy, nor a FIFO block the worker.
+	ws, err := workspace.Open(dir)
 	if err != nil {
 		return nil, fmt.Errorf("artifacts: %w", err)
 	}
-	defer root.Close()
-	files, err := expand(root.FS(), names)
+	defer ws.Close()
+	files, err := expand(ws.FS(), names)
 	if err != nil {
 		return nil, artifactError{err}
 	}
+	perFile, perRun := r.store.limits()
+	// Sizes first, from fstat on each open handle: a run over a limit fails
+	// before a byte is copied, however large (or sparse) its files.
+	var total int64
 	for _, p := range files {
-		f, err := root.Open(p)
+		f, err := openArtifact(ws, p)
 		if err != nil {
-			return nil, artifactError{fmt.Errorf("artifact %s: %w", p, err)}
+			return nil, err
 		}
-		size, digest, err := r.store.put(ctx, f)
+		size := f.Size()
 		f.Close()
+		if err := checkLimits(p, size, total, perFile, perRun); err != nil {
+			return nil, artifactError{err}
+		}
+		total += size
+	}
+	// Then the copies, each held to what is left of both limits: a file
+	// that grows meanwhile is cut off and refused, not stored.
+	var pending []*staged
+	defer func() {
+		for _, st := range pending {
+			st.discard()
+		}
+	}()
+	total = 0
+	for _, p := range files {
+		f, err := openArtifact(ws, p)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkLimits(p, f.Size(), total, perFile, perRun); err != nil {
+			f.Close()
+			return nil, artifactError{err}
+		}
+		allowed := min(perFile, perRun-total)
+		st, err := r.store.stage(ctx, f.Reader(ctx, allowed))
+		f.Close()
+		if tl := (*workspace.TooLargeError)(nil); errors.As(err, &tl) {
+			return nil, artifactError{&LimitError{Path: p, Limit: allowed, PerRun: allowed < perFile}}
+		}
 		if err != nil {
 			return nil, fmt.Errorf("artifact %s: %w", p, err)
 		}
-		arts = append(arts, Artifact{Path: p, Size: size, SHA256: digest})
+		pending = append(pending, st)
+		total += st.size
+		arts = append(arts, Artifact{Path: p, Size: st.size, SHA256: st.digest})
+	}
+	for _, st := range pending {
+		if err := st.commit(); err != nil {
+			return nil, err
+		}
 	}
 	return arts, nil
+}
+
+// openArtifact opens artifact p of ws; a refusal (a FIFO swapped in since
+// the expansion, say) is the artifact's fault.
+func openArtifact(ws *workspace.Dir, p string) (*workspace.File, error) {
+	f, err := ws.Open(p)
+	if errors.Is(err, workspace.ErrRefused) {
+		return nil, artifactError{fmt.Errorf("artifact %s: %w", p, err)}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("artifact %s: %w", p, err)
+	}
+	return f, nil
 }
 
 // expand turns artifact names into the sorted, distinct regular files they
