@@ -119,6 +119,12 @@ type Server struct {
 	// SandboxProcesses bounds the processes and threads of one step
 	// (MLBOT_SANDBOX_PROCESSES, default 4096).
 	SandboxProcesses int
+	// MaxArtifactBytes bounds one artifact a run records; a larger one
+	// fails the run (MLBOT_MAX_ARTIFACT_BYTES, default 2 GiB).
+	MaxArtifactBytes int64
+	// MaxRunArtifactBytes bounds all artifacts of one run together
+	// (MLBOT_MAX_RUN_ARTIFACT_BYTES, default 10 GiB).
+	MaxRunArtifactBytes int64
 	// Secrets maps the names listed in MLBOT_SECRETS (comma-separated, or
 	// the config file key "secrets") to their values in the process
 	// environment; trusted runs whose .mlbot.yml asks for them receive them.
@@ -235,6 +241,12 @@ func (s *Server) Validate() error {
 	if s.MaxWebhookBytes <= 0 {
 		fail("MLBOT_MAX_WEBHOOK_BYTES (--max-webhook-bytes) must be positive, got %d", s.MaxWebhookBytes)
 	}
+	if s.MaxArtifactBytes <= 0 {
+		fail("MLBOT_MAX_ARTIFACT_BYTES (--max-artifact-bytes) must be positive, got %d", s.MaxArtifactBytes)
+	}
+	if s.MaxRunArtifactBytes < s.MaxArtifactBytes {
+		fail("MLBOT_MAX_RUN_ARTIFACT_BYTES (--max-run-artifact-bytes) must be at least MLBOT_MAX_ARTIFACT_BYTES (--max-artifact-bytes), %d; got %d", s.MaxArtifactBytes, s.MaxRunArtifactBytes)
+	}
 	return errors.Join(errs...)
 }
 
@@ -306,6 +318,8 @@ func (s *Server) LogValue() slog.Value {
 		slog.String("prometheus_url", redactURL(s.PrometheusURL)),
 		slog.Int64("max_webhook_bytes", s.MaxWebhookBytes),
 		slog.Bool("unsafe_no_sandbox", s.UnsafeNoSandbox),
+		slog.Int64("max_artifact_bytes", s.MaxArtifactBytes),
+		slog.Int64("max_run_artifact_bytes", s.MaxRunArtifactBytes),
 		slog.Attr{Key: "secrets", Value: slog.GroupValue(secretNames...)},
 	)
 }

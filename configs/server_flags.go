@@ -86,6 +86,8 @@ var serverSettings = []setting{
 	{flag: "sandbox-memory", help: "memory limit of one step, in `bytes` (suffixes KiB, MiB, GiB allowed)", def: "three quarters of the machine's memory", field: func(s *Server) any { return &s.SandboxMemory }, bytes: true},
 	{flag: "sandbox-cpu", help: "CPU time limit of each process of a step (a `duration`)", field: func(s *Server) any { return &s.SandboxCPU }},
 	{flag: "sandbox-processes", help: "limit on the processes and threads of one step (a `number`)", field: func(s *Server) any { return &s.SandboxProcesses }},
+	{flag: "max-artifact-bytes", help: "largest artifact a run may record, in `bytes` (suffixes KiB, MiB, GiB allowed); a larger one fails the run", def: "2GiB", field: func(s *Server) any { return &s.MaxArtifactBytes }, bytes: true},
+	{flag: "max-run-artifact-bytes", help: "largest total of one run's artifacts, in `bytes` (suffixes KiB, MiB, GiB allowed)", def: "10GiB", field: func(s *Server) any { return &s.MaxRunArtifactBytes }, bytes: true},
 }
 
 // defaultServer returns a Server holding every default. PublicURL stays
@@ -108,6 +110,10 @@ func defaultServer() *Server {
 		SandboxUID:         200000,
 		SandboxCPU:         48 * time.Hour,
 		SandboxProcesses:   4096,
+		// Artifacts are models: a few GiB is a large one, and the store
+		// keeps every version.
+		MaxArtifactBytes:    2 << 30,
+		MaxRunArtifactBytes: 10 << 30,
 	}
 }
 

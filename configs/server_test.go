@@ -64,6 +64,9 @@ func TestLoadDefaults(t *testing.T) {
 		SandboxUID:         200000,
 		SandboxCPU:         48 * time.Hour,
 		SandboxProcesses:   4096,
+
+		MaxArtifactBytes:    2 << 30,
+		MaxRunArtifactBytes: 10 << 30,
 	}
 	if !reflect.DeepEqual(s, want) {
 		t.Errorf("defaults\n got: %+v\nwant: %+v", s, want)
@@ -96,6 +99,9 @@ func TestLoadExampleFile(t *testing.T) {
 		SandboxCPU:         48 * time.Hour,
 		SandboxProcesses:   4096,
 		Secrets:            map[string]string{"HF_TOKEN": "hf_abc"},
+
+		MaxArtifactBytes:    2 << 30,
+		MaxRunArtifactBytes: 10 << 30,
 	}
 	if !reflect.DeepEqual(s, want) {
 		t.Errorf("loaded\n got: %+v\nwant: %+v", s, want)
@@ -133,6 +139,8 @@ func TestLoadPrecedence(t *testing.T) {
 		}},
 		{"byte sizes", nil, map[string]string{"MLBOT_MAX_WEBHOOK_BYTES": "512KiB"}, func(s *Server) bool { return s.MaxWebhookBytes == 512<<10 }},
 		{"plain byte count", []string{"--max-webhook-bytes", "1000"}, nil, func(s *Server) bool { return s.MaxWebhookBytes == 1000 }},
+		{"artifact limits in human sizes", []string{"--max-artifact-bytes", "512MiB"}, map[string]string{"MLBOT_MAX_RUN_ARTIFACT_BYTES": "3GiB"},
+			func(s *Server) bool { return s.MaxArtifactBytes == 512<<20 && s.MaxRunArtifactBytes == 3<<30 }},
 		{"app id", nil, map[string]string{"MLBOT_GITHUB_APP_ID": "12345"}, func(s *Server) bool { return s.GitHubAppID == 12345 }},
 	}
 	for _, tt := range tests {
@@ -228,7 +236,8 @@ func TestFlagHelp(t *testing.T) {
 		"github-api-url", "github-token", "github-app-id", "github-app-private-key-file", "github-webhook-secret",
 		"gitlab-url", "gitlab-token", "gitlab-webhook-secret", "insecure-no-webhook-secret", "concurrency",
 		"queues", "log-level", "log-format", "max-pipeline-timeout", "task-check-interval", "shutdown-timeout", "retry-base", "prometheus-url",
-		"max-webhook-bytes", "unsafe-no-sandbox", "deploy-paths", "sandbox-uid", "sandbox-memory", "sandbox-cpu", "sandbox-processes", "config"}
+		"max-webhook-bytes", "unsafe-no-sandbox", "deploy-paths", "sandbox-uid", "sandbox-memory", "sandbox-cpu", "sandbox-processes",
+		"max-artifact-bytes", "max-run-artifact-bytes", "config"}
 	count := 0
 	fs.VisitAll(func(*flag.Flag) { count++ })
 	if count != len(names) {
@@ -300,6 +309,8 @@ func TestValidate(t *testing.T) {
 		{"bad log format", func(s *Server) { s.LogFormat = "xml" }, []string{"MLBOT_LOG_FORMAT (--log-format)"}},
 		{"zero timeout", func(s *Server) { s.ShutdownTimeout = 0 }, []string{"MLBOT_SHUTDOWN_TIMEOUT (--shutdown-timeout) must be positive"}},
 		{"zero webhook bytes", func(s *Server) { s.MaxWebhookBytes = 0 }, []string{"MLBOT_MAX_WEBHOOK_BYTES (--max-webhook-bytes) must be positive"}},
+		{"zero artifact bytes", func(s *Server) { s.MaxArtifactBytes = 0 }, []string{"MLBOT_MAX_ARTIFACT_BYTES (--max-artifact-bytes) must be positive"}},
+		{"run limit below file limit", func(s *Server) { s.MaxRunArtifactBytes = 1 << 20 }, []string{"MLBOT_MAX_RUN_ARTIFACT_BYTES (--max-run-artifact-bytes) must be at least"}},
 		{"all problems reported", func(s *Server) { s.GitHubWebhookSecret = ""; s.RepoAllowlist = nil; s.Concurrency = -1 },
 			[]string{"no webhook secret", "no repository is allowed", "MLBOT_CONCURRENCY"}},
 	}

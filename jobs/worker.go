@@ -74,6 +74,10 @@ type Options struct {
 	// ArtifactDir holds the model registry's artifacts (DataDir/artifacts
 	// by default); many workers may share it.
 	ArtifactDir string
+	// MaxArtifactBytes and MaxRunArtifactBytes bound one artifact and all
+	// artifacts of one run; a run over either fails (0: the registry's
+	// defaults, 2 GiB and 10 GiB).
+	MaxArtifactBytes, MaxRunArtifactBytes int64
 	// PrometheusURL is where deploys with a verify: block are checked.
 	PrometheusURL string
 }
@@ -141,12 +145,13 @@ func New(opts Options) (*Worker, error) {
 	if opts.ArtifactDir == "" {
 		opts.ArtifactDir = filepath.Join(opts.DataDir, "artifacts")
 	}
+	artifacts := &registry.ArtifactStore{Dir: opts.ArtifactDir, MaxFileBytes: opts.MaxArtifactBytes, MaxRunBytes: opts.MaxRunArtifactBytes}
 	w := &Worker{
 		opts:     opts,
 		log:      opts.Logger,
 		forges:   map[string]ForgeSet{},
 		store:    NewStore(opts.Redis, opts.KeyPrefix),
-		registry: registry.New(opts.Redis, opts.KeyPrefix, &registry.ArtifactStore{Dir: opts.ArtifactDir}),
+		registry: registry.New(opts.Redis, opts.KeyPrefix, artifacts),
 		exec: &Executor{Runner: opts.Runner, LogDir: filepath.Join(opts.DataDir, "logs"),
 			Secrets: opts.Secrets, MaxTimeout: opts.MaxPipelineTimeout, SecretEnv: opts.SecretEnv,
 			MemoryLimit: opts.StepMemoryLimit},

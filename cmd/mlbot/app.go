@@ -83,6 +83,9 @@ func newApp(cfg *configs.Server, log *slog.Logger, withHTTP bool) (*app, error) 
 		SecretEnv:          cfg.Secrets,
 		PrometheusURL:      cfg.PrometheusURL,
 		Logger:             log,
+
+		MaxArtifactBytes:    cfg.MaxArtifactBytes,
+		MaxRunArtifactBytes: cfg.MaxRunArtifactBytes,
 	})
 	if err != nil {
 		a.close()
