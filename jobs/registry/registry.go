@@ -146,6 +146,9 @@ func (r *Registry) Record(ctx context.Context, v Version, dir string, names []st
 		return *prev, nil
 	}
 	arts, err := r.putArtifacts(ctx, dir, names)
+	if errors.Is(err, ErrBadArtifact) {
+		return Version{}, err // names the artifact, for the run's reader
+	}
 	if err != nil {
 		return Version{}, fmt.Errorf("registry: record run %s: %w", v.RunID, err)
 	}
