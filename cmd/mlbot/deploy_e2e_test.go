@@ -233,6 +233,43 @@ func TestDeployments(t *testing.T) {
 				t.Errorf("registry says production runs v%d, want v1", m.Deployments["production"].Version)
 			}
 		}},
+		{"/rollback to a tampered blob is refused with a digest mismatch", nil, func(t *testing.T, e *e2e, out string) {
+			e.mainSHA = e.commit("main", e.deployModel("0.90", out, ""), "model")
+			e.send(e.sb.push(e.hook, zeroSHA, e.mainSHA), http.StatusAccepted)
+			waitDeployed(t, out, "production", "0.90")
+			h := e.commit("feature", map[string]string{"params": "0.95\n"}, "better")
+			e.send(e.prEvent("opened", h, ""), http.StatusAccepted)
+			e.final(h)
+			e.merge("feature")
+			waitDeployed(t, out, "production", "0.95")
+			e.settle()
+			// What an attacker who reached the store would do: rewrite v1's
+			// blob with bytes of the same size.
+			var v1 *registry.Version
+			for _, v := range e.models().Versions {
+				if v.Number == 1 {
+					v1 = &v
+				}
+			}
+			if v1 == nil || len(v1.Artifacts) != 1 {
+				t.Fatalf("no v1 with one artifact: %+v", e.models().Versions)
+			}
+			blob := filepath.Join(e.app.cfg.DataDir, "artifacts", "sha256", v1.Artifacts[0].SHA256)
+			if st, err := os.Stat(blob); err != nil || st.Mode().Perm() != 0o444 {
+				t.Fatalf("blob %s: %v, %v; want mode 0444", blob, st, err)
+			}
+			os.Chmod(blob, 0o644)
+			if err := os.WriteFile(blob, []byte("6.66\n"), 0o444); err != nil {
+				t.Fatal(err)
+			}
+			e.say("maria", "/rollback production")
+			e.settle()
+			e.lastReply("digest mismatch")
+			waitDeployed(t, out, "production", "0.95")
+			if m := e.models(); m.Deployments["production"].Version == 1 {
+				t.Errorf("the registry says production runs the tampered v1")
+			}
+		}},
 		{"two deploys requested at once run one after the other", func(c *configs.Server) {
 			c.Secrets = map[string]string{"DEPLOY_SLEEP": "1"}
 		}, func(t *testing.T, e *e2e, out string) {
