@@ -170,6 +170,12 @@ func GitHTTPBackend(root string, authorize func(authorization string) bool) http
 			http.Error(w, "authentication required", http.StatusUnauthorized)
 			return
 		}
+		// CGI would hand the header to git http-backend as
+		// HTTP_AUTHORIZATION, in an environment every process of this user
+		// can read; a real host keeps it to itself, and tests that scan for
+		// the token must find only what mlbot leaks.
+		r = r.Clone(r.Context())
+		r.Header.Del("Authorization")
 		h.ServeHTTP(w, r)
 	})
 }

@@ -19,8 +19,9 @@ type Checkout struct {
 	URL string
 	// Auth is the value of an HTTP Authorization header ("Basic …",
 	// "Bearer …"), or "" for a public repository. It is given to git only
-	// through its environment, so it is written to no file, argument list
-	// or error.
+	// in a private configuration file that exists while git runs (see
+	// credentialFile): it is in no environment, argument list, error or
+	// file of the workspace.
 	Auth string
 	// Dir is the main work tree; Fetch creates it.
 	Dir string
@@ -32,15 +33,19 @@ func commitRef(sha string) string { return "refs/mlbot/commits/" + sha }
 
 // cmd returns the setting for git commands in dir that may contact the
 // remote: a fetch, or a checkout that lazily fetches the blobs a partial
-// clone left out.
-func (c Checkout) cmd(dir string) command {
-	cmd := command{dir: dir, secrets: secretsOf(c.Auth)}
-	if c.Auth != "" {
-		// Scoped to the clone URL: a submodule or alternate on another
-		// host must not receive the token.
-		cmd.config = [][2]string{{"http." + c.URL + ".extraHeader", "Authorization: " + c.Auth}}
+// clone left out. The caller must call done when its git commands have
+// finished: it removes the credential file.
+func (c Checkout) cmd(dir string) (git command, done func(), err error) {
+	git = command{dir: dir, secrets: secretsOf(c.Auth)}
+	if c.Auth == "" {
+		return git, func() {}, nil
 	}
-	return cmd
+	path, done, err := credentialFile(c.URL, c.Auth)
+	if err != nil {
+		return command{}, nil, err
+	}
+	git.config = [][2]string{{"include.path", path}}
+	return git, done, nil
 }
 
 // Fetch makes the given commits available in Dir, initialising the
@@ -63,7 +68,11 @@ func (c Checkout) Fetch(ctx context.Context, shas ...string) error {
 	if err := c.init(ctx); err != nil {
 		return err
 	}
-	git := c.cmd(c.Dir)
+	git, done, err := c.cmd(c.Dir)
+	if err != nil {
+		return err
+	}
+	defer done()
 	if _, err := git.run(ctx, "config", "remote.origin.url", c.URL); err != nil {
 		return fmt.Errorf("git: set remote: %w", err)
 	}
@@ -138,7 +147,12 @@ func (c Checkout) Checkout(ctx context.Context, sha string) error {
 	if err := checkSHA(sha); err != nil {
 		return err
 	}
-	if _, err := c.cmd(c.Dir).run(ctx, "checkout", "--quiet", "--force", "--detach", sha); err != nil {
+	git, done, err := c.cmd(c.Dir)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if _, err := git.run(ctx, "checkout", "--quiet", "--force", "--detach", sha); err != nil {
 		return fmt.Errorf("git: check out %s: %w", sha, err)
 	}
 	return nil
@@ -156,12 +170,21 @@ func (c Checkout) Worktree(ctx context.Context, sha, dir string) error {
 		return fmt.Errorf("git: worktree: %w", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, ".git")); err == nil {
-		if _, err := c.cmd(dir).run(ctx, "checkout", "--quiet", "--force", "--detach", sha); err != nil {
+		git, done, err := c.cmd(dir)
+		if err != nil {
+			return err
+		}
+		defer done()
+		if _, err := git.run(ctx, "checkout", "--quiet", "--force", "--detach", sha); err != nil {
 			return fmt.Errorf("git: check out %s in %s: %w", sha, dir, err)
 		}
 		return nil
 	}
-	git := c.cmd(c.Dir)
+	git, done, err := c.cmd(c.Dir)
+	if err != nil {
+		return err
+	}
+	defer done()
 	// Forget work trees whose directory was deleted, so dir can be reused.
 	if _, err := git.run(ctx, "worktree", "prune"); err != nil {
 		return fmt.Errorf("git: worktree prune: %w", err)
@@ -176,14 +199,27 @@ func (c Checkout) Worktree(ctx context.Context, sha, dir string) error {
 // content from the remote, with the credential: after a Fetch, the
 // contents of commits not yet checked out are still on the server.
 func (c Checkout) ShowFile(ctx context.Context, sha, path string) ([]byte, error) {
-	return showFile(ctx, c.cmd(c.Dir), sha, path)
+	git, done, err := c.cmd(c.Dir)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	return showFile(ctx, git, sha, path)
 }
 
 // checkURL refuses a URL with a password in it: git would store it in
-// .git/config and print it in messages.
+// .git/config and print it in messages. It also refuses control
+// characters in the URL or the credential, which could add lines to the
+// credential file.
 func (c Checkout) checkURL() error {
 	if c.URL == "" {
 		return errors.New("git: checkout has no URL")
+	}
+	if strings.ContainsFunc(c.URL, isControl) {
+		return fmt.Errorf("git: URL %q contains control characters", c.URL)
+	}
+	if strings.ContainsFunc(c.Auth, isControl) {
+		return errors.New("git: the credential contains control characters")
 	}
 	if strings.HasPrefix(c.URL, "-") {
 		return fmt.Errorf("git: invalid URL %q", c.URL)
@@ -240,7 +276,11 @@ func (c Checkout) FetchBranch(ctx context.Context, branch string) (string, error
 	if err := c.init(ctx); err != nil {
 		return "", err
 	}
-	git := c.cmd(c.Dir)
+	git, done, err := c.cmd(c.Dir)
+	if err != nil {
+		return "", err
+	}
+	defer done()
 	if _, err := git.run(ctx, "config", "remote.origin.url", c.URL); err != nil {
 		return "", fmt.Errorf("git: set remote: %w", err)
 	}

@@ -163,6 +163,8 @@ func TestFetchRejectsBadInput(t *testing.T) {
 		{"no commits", git.Checkout{URL: "file:///x", Dir: dir}, nil, "no commits"},
 		{"password in URL", git.Checkout{URL: "https://u:hunter22@example.com/r.git", Dir: dir}, []string{good}, "carries a password"},
 		{"option as URL", git.Checkout{URL: "--upload-pack=x", Dir: dir}, []string{good}, "invalid URL"},
+		{"newline in URL", git.Checkout{URL: "https://example.com/r.git\"]\n[core]\n\tsshCommand = x", Dir: dir}, []string{good}, "control characters"},
+		{"newline in credential", git.Checkout{URL: "https://example.com/r.git", Auth: "Basic x\"\n[core]\n\thunter22 = x", Dir: dir}, []string{good}, "control characters"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -48,7 +48,9 @@ func checkRev(rev string) error {
 
 // command is one git invocation's setting: where it runs, the extra
 // configuration it gets through the environment, and the strings that
-// must never appear in what it reports.
+// must never appear in what it reports. Nothing secret goes into config:
+// the environment of every process is readable by every other process of
+// the same user (see credentialFile).
 type command struct {
 	dir     string
 	config  [][2]string // key, value pairs passed as GIT_CONFIG_KEY_n/VALUE_n
@@ -95,7 +97,8 @@ func (c command) run(ctx context.Context, args ...string) ([]byte, error) {
 // env is the worker's environment minus anything that would make git ask
 // a person, read other credentials or act on another repository, plus the
 // per-invocation configuration. Configuration goes through GIT_CONFIG_*
-// rather than -c so that it is in neither the process list nor any file.
+// rather than -c so that it is not in the process list; none of it is
+// secret.
 func (c command) env() []string {
 	var env []string
 	for _, kv := range os.Environ() {
