@@ -179,3 +179,23 @@ func GitHTTPBackend(root string, authorize func(authorization string) bool) http
 		h.ServeHTTP(w, r)
 	})
 }
+
+// GitPath reports whether path is a request of git's smart HTTP protocol
+// and returns it relative to the repositories' root, for GitHTTPBackend.
+// Repositories are served where the hosts serve them,
+// "/<owner>/<name>.git/info/refs" and so on, and also under "/git/" for
+// clone URLs made before the simulators used the hosts' layout.
+func GitPath(path string) (string, bool) {
+	if strings.HasPrefix(path, "/api/") || !strings.Contains(path, ".git/") {
+		return "", false
+	}
+	for _, suffix := range []string{"/info/refs", "/git-upload-pack", "/git-receive-pack", "/HEAD"} {
+		if strings.HasSuffix(path, suffix) {
+			if rest, ok := strings.CutPrefix(path, "/git/"); ok {
+				return "/" + rest, true
+			}
+			return path, true
+		}
+	}
+	return "", false
+}

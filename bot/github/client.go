@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -358,8 +359,10 @@ func (c *Client) UpdateComment(ctx context.Context, repo bot.Repo, _ int, id int
 // repository's installation token (minted or refreshed as needed). It
 // returns "" when the client has no credentials.
 func (c *Client) CloneAuth(ctx context.Context, repo bot.Repo) (string, error) {
-	if repo.CloneURL != "" && !bot.CloneHostMatches(repo.CloneURL, c.baseURL.String()) {
-		return "", fmt.Errorf("github: %w: %q is not on the host of %s; refusing to send it credentials", bot.ErrForeignCloneHost, repo.CloneURL, c.baseURL.Redacted())
+	if repo.CloneURL != "" {
+		if err := bot.CheckCloneURL(repo.CloneURL, c.gitBase(), repo.FullName); err != nil {
+			return "", fmt.Errorf("github: %w; refusing to send it credentials", err)
+		}
 	}
 	token := c.token
 	if c.app != nil {
@@ -379,6 +382,24 @@ func (c *Client) CloneAuth(ctx context.Context, repo bot.Repo) (string, error) {
 		return "", nil
 	}
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte("x-access-token:"+token)), nil
+}
+
+// gitBase is where the host serves repositories over HTTPS: github.com
+// for an API on api.github.com (X for api.X), the API URL without /api/v3
+// for GitHub Enterprise, and the API URL itself when the API is at the root
+// of its host, as the simulator serves it.
+func (c *Client) gitBase() string {
+	u := url.URL{Scheme: c.baseURL.Scheme, Host: c.baseURL.Host}
+	if host, ok := strings.CutPrefix(strings.ToLower(c.baseURL.Hostname()), "api."); ok {
+		u.Host = host
+		if port := c.baseURL.Port(); port != "" {
+			u.Host = net.JoinHostPort(host, port)
+		}
+		u.Path = "/"
+	} else {
+		u.Path = strings.TrimSuffix(strings.TrimSuffix(c.baseURL.Path, "/"), "/api/v3") + "/"
+	}
+	return u.String()
 }
 
 func (c *Client) forgetOn401(resp *gh.Response, owner, name string) {

@@ -595,3 +595,39 @@ func TestCloneAuthRefusesForeignHosts(t *testing.T) {
 		t.Errorf("CloneAuth for github.com = %q, %v", auth, err)
 	}
 }
+
+// TestCloneAuthCloneURL checks where each API URL expects repositories:
+// github.com beside api.github.com, the Enterprise host beside /api/v3,
+// the API's own root for a simulator; and that the check holds without
+// any credential too.
+func TestCloneAuthCloneURL(t *testing.T) {
+	tests := []struct {
+		api, token, clone string
+		ok                bool
+	}{
+		{"https://api.github.com/", "tok", "https://github.com/acme/model.git", true},
+		{"https://api.github.com/", "tok", "https://github.com/acme/other.git", false},
+		{"https://api.github.com/", "tok", "http://github.com/acme/model.git", false},
+		{"https://ghe.example.com/api/v3/", "tok", "https://ghe.example.com/acme/model.git", true},
+		{"https://ghe.example.com/api/v3/", "tok", "https://ghe.example.com/api/v3/acme/model.git", false},
+		{"https://ghe.example.com:8443/api/v3", "tok", "https://ghe.example.com:8443/acme/model.git", true},
+		{"https://ghe.example.com:8443/api/v3", "tok", "https://ghe.example.com/acme/model.git", false},
+		{"http://127.0.0.1:8080/", "tok", "http://127.0.0.1:8080/acme/model.git", true},
+		{"http://127.0.0.1:8080/", "tok", "http://127.0.0.1:8080/git/acme/model.git", false},
+		{"https://api.github.com/", "", "https://github.com/acme/model.git", true},
+		{"https://api.github.com/", "", "https://evil.example/acme/model.git", false},
+	}
+	for _, tt := range tests {
+		c, err := New(Options{BaseURL: tt.api, Token: tt.token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		auth, err := c.CloneAuth(context.Background(), bot.Repo{Forge: "github", FullName: "acme/model", CloneURL: tt.clone})
+		if tt.ok && err != nil {
+			t.Errorf("API %s: CloneAuth(%s) = %v", tt.api, tt.clone, err)
+		}
+		if !tt.ok && (err == nil || !errors.Is(err, bot.ErrForeignCloneHost) || auth != "") {
+			t.Errorf("API %s: CloneAuth(%s) = %q, %v; want a refusal", tt.api, tt.clone, auth, err)
+		}
+	}
+}

@@ -265,19 +265,23 @@ func (s *Simulator) Comments(repo string, number int) []Comment {
 }
 
 // ServeGit serves the bare repositories under root (root/owner/name.git)
-// over git's smart HTTP protocol at /git/. Once tokens were added or an
-// App registered, clones need the Basic credential "x-access-token" with
-// an accepted token, as GitHub's git endpoint does.
+// over git's smart HTTP protocol at /owner/name.git, as GitHub Enterprise
+// does beside its API (and, for older clone URLs, at /git/owner/name.git).
+// Once tokens were added or an App registered, clones need the Basic
+// credential "x-access-token" with an accepted token, as GitHub's git
+// endpoint does.
 func (s *Simulator) ServeGit(root string) {
-	h := http.StripPrefix("/git", forgesim.GitHTTPBackend(root, s.authorizeGit))
+	h := forgesim.GitHTTPBackend(root, s.authorizeGit)
 	s.mu.Lock()
 	s.git = h
 	s.mu.Unlock()
 }
 
-// GitURL returns the clone URL of fullName on a simulator served at base.
+// GitURL returns the clone URL of fullName on a simulator served at base:
+// base/owner/name.git, where mlbot expects the repository of a GitHub
+// whose API is at base.
 func GitURL(base, fullName string) string {
-	return strings.TrimSuffix(base, "/") + "/git/" + fullName + ".git"
+	return strings.TrimSuffix(base, "/") + "/" + fullName + ".git"
 }
 
 func (s *Simulator) authorizeGit(authorization string) bool {
@@ -307,12 +311,14 @@ func (s *Simulator) open() bool {
 type prefixKey struct{}
 
 func (s *Simulator) serve(w http.ResponseWriter, r *http.Request) {
-	if strings.HasPrefix(r.URL.Path, "/git/") {
+	if path, ok := forgesim.GitPath(r.URL.Path); ok {
 		s.mu.Lock()
 		git := s.git
 		s.mu.Unlock()
 		if git != nil {
-			git.ServeHTTP(w, r)
+			r2 := r.Clone(r.Context())
+			r2.URL.Path, r2.URL.RawPath = path, ""
+			git.ServeHTTP(w, r2)
 			return
 		}
 	}

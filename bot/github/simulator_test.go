@@ -349,7 +349,7 @@ func TestSimulatorGit(t *testing.T) {
 	srv := httptest.NewServer(sim)
 	defer srv.Close()
 	url := GitURL(srv.URL, "acme/model")
-	if want := srv.URL + "/git/acme/model.git"; url != want {
+	if want := srv.URL + "/acme/model.git"; url != want {
 		t.Errorf("GitURL = %q, want %q", url, want)
 	}
 
@@ -357,7 +357,8 @@ func TestSimulatorGit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	auth, err := c.CloneAuth(context.Background(), testRepo)
+	// The simulator's clone URL is where mlbot expects the repository.
+	auth, err := c.CloneAuth(context.Background(), bot.Repo{Forge: "github", FullName: "acme/model", CloneURL: url})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,7 +373,7 @@ func TestSimulatorGit(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err == nil {
 		t.Errorf("ls-remote without credentials succeeded: %s", out)
 	}
-	if calls := sim.Rec.Find("GET", "/git/acme/model.git/info/refs"); len(calls) < 2 {
+	if calls := sim.Rec.Find("GET", "/acme/model.git/info/refs"); len(calls) < 2 {
 		t.Errorf("recorded %d git calls", len(calls))
 	}
 }

@@ -223,12 +223,19 @@ func (c *Client) UpdateComment(ctx context.Context, repo bot.Repo, number int, i
 
 // CloneAuth returns a Basic Authorization header for git over HTTPS.
 // GitLab takes any access token as the password of user "oauth2".
+//
+// The payload's clone URL must be the project's URL on the configured
+// instance (see bot.CheckCloneURL), with or without a token: a fetch from
+// anywhere else is refused before it starts.
 func (c *Client) CloneAuth(_ context.Context, repo bot.Repo) (string, error) {
+	if repo.CloneURL != "" {
+		base := strings.TrimSuffix(strings.TrimSuffix(c.base, "/"), "/api/v4") + "/"
+		if err := bot.CheckCloneURL(repo.CloneURL, base, repo.FullName); err != nil {
+			return "", fmt.Errorf("gitlab: %w; refusing to fetch from it", err)
+		}
+	}
 	if c.token == "" {
 		return "", nil
-	}
-	if repo.CloneURL != "" && !bot.CloneHostMatches(repo.CloneURL, c.base) {
-		return "", fmt.Errorf("gitlab: %w: %q is not on %s; refusing to send it credentials", bot.ErrForeignCloneHost, repo.CloneURL, c.base)
 	}
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte("oauth2:"+c.token)), nil
 }

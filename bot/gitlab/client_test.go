@@ -390,6 +390,39 @@ func TestCloneAuth(t *testing.T) {
 	}
 }
 
+// TestCloneAuthCloneURL checks that a payload's clone URL must be the
+// project's URL on the configured instance, with a token or without.
+func TestCloneAuthCloneURL(t *testing.T) {
+	tests := []struct {
+		base, token, clone string
+		ok                 bool
+	}{
+		{"https://gitlab.example.com", "tok", "https://gitlab.example.com/group/sub/model.git", true},
+		{"https://gitlab.example.com/api/v4", "tok", "https://gitlab.example.com/group/sub/model.git", true},
+		{"https://example.com/gitlab/", "tok", "https://example.com/gitlab/group/sub/model.git", true},
+		{"https://gitlab.example.com", "tok", "https://gitlab.example.com/evil/group/sub/model.git", false},
+		{"https://gitlab.example.com", "tok", "https://gitlab.example.com/group/sub/other.git", false},
+		{"https://gitlab.example.com", "tok", "http://gitlab.example.com/group/sub/model.git", false},
+		{"https://gitlab.example.com", "tok", "https://gitlab.example.com:8443/group/sub/model.git", false},
+		{"https://gitlab.example.com", "", "https://gitlab.example.com/group/sub/model.git", true},
+		{"https://gitlab.example.com", "", "https://evil.example/group/sub/model.git", false},
+		{"https://gitlab.example.com", "", "https://gitlab.example.com/group/other.git", false},
+	}
+	for _, tt := range tests {
+		c, err := New(Options{BaseURL: tt.base, Token: tt.token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		auth, err := c.CloneAuth(context.Background(), bot.Repo{Forge: "gitlab", FullName: "group/sub/model", CloneURL: tt.clone})
+		if tt.ok && err != nil {
+			t.Errorf("base %s: CloneAuth(%s) = %v", tt.base, tt.clone, err)
+		}
+		if !tt.ok && (err == nil || !errors.Is(err, bot.ErrForeignCloneHost) || auth != "") {
+			t.Errorf("base %s, token %q: CloneAuth(%s) = %q, %v; want a refusal", tt.base, tt.token, tt.clone, auth, err)
+		}
+	}
+}
+
 func TestRetryAfter(t *testing.T) {
 	now := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 	tests := []struct {

@@ -277,18 +277,20 @@ func (s *Simulator) Notes(projectPath string, iid int) []Note {
 }
 
 // ServeGit serves the bare repositories under root (root/<path>.git) over
-// git's smart HTTP protocol at /git/<path>.git. Once tokens are added, git
-// must authenticate as Basic oauth2:<token>, the way mlbot clones.
+// git's smart HTTP protocol at /<path>.git, as GitLab does (and, for older
+// clone URLs, at /git/<path>.git). Once tokens are added, git must
+// authenticate as Basic oauth2:<token>, the way mlbot clones.
 func (s *Simulator) ServeGit(root string) {
 	h := forgesim.GitHTTPBackend(root, s.authorizeGit)
 	s.mu.Lock()
-	s.git = http.StripPrefix("/git", h)
+	s.git = h
 	s.mu.Unlock()
 }
 
-// GitURL returns the clone URL of path on a simulator served at base.
+// GitURL returns the clone URL of path on a simulator served at base:
+// base/<path>.git, as GitLab's http_url_to_repo.
 func GitURL(base, path string) string {
-	return strings.TrimSuffix(base, "/") + "/git/" + strings.Trim(path, "/") + ".git"
+	return strings.TrimSuffix(base, "/") + "/" + strings.Trim(path, "/") + ".git"
 }
 
 func (s *Simulator) authorizeGit(authorization string) bool {
@@ -310,12 +312,14 @@ func (s *Simulator) authorizeGit(authorization string) bool {
 }
 
 func (s *Simulator) serve(w http.ResponseWriter, r *http.Request) {
-	if strings.HasPrefix(r.URL.Path, "/git/") {
+	if path, ok := forgesim.GitPath(r.URL.Path); ok {
 		s.mu.Lock()
 		git := s.git
 		s.mu.Unlock()
 		if git != nil {
-			git.ServeHTTP(w, r)
+			r2 := r.Clone(r.Context())
+			r2.URL.Path, r2.URL.RawPath = path, ""
+			git.ServeHTTP(w, r2)
 			return
 		}
 	}

@@ -370,12 +370,16 @@ func TestSimulatorGit(t *testing.T) {
 	srv := httptest.NewServer(sim)
 	defer srv.Close()
 	cloneURL := GitURL(srv.URL+"/", "group/model")
-	if want := srv.URL + "/git/group/model.git"; cloneURL != want {
+	if want := srv.URL + "/group/model.git"; cloneURL != want {
 		t.Fatalf("GitURL = %q, want %q", cloneURL, want)
 	}
 
-	c, _ := New(Options{Token: "tok"})
-	auth, _ := c.CloneAuth(t.Context(), bot.Repo{})
+	c, _ := New(Options{BaseURL: srv.URL, Token: "tok"})
+	// The simulator's clone URL is where mlbot expects the project.
+	auth, err := c.CloneAuth(t.Context(), bot.Repo{Forge: "gitlab", FullName: "group/model", CloneURL: cloneURL})
+	if err != nil {
+		t.Fatal(err)
+	}
 	dst := t.TempDir()
 	git(dst, "-c", "http.extraHeader=Authorization: "+auth, "clone", "-q", cloneURL, "clone")
 	if _, err := os.Stat(filepath.Join(dst, "clone", "train.py")); err != nil {
@@ -388,7 +392,7 @@ func TestSimulatorGit(t *testing.T) {
 	if err := bad.Run(); err == nil {
 		t.Error("clone with a bad token succeeded")
 	}
-	if calls := sim.Rec.Find("GET", "/git/group/model.git/info/refs"); len(calls) < 2 || calls[len(calls)-1].Status != 401 {
+	if calls := sim.Rec.Find("GET", "/group/model.git/info/refs"); len(calls) < 2 || calls[len(calls)-1].Status != 401 {
 		t.Errorf("git calls not recorded as expected: %d", len(calls))
 	}
 }

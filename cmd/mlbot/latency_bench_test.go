@@ -300,7 +300,7 @@ type gitClock struct {
 
 func (g *gitClock) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !strings.HasPrefix(r.URL.Path, "/git/") {
+		if _, ok := forgesim.GitPath(r.URL.Path); !ok {
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -23,7 +23,7 @@ import (
 type sandbox struct {
 	host   simHost
 	srv    *httptest.Server
-	root   string // bare repositories, served under /git/
+	root   string // bare repositories, served at /<repo>.git
 	work   string // the working copy commits are made in
 	repo   string // "acme/digits"
 	token  string
@@ -143,7 +143,7 @@ func newSandbox(forge, dir, repo string) (*sandbox, error) {
 func (sb *sandbox) Close() { sb.srv.Close() }
 
 // cloneURL is the repository's HTTPS clone URL as payloads carry it.
-func (sb *sandbox) cloneURL() string { return sb.srv.URL + "/git/" + sb.repo + ".git" }
+func (sb *sandbox) cloneURL() string { return sb.srv.URL + "/" + sb.repo + ".git" }
 
 // configure points an mlbot configuration at the sandbox.
 func (sb *sandbox) configure(cfg *configs.Server) {
