@@ -10,7 +10,7 @@ import (
 // ErrForeignCloneHost is wrapped by CloneAuth when a payload's clone URL is
 // not the URL of the event's repository on the configured host; retrying
 // cannot help, and no credential was sent anywhere.
-var ErrForeignCloneHost = errors.New("clone URL is not the repository's URL on the configured host")
+var ErrForeignCloneHost = errors.New("clone URL refused")
 
 // CheckCloneURL returns nil when cloneURL is the clone URL of the
 // repository repoPath ("owner/name", or GitLab's "group/sub/project") on

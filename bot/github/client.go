@@ -361,7 +361,7 @@ func (c *Client) UpdateComment(ctx context.Context, repo bot.Repo, _ int, id int
 func (c *Client) CloneAuth(ctx context.Context, repo bot.Repo) (string, error) {
 	if repo.CloneURL != "" {
 		if err := bot.CheckCloneURL(repo.CloneURL, c.gitBase(), repo.FullName); err != nil {
-			return "", fmt.Errorf("github: %w; refusing to send it credentials", err)
+			return "", fmt.Errorf("github: %w; nothing was fetched and no credential sent", err)
 		}
 	}
 	token := c.token

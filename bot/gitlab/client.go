@@ -231,7 +231,7 @@ func (c *Client) CloneAuth(_ context.Context, repo bot.Repo) (string, error) {
 	if repo.CloneURL != "" {
 		base := strings.TrimSuffix(strings.TrimSuffix(c.base, "/"), "/api/v4") + "/"
 		if err := bot.CheckCloneURL(repo.CloneURL, base, repo.FullName); err != nil {
-			return "", fmt.Errorf("gitlab: %w; refusing to fetch from it", err)
+			return "", fmt.Errorf("gitlab: %w; nothing was fetched and no credential sent", err)
 		}
 	}
 	if c.token == "" {
