@@ -14,6 +14,7 @@ import (
 
 	"github.com/mlbot/mlbot/bot"
 	"github.com/mlbot/mlbot/configs"
+	"github.com/mlbot/mlbot/jobs/report"
 	"github.com/mlbot/mlbot/runners/git"
 )
 
@@ -149,7 +150,7 @@ func (w *Worker) routeComment(ctx context.Context, log *slog.Logger, f bot.Forge
 			return err
 		}
 		if reply != "" {
-			if _, err := f.CreateComment(ctx, ev.Repo, ev.PR.Number, ReplyMarker+"\n"+reply); err != nil {
+			if _, err := f.CreateComment(ctx, ev.Repo, ev.PR.Number, ReplyMarker+"\n"+report.StripFormatMarkdown(reply)); err != nil {
 				return err
 			}
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/mlbot/mlbot/bot"
 	"github.com/mlbot/mlbot/configs"
 	"github.com/mlbot/mlbot/jobs/registry"
+	"github.com/mlbot/mlbot/jobs/report"
 	"github.com/mlbot/mlbot/jobs/verify"
 	"github.com/mlbot/mlbot/runners"
 	"github.com/mlbot/mlbot/runners/git"
@@ -402,7 +403,7 @@ func (w *Worker) replyDeploy(ctx context.Context, repo bot.Repo, d *registry.Dep
 		fmt.Fprintf(&b, "\n<details><summary>Last lines of the deploy log</summary>\n\n```text\n%s\n```\n</details>\n", strings.ReplaceAll(d.LogTail, "```", "ˋˋˋ"))
 	}
 	fmt.Fprintf(&b, "\n[Deploy log](%s)\n", w.deployURL(d.ID))
-	body := redact(b.String(), w.opts.Secrets)
+	body := redact(report.StripFormatMarkdown(b.String()), w.opts.Secrets)
 	if len(body) > bot.MaxCommentLength {
 		body = body[:bot.MaxCommentLength-10] + "\n…"
 	}

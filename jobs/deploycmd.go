@@ -164,7 +164,7 @@ func (w *Worker) deployOnMerge(ctx context.Context, f bot.Forge, run *Run) error
 		}
 		body := fmt.Sprintf("%s\n### ⛔ Not deployed\n\nThe merge `%s` did not pass its gates on `%s` (%s), so nothing was deployed to %s. [Run](%s)",
 			ReplyMarker, short(run.SHA), run.Branch, strings.ReplaceAll(string(run.Outcome), "_", " "), strings.Join(run.OnMerge, ", "), w.runURL(run.ID))
-		if _, err := f.CreateComment(ctx, run.Repo, pr, body); err != nil {
+		if _, err := f.CreateComment(ctx, run.Repo, pr, report.StripFormatMarkdown(body)); err != nil {
 			return err
 		}
 		return w.store.MarkDone(ctx, key)

@@ -154,7 +154,8 @@ func notOurs(err error) bool {
 }
 
 // describe is the commit status description: the verdict and the first
-// metric in a few words.
+// metric in a few words, without the format characters that could make
+// a metric name or detail read as something else.
 func describe(run *Run, d report.Diff) string {
 	var s string
 	switch run.Outcome {
@@ -179,6 +180,7 @@ func describe(run *Run, d report.Diff) string {
 			break
 		}
 	}
+	s = report.StripFormat(s)
 	if len(s) > 140 {
 		n := 137
 		for n > 0 && !utf8.RuneStart(s[n]) {

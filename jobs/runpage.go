@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"html/template"
@@ -58,12 +59,19 @@ func (s *Store) RunPage() http.Handler {
 		if run.State != RunFinished {
 			w.Header().Set("Refresh", "5")
 		}
-		runPageTemplate.Execute(w, struct {
+		// The page shows what the host and the training sent (branch,
+		// title, metric names, log): none of its format characters.
+		var page bytes.Buffer
+		if err := runPageTemplate.Execute(&page, struct {
 			Run     *Run
 			Names   []string
 			Log     string
 			Outcome report.Outcome
-		}{run, names, logText, run.Outcome})
+		}{run, names, logText, run.Outcome}); err != nil {
+			http.Error(w, "run page: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		io.WriteString(w, report.StripFormat(page.String()))
 	})
 }
 

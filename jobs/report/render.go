@@ -675,9 +675,10 @@ func inlineText(s string, limit int) string {
 	return b.String()
 }
 
-// flatten makes s valid single-line UTF-8 without control characters.
+// flatten makes s valid single-line UTF-8 without control or format
+// characters.
 func flatten(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = StripFormat(strings.ToValidUTF8(s, "\uFFFD"))
 	return strings.Map(func(r rune) rune {
 		switch {
 		case r == '\n' || r == '\r' || r == '\t':
@@ -693,13 +694,14 @@ var ansiEscape = regexp.MustCompile(`\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x0
 
 // cleanLog turns raw process output into text a code block shows as the
 // terminal did: colour codes removed, progress bars reduced to their last
-// redraw, other control characters dropped. "<!--" is broken up so that no
-// log line can pass for another mlbot marker to a later search.
+// redraw, other control and format characters dropped. "<!--" is broken
+// up so that no log line can pass for another mlbot marker to a later
+// search.
 func cleanLog(s string) string {
 	if len(s) > maxLogInput {
 		s = s[len(s)-maxLogInput:]
 	}
-	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = StripFormat(strings.ToValidUTF8(s, "\uFFFD"))
 	s = ansiEscape.ReplaceAllString(s, "")
 	lines := strings.Split(strings.ReplaceAll(s, "\r\n", "\n"), "\n")
 	for i, l := range lines {
