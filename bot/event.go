@@ -84,15 +84,29 @@ type PullRequest struct {
 	AuthorID int64  `json:"author_id,omitempty"`
 	Merged   bool   `json:"merged,omitempty"`
 	MergeSHA string `json:"merge_sha,omitempty"`
+	// Updated is the host's last-change time of the pull request as the
+	// event carries it (GitHub pull_request.updated_at, GitLab
+	// object_attributes.updated_at): at that time its head was HeadSHA.
+	// A push moves it, so the event of a new head says from when that head
+	// is current. It is the host's clock, never a commit's own date, which
+	// whoever made the commit chooses. Zero when the event has none.
+	Updated time.Time `json:"updated,omitzero"`
 }
 
 // Comment is a comment on a pull/merge request or issue.
 type Comment struct {
+	// ID is the host's id of the comment (GitHub comment.id, GitLab
+	// object_attributes.id): a comment's commands run once, however often
+	// its webhook is delivered.
 	ID     int64  `json:"id"`
 	Body   string `json:"body"`
 	Author string `json:"author,omitempty"`
 	// OnPullRequest is false for comments on plain issues.
 	OnPullRequest bool `json:"on_pull_request,omitempty"`
+	// Created is when the host says the comment was written (GitHub
+	// comment.created_at, GitLab object_attributes.created_at); zero when
+	// the payload has none.
+	Created time.Time `json:"created,omitzero"`
 }
 
 // Event is a webhook delivery normalised to what mlbot routes on.

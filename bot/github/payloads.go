@@ -86,7 +86,8 @@ func PushPayload(o PushOptions) []byte {
 // ("opened", "synchronize", "closed", …; default "opened"). HeadRepo
 // defaults to Repo; a different one makes a pull request from a fork.
 // Author also becomes the sender. Empty URLs and branches default as in
-// PushOptions; BaseRef defaults to DefaultBranch.
+// PushOptions; BaseRef defaults to DefaultBranch. UpdatedAt (the pull
+// request's updated_at, which a push moves) defaults to now.
 type PullRequestOptions struct {
 	Action                                 string
 	Number                                 int
@@ -96,6 +97,7 @@ type PullRequestOptions struct {
 	Author, AuthorAssociation              string
 	Draft, Merged                          bool
 	MergeSHA                               string
+	UpdatedAt                              time.Time
 }
 
 // PullRequestPayload returns the body of a pull_request delivery
@@ -148,6 +150,7 @@ func PullRequestPayload(o PullRequestOptions) []byte {
 	setUser(pr, o.Author, "user")
 	setUser(m, o.Author, "sender")
 	now := time.Now().UTC().Format(time.RFC3339)
+	pr["updated_at"] = timestamp(o.UpdatedAt)
 	pr["state"], pr["closed_at"], pr["merged_at"] = "open", nil, nil
 	if o.Action == "closed" || o.Merged {
 		pr["state"], pr["closed_at"] = "closed", now
@@ -162,8 +165,8 @@ func PullRequestPayload(o PullRequestOptions) []byte {
 // IssueCommentOptions describes an issue_comment delivery. Action is
 // "created" (default), "edited" or "deleted". OnPullRequest makes the
 // issue a pull request, as comments on pull requests are. IssueAuthor
-// defaults to Author, CommentID to a random id; URLs and branches default
-// as in PushOptions.
+// defaults to Author, CommentID to a random id, CreatedAt to now; URLs and
+// branches default as in PushOptions.
 type IssueCommentOptions struct {
 	Action                                 string
 	Number                                 int
@@ -172,6 +175,7 @@ type IssueCommentOptions struct {
 	IssueAuthor                            string
 	CommentID                              int64
 	Body, Author, AuthorAssociation        string
+	CreatedAt                              time.Time
 }
 
 // IssueCommentPayload returns the body of an issue_comment delivery
@@ -223,6 +227,8 @@ func IssueCommentPayload(o IssueCommentOptions) []byte {
 	c := m["comment"].(map[string]any)
 	id := strconv.FormatInt(o.CommentID, 10)
 	c["id"], c["body"], c["author_association"] = o.CommentID, o.Body, o.AuthorAssociation
+	c["created_at"] = timestamp(o.CreatedAt)
+	c["updated_at"] = c["created_at"]
 	c["html_url"] = issue["html_url"].(string) + "#issuecomment-" + id
 	c["url"] = apiRepoURL(r.fullName) + "/issues/comments/" + id
 	setUser(c, o.Author, "user")
@@ -409,6 +415,15 @@ func setPath(m map[string]any, v any, path ...string) {
 	if parent, ok := getPath(m, path[:len(path)-1]...).(map[string]any); ok {
 		parent[path[len(path)-1]] = v
 	}
+}
+
+// timestamp writes t as GitHub does ("2019-05-15T15:20:33Z"), now when t
+// is zero.
+func timestamp(t time.Time) string {
+	if t.IsZero() {
+		t = time.Now()
+	}
+	return t.UTC().Format(time.RFC3339)
 }
 
 func short(sha string) string {

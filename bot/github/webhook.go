@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/mlbot/mlbot/bot"
 )
@@ -243,6 +244,8 @@ type pullRequest struct {
 	User              *user  `json:"user"`
 	Head              gitRef `json:"head"`
 	Base              gitRef `json:"base"`
+	// UpdatedAt moves with every push to the head (and other changes).
+	UpdatedAt string `json:"updated_at"`
 }
 
 type pullRequestPayload struct {
@@ -275,6 +278,7 @@ func parsePullRequest(ev *bot.Event, body []byte) error {
 		AuthorAssociation: pr.AuthorAssociation,
 		Merged:            pr.Merged,
 		MergeSHA:          pr.MergeCommitSHA,
+		Updated:           parseTime(pr.UpdatedAt),
 	}
 	if pr.User != nil {
 		out.Author = pr.User.Login
@@ -321,9 +325,10 @@ type issueCommentPayload struct {
 		PullRequest json.RawMessage `json:"pull_request"`
 	} `json:"issue"`
 	Comment *struct {
-		ID   int64  `json:"id"`
-		Body string `json:"body"`
-		User *user  `json:"user"`
+		ID        int64  `json:"id"`
+		Body      string `json:"body"`
+		User      *user  `json:"user"`
+		CreatedAt string `json:"created_at"`
 	} `json:"comment"`
 }
 
@@ -348,7 +353,7 @@ func parseIssueComment(ev *bot.Event, body []byte) error {
 		ev.Action = bot.ActionOther
 	}
 	onPR := len(p.Issue.PullRequest) > 0 && !bytes.Equal(p.Issue.PullRequest, []byte("null"))
-	c := &bot.Comment{ID: p.Comment.ID, Body: p.Comment.Body, OnPullRequest: onPR}
+	c := &bot.Comment{ID: p.Comment.ID, Body: p.Comment.Body, OnPullRequest: onPR, Created: parseTime(p.Comment.CreatedAt)}
 	if p.Comment.User != nil {
 		c.Author = p.Comment.User.Login
 	}
@@ -377,6 +382,16 @@ func parseOther(ev *bot.Event, body []byte) error {
 		ev.Repo = bot.Repo{}
 	}
 	return nil
+}
+
+// parseTime reads one of GitHub's ISO 8601 timestamps
+// ("2019-05-15T15:20:33Z"); zero when it is missing or not one.
+func parseTime(s string) time.Time {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}
+	}
+	return t.UTC()
 }
 
 func decode(body []byte, v any) error {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mlbot/mlbot/bot"
 )
@@ -384,5 +385,51 @@ func BenchmarkParsePullRequest(b *testing.B) {
 		if _, err := w.Parse("pull_request", body); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestParseTimestamps reads the host's times /ok-to-test approves by: a
+// pull request's updated_at (which a push moves) and a comment's
+// created_at, from real deliveries and from the builders.
+func TestParseTimestamps(t *testing.T) {
+	at := time.Date(2025, 3, 1, 12, 30, 15, 0, time.UTC)
+	tests := []struct {
+		name    string
+		event   string
+		body    []byte
+		updated time.Time // of the pull request
+		created time.Time // of the comment
+	}{
+		{"synchronize", "pull_request", readFixture(t, "pull_request.synchronize.fork.katex.json"), time.Date(2020, 8, 5, 6, 57, 59, 0, time.UTC), time.Time{}},
+		{"opened", "pull_request", readFixture(t, "pull_request.opened.octokit.json"), time.Date(2019, 5, 15, 15, 20, 33, 0, time.UTC), time.Time{}},
+		{"comment", "issue_comment", readFixture(t, "issue_comment.created.on-pr.go-scm.json"), time.Time{}, time.Date(2020, 12, 29, 5, 49, 14, 0, time.UTC)},
+		{"built pull request", "pull_request", PullRequestPayload(PullRequestOptions{Action: "synchronize", HeadSHA: shaA, UpdatedAt: at}), at, time.Time{}},
+		{"built comment", "issue_comment", IssueCommentPayload(IssueCommentOptions{OnPullRequest: true, Body: "/ok-to-test", CreatedAt: at}), time.Time{}, at},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev := parse(t, tt.event, tt.body)
+			if ev.PR == nil {
+				t.Fatal("no pull request")
+			}
+			if !ev.PR.Updated.Equal(tt.updated) {
+				t.Errorf("PR.Updated = %s, want %s", ev.PR.Updated, tt.updated)
+			}
+			if ev.Comment != nil && !ev.Comment.Created.Equal(tt.created) {
+				t.Errorf("Comment.Created = %s, want %s", ev.Comment.Created, tt.created)
+			}
+			if ev.Comment != nil && ev.Comment.ID == 0 {
+				t.Error("Comment.ID = 0")
+			}
+		})
+	}
+	// Built without a time, both say now (the host stamps them when they
+	// happen).
+	before := time.Now().Add(-time.Second)
+	if ev := parse(t, "pull_request", PullRequestPayload(PullRequestOptions{HeadSHA: shaA})); ev.PR.Updated.Before(before) {
+		t.Errorf("default updated_at %s, want now", ev.PR.Updated)
+	}
+	if ev := parse(t, "issue_comment", IssueCommentPayload(IssueCommentOptions{OnPullRequest: true})); ev.Comment.Created.Before(before) {
+		t.Errorf("default created_at %s, want now", ev.Comment.Created)
 	}
 }

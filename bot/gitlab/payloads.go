@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"embed"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -78,6 +79,9 @@ type MergeRequestOptions struct {
 	// ChangesDraft, when set, reports changes.draft as {previous, current}:
 	// &[2]bool{true, false} is a draft marked ready.
 	ChangesDraft *[2]bool
+	// UpdatedAt is the merge request's updated_at, which a push moves;
+	// it defaults to now.
+	UpdatedAt time.Time
 }
 
 // NoteOptions describes a Note Hook delivery: a comment on merge request
@@ -89,9 +93,11 @@ type NoteOptions struct {
 	// Legacy drops event_type and object_attributes.action, as GitLab did
 	// before it sent note updates.
 	Legacy bool
-	// NoteID defaults to 1.
+	// NoteID defaults to a random id.
 	NoteID int64
-	Body   string
+	// CreatedAt is the note's created_at; it defaults to now.
+	CreatedAt time.Time
+	Body      string
 	// Author is the note's author.
 	Author  string
 	OnIssue bool
@@ -196,8 +202,9 @@ func MergeRequestPayload(o MergeRequestOptions) []byte {
 			"avatar_url": "", "email": "[REDACTED]",
 		}
 	}
-	now := time.Now().UTC().Format("2006-01-02 15:04:05 UTC")
-	changes := map[string]any{"updated_at": map[string]any{"previous": now, "current": now}}
+	updated := timestamp(o.UpdatedAt)
+	attrs["updated_at"] = updated
+	changes := map[string]any{"updated_at": map[string]any{"previous": str(attrs["created_at"]), "current": updated}}
 	if d := o.ChangesDraft; d != nil {
 		changes["draft"] = map[string]any{"previous": d[0], "current": d[1]}
 	}
@@ -223,10 +230,14 @@ func NotePayload(o NoteOptions) []byte {
 	}
 	noteID := o.NoteID
 	if noteID == 0 {
-		noteID = 1
+		var b [4]byte
+		_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+		noteID = int64(binary.BigEndian.Uint32(b[:])) + 1
 	}
 	attrs := obj(p, "object_attributes")
 	attrs["id"] = noteID
+	attrs["created_at"] = timestamp(o.CreatedAt)
+	attrs["updated_at"] = attrs["created_at"]
 	attrs["project_id"] = proj.id
 	if o.Body != "" {
 		attrs["note"] = o.Body
@@ -297,6 +308,15 @@ func instanceOf(body []byte) string {
 		return ""
 	}
 	return u.Scheme + "://" + u.Host
+}
+
+// timestamp writes t as GitLab's hooks do ("2020-12-08 04:15:39 UTC"),
+// now when t is zero.
+func timestamp(t time.Time) string {
+	if t.IsZero() {
+		t = time.Now()
+	}
+	return t.UTC().Format("2006-01-02 15:04:05 UTC")
 }
 
 // newUUID returns a random (version 4) UUID.

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/mlbot/mlbot/bot"
 )
@@ -274,6 +275,10 @@ type mergeRequest struct {
 	AuthorID        int64      `json:"author_id"`
 	Action          string     `json:"action"`
 	OldRev          string     `json:"oldrev"`
+	// UpdatedAt moves with every push to the source branch (and other
+	// changes); last_commit.timestamp is the commit's own date, which its
+	// author chooses, and is never used.
+	UpdatedAt string `json:"updated_at"`
 }
 
 func (m mergeRequest) pullRequest() *bot.PullRequest {
@@ -300,6 +305,7 @@ func (m mergeRequest) pullRequest() *bot.PullRequest {
 		// The author, whoever triggered this event; GetPermission takes it
 		// as "id:<n>" when no username is known.
 		AuthorID: m.AuthorID,
+		Updated:  parseTime(m.UpdatedAt),
 	}
 }
 
@@ -397,6 +403,7 @@ type notePayload struct {
 		Note         string `json:"note"`
 		NoteableType string `json:"noteable_type"`
 		Action       string `json:"action"`
+		CreatedAt    string `json:"created_at"`
 	} `json:"object_attributes"`
 	MergeRequest *mergeRequest `json:"merge_request"`
 }
@@ -416,6 +423,7 @@ func parseNote(body []byte) (*bot.Event, error) {
 			Body:          attrs.Note,
 			Author:        p.User.Username,
 			OnPullRequest: attrs.NoteableType == "MergeRequest",
+			Created:       parseTime(attrs.CreatedAt),
 		},
 	}
 	// Payloads before GitLab 16.x carry no action: they were only ever sent
@@ -432,4 +440,19 @@ func parseNote(body []byte) (*bot.Event, error) {
 		ev.PR = p.MergeRequest.pullRequest()
 	}
 	return ev, nil
+}
+
+// timeLayouts are the shapes of GitLab's webhook timestamps: hooks write
+// "2020-12-08 04:15:39 UTC", nested objects of newer versions ISO 8601.
+var timeLayouts = []string{"2006-01-02 15:04:05 UTC", "2006-01-02 15:04:05 -0700", time.RFC3339Nano}
+
+// parseTime reads a GitLab timestamp; zero when it is missing or in no
+// known shape.
+func parseTime(s string) time.Time {
+	for _, layout := range timeLayouts {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC()
+		}
+	}
+	return time.Time{}
 }

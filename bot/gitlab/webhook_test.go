@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mlbot/mlbot/bot"
 )
@@ -485,5 +486,54 @@ func TestPrecheckSystemHook(t *testing.T) {
 				t.Errorf("ignored = %v, want %v (%v)", got, tt.ignored, err)
 			}
 		})
+	}
+}
+
+// TestParseTimestamps reads the host's times /ok-to-test approves by: a
+// merge request's updated_at (which a push moves; never last_commit's
+// timestamp, which the commit's author chooses) and a note's created_at,
+// in both shapes GitLab writes, from real deliveries and the builders.
+func TestParseTimestamps(t *testing.T) {
+	at := time.Date(2025, 3, 1, 12, 30, 15, 0, time.UTC)
+	fixture := func(name string) []byte { _, b := readFixture(t, name); return b }
+	tests := []struct {
+		name    string
+		event   string
+		body    []byte
+		updated time.Time // of the merge request
+		created time.Time // of the note
+	}{
+		{"new commit", "Merge Request Hook", fixture("merge_request.update.new-commit.atlantis.json"), time.Date(2020, 12, 8, 4, 15, 39, 0, time.UTC), time.Time{}},
+		{"ISO 8601", "Merge Request Hook", fixture("merge_request.open.xanzy.json"), time.Date(2013, 12, 3, 17, 23, 34, 0, time.UTC), time.Time{}},
+		{"note", "Note Hook", fixture("note.merge_request.go-scm.json"), time.Time{}, time.Date(2017, 12, 10, 17, 5, 14, 0, time.UTC)},
+		{"note with a date only", "Note Hook", fixture("note.merge_request.atlantis-plan.atlantis.json"), time.Time{}, time.Time{}},
+		{"built merge request", "Merge Request Hook", MergeRequestPayload(MergeRequestOptions{Action: "update", OldRev: strings.Repeat("1", 40), UpdatedAt: at}), at, time.Time{}},
+		{"built note", "Note Hook", NotePayload(NoteOptions{Body: "/ok-to-test", CreatedAt: at}), time.Time{}, at},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev, err := (&Webhook{}).Parse(tt.event, tt.body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev.Comment != nil {
+				if !ev.Comment.Created.Equal(tt.created) {
+					t.Errorf("Comment.Created = %s, want %s", ev.Comment.Created, tt.created)
+				}
+				if ev.Comment.ID == 0 {
+					t.Error("Comment.ID = 0")
+				}
+				return
+			}
+			if ev.PR == nil || !ev.PR.Updated.Equal(tt.updated) {
+				t.Errorf("PR = %+v, want Updated %s", ev.PR, tt.updated)
+			}
+		})
+	}
+	// Two notes built without ids are two comments.
+	a, _ := (&Webhook{}).Parse("Note Hook", NotePayload(NoteOptions{Body: "/retrain"}))
+	b, _ := (&Webhook{}).Parse("Note Hook", NotePayload(NoteOptions{Body: "/retrain"}))
+	if a.Comment.ID == b.Comment.ID {
+		t.Errorf("two built notes share the id %d", a.Comment.ID)
 	}
 }
