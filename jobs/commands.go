@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/mlbot/mlbot/bot"
 	"github.com/mlbot/mlbot/configs"
@@ -92,8 +93,19 @@ type commandContext struct {
 	perms    configs.Permissions
 	cfg      *configs.RepoConfig // of the default branch; nil when it has none
 	delivery string
-	log      *slog.Logger
+	// commentKey names the comment on its host: what a retried task, a
+	// redelivery and a re-sent body of the same comment share.
+	commentKey string
+	log        *slog.Logger
 }
+
+// commandMaxAge is how old a comment may be for its commands to run:
+// hosts redeliver within days, and a comment's done marks
+// (commandRetention) must outlive every delivery of it that is accepted.
+const commandMaxAge = 7 * 24 * time.Hour
+
+// commandRetention is how long a comment's commands stay marked done.
+const commandRetention = commandMaxAge + 24*time.Hour
 
 // routeComment runs the commands of a new comment on a pull request. Each
 // accepted command is acknowledged with a reaction at once and answered in
@@ -114,6 +126,16 @@ func (w *Worker) routeComment(ctx context.Context, log *slog.Logger, f bot.Forge
 	if len(cmds) == 0 {
 		return nil
 	}
+	// A comment's commands run once, whatever delivery brings it: the
+	// delivery id is not signed, so a re-sent body comes with a new one.
+	if c.ID == 0 {
+		log.Warn("comment ignored: the host sent no comment id to run its commands once by")
+		return nil
+	}
+	if !c.Created.IsZero() && time.Since(c.Created) > commandMaxAge {
+		log.Warn("comment ignored: written too long ago to run its commands now", "comment", c.ID, "created", c.Created)
+		return nil
+	}
 	pr, err := w.store.PullRequest(ctx, ev.Repo, ev.PR.Number)
 	if err != nil {
 		return err
@@ -131,13 +153,14 @@ func (w *Worker) routeComment(ctx context.Context, log *slog.Logger, f bot.Forge
 			return err
 		}
 	}
-	cc := &commandContext{f: f, ev: ev, pr: pr, perms: defaultPermissions(), cfg: cfg, delivery: ev.Delivery, log: log}
+	cc := &commandContext{f: f, ev: ev, pr: pr, perms: defaultPermissions(), cfg: cfg, delivery: ev.Delivery,
+		commentKey: fmt.Sprintf("%s:%d", repoKey(ev.Repo), c.ID), log: log}
 	if cfg != nil {
 		cc.perms = cfg.Permissions
 	}
 	user := c.Author
 	for i, cmd := range cmds {
-		doneKey := fmt.Sprintf("%s:%d", ev.Delivery, i)
+		doneKey := fmt.Sprintf("comment:%s:%d", cc.commentKey, i)
 		done, err := w.store.Done(ctx, doneKey)
 		if err != nil {
 			return err
@@ -154,7 +177,7 @@ func (w *Worker) routeComment(ctx context.Context, log *slog.Logger, f bot.Forge
 				return err
 			}
 		}
-		if err := w.store.MarkDone(ctx, doneKey); err != nil {
+		if err := w.store.MarkDoneFor(ctx, doneKey, commandRetention); err != nil {
 			return err
 		}
 	}
@@ -214,7 +237,9 @@ func (w *Worker) cmdRetrain(ctx context.Context, cc *commandContext, _ []string)
 		return "This pull request's head `" + short(pr.HeadSHA) + "` is waiting for `/ok-to-test` from a maintainer; `/retrain` cannot bypass that.", nil
 	}
 	p := PipelinePayload{Kind: KindPullRequest, Repo: cc.ev.Repo, SHA: pr.HeadSHA, PR: pr, Delivery: cc.delivery, Trusted: trusted}
-	p.RunID = RunID(cc.ev.Repo, KindPullRequest, pr.HeadSHA, pr.Number, "retrain:"+cc.delivery)
+	if p.RunID, err = w.runID(ctx, cc.ev.Repo, KindPullRequest, pr.HeadSHA, pr.Number, "retrain:"+cc.commentKey); err != nil {
+		return "", err
+	}
 	if err := w.startPipeline(ctx, cc.f, p); err != nil {
 		return "", err
 	}
@@ -239,20 +264,53 @@ func (w *Worker) cmdCancel(ctx context.Context, cc *commandContext, _ []string) 
 	return fmt.Sprintf("Cancelled the run of `%s`.", short(run.SHA)), nil
 }
 
+// cmdOkToTest approves the head the pull request had when the comment
+// was written, by the host's clocks: the newest head recorded from a pull
+// request event at or before the comment's creation. A comment delivered
+// late, or re-sent, thus never approves a head pushed after it. The
+// approved head runs when it is still the pull request's head.
 func (w *Worker) cmdOkToTest(ctx context.Context, cc *commandContext, _ []string) (string, error) {
-	pr := cc.pr
-	if pr.HeadSHA == "" {
-		return "mlbot does not know this pull request's head commit yet.", nil
+	pr, repo := cc.pr, cc.ev.Repo
+	written := cc.ev.Comment.Created
+	if written.IsZero() {
+		return "The code host did not say when this comment was written, so mlbot cannot tell which commit it approves; nothing was approved.", nil
 	}
-	if err := w.store.Approve(ctx, cc.ev.Repo, pr.Number, pr.HeadSHA, cc.ev.Comment.Author); err != nil {
+	sha, err := w.store.HeadAt(ctx, repo, pr.Number, written)
+	switch {
+	case errors.Is(err, ErrNoHeadHistory):
+		return "mlbot does not know which commit was this pull request's head when this comment was written (it has seen no push to it yet); nothing was approved. Comment `/ok-to-test` again after the next push.", nil
+	case errors.Is(err, ErrBeforeHeads):
+		return "This comment was written before every head commit mlbot knows of this pull request; nothing was approved. Comment `/ok-to-test` again to approve the current head.", nil
+	case err != nil:
 		return "", err
 	}
-	p := PipelinePayload{Kind: KindPullRequest, Repo: cc.ev.Repo, SHA: pr.HeadSHA, PR: pr, Delivery: cc.delivery}
-	p.RunID = RunID(cc.ev.Repo, KindPullRequest, pr.HeadSHA, pr.Number, "")
+	if err := w.store.Approve(ctx, repo, pr.Number, sha, cc.ev.Comment.Author); err != nil {
+		return "", err
+	}
+	head, err := w.store.Head(ctx, repo, pr.Number)
+	if err != nil {
+		return "", err
+	}
+	if head == "" {
+		head = pr.HeadSHA
+	}
+	if head != sha {
+		cc.log.Info("approved a head that is no longer current", "approved", sha, "head", head)
+		return fmt.Sprintf("Approved `%s` for testing: it was the head when this comment was written. The head is now `%s`, which was pushed later and is not approved; it needs its own `/ok-to-test`.", short(sha), short(head)), nil
+	}
+	p := PipelinePayload{Kind: KindPullRequest, Repo: repo, SHA: sha, PR: pr, Delivery: cc.delivery}
+	if p.PR.HeadSHA != sha {
+		cp := *pr
+		cp.HeadSHA = sha
+		p.PR = &cp
+	}
+	if p.RunID, err = w.runID(ctx, repo, KindPullRequest, sha, pr.Number, ""); err != nil {
+		return "", err
+	}
 	if err := w.startPipeline(ctx, cc.f, p); err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("Approved `%s` for testing; running it now. A later push needs a new `/ok-to-test`.", short(pr.HeadSHA)), nil
+	return fmt.Sprintf("Approved `%s` for testing; running it now. A later push needs a new `/ok-to-test`.", short(sha)), nil
 }
 
 func (w *Worker) cmdHelp(ctx context.Context, cc *commandContext, _ []string) (string, error) {

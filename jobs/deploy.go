@@ -45,22 +45,28 @@ type DeployPayload struct {
 // a worker that dies mid-deploy frees the environment after it.
 const deployLease = 30 * time.Second
 
-// deployID derives a deploy's id from what asked for it, so that a
-// retried task asking again finds the same deploy instead of a second one.
-func deployID(parts ...string) string {
+// deployKey derives a deploy's dedupe key from what asked for it, so that
+// a retried task asking again finds the same deploy instead of a second
+// one. The deploy's id, which names it in links, is random (Store.ClaimID).
+func deployKey(parts ...string) string {
 	h := sha256.New()
 	for _, p := range parts {
 		h.Write([]byte(p))
 		h.Write([]byte{0})
 	}
-	return hex.EncodeToString(h.Sum(nil))[:24]
+	return hex.EncodeToString(h.Sum(nil))
 }
 
-// requestDeploy records deploy id of version to env and queues it behind
-// the environment's earlier requests; asking again for the same id returns
-// the first request. Queued requests of older versions are dropped: the
-// newer one makes them pointless.
-func (w *Worker) requestDeploy(ctx context.Context, id string, repo bot.Repo, ref, env string, v *registry.Version, reason, by string, pr int, rollback bool) (*registry.Deploy, error) {
+// requestDeploy records a deploy of version to env under the id that
+// dedupe key stands for and queues it behind the environment's earlier
+// requests; asking again with the same key returns the first request.
+// Queued requests of older versions are dropped: the newer one makes them
+// pointless.
+func (w *Worker) requestDeploy(ctx context.Context, key string, repo bot.Repo, ref, env string, v *registry.Version, reason, by string, pr int, rollback bool) (*registry.Deploy, error) {
+	id, err := w.store.ClaimID(ctx, "deploy", key)
+	if err != nil {
+		return nil, err
+	}
 	queue := w.store.key("deployq", repoKey(repo), env)
 	if prev, err := w.registry.GetDeploy(ctx, id); err == nil {
 		return prev, w.enqueueDeploy(ctx, prev, repo, ref, queue)
@@ -455,7 +461,7 @@ func (w *Worker) autoRollback(ctx context.Context, p DeployPayload, d *registry.
 		w.log.Error("automatic rollback impossible: no previous version", "env", d.Env, "err", err)
 		return err
 	}
-	_, err = w.requestDeploy(ctx, deployID(d.ID, "rollback"), p.Repo, p.Ref, d.Env, prev, autoRollbackReason+" from v"+strconv.Itoa(d.Version)+": "+why, "mlbot", d.PR, true)
+	_, err = w.requestDeploy(ctx, deployKey(d.ID, "rollback"), p.Repo, p.Ref, d.Env, prev, autoRollbackReason+" from v"+strconv.Itoa(d.Version)+": "+why, "mlbot", d.PR, true)
 	return err
 }
 

@@ -52,7 +52,7 @@ func (w *Worker) cmdDeploy(ctx context.Context, cc *commandContext, args []strin
 		return "The run of `" + short(run.SHA) + "` recorded no model version (`pipeline.artifacts` names none); nothing to deploy.", nil
 	}
 	user := cc.ev.Comment.Author
-	d, err := w.requestDeploy(ctx, deployID(cc.delivery, "deploy", env), cc.ev.Repo, cc.pr.HeadRef, env, v, fmt.Sprintf("`/deploy` by @%s from #%d", user, cc.pr.Number), user, cc.pr.Number, false)
+	d, err := w.requestDeploy(ctx, deployKey(cc.commentKey, "deploy", env), cc.ev.Repo, cc.pr.HeadRef, env, v, fmt.Sprintf("`/deploy` by @%s from #%d", user, cc.pr.Number), user, cc.pr.Number, false)
 	if err != nil {
 		return "", err
 	}
@@ -100,7 +100,7 @@ func (w *Worker) cmdRollback(ctx context.Context, cc *commandContext, args []str
 		}
 	}
 	user := cc.ev.Comment.Author
-	d, err := w.requestDeploy(ctx, deployID(cc.delivery, "rollback", env, strconv.Itoa(v.Number)), cc.ev.Repo, cc.ev.Repo.DefaultBranch, env, v, fmt.Sprintf("`/rollback` by @%s", user), user, cc.pr.Number, true)
+	d, err := w.requestDeploy(ctx, deployKey(cc.commentKey, "rollback", env, strconv.Itoa(v.Number)), cc.ev.Repo, cc.ev.Repo.DefaultBranch, env, v, fmt.Sprintf("`/rollback` by @%s", user), user, cc.pr.Number, true)
 	if err != nil {
 		return "", err
 	}
@@ -185,7 +185,7 @@ func (w *Worker) deployOnMerge(ctx context.Context, f bot.Forge, run *Run) error
 			}
 			continue
 		}
-		if _, err := w.requestDeploy(ctx, deployID(run.ID, "merge", env), run.Repo, run.Branch, env, v, reason, "", pr, false); err != nil {
+		if _, err := w.requestDeploy(ctx, deployKey(run.ID, "merge", env), run.Repo, run.Branch, env, v, reason, "", pr, false); err != nil {
 			return err
 		}
 		if err := w.store.MarkDone(ctx, key); err != nil {

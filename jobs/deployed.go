@@ -69,7 +69,8 @@ func (c deployedCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-var deployIDPattern = regexp.MustCompile(`^[0-9a-f]{8,64}$`)
+// deployIDPattern is the shape of a deploy id (NewID).
+var deployIDPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
 // DeployPage serves GET /deploys/{id}: a deploy's record and the end of its
 // log, as HTML or (?format=json) JSON.

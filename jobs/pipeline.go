@@ -242,7 +242,11 @@ func (w *Worker) findBase(ctx context.Context, p PipelinePayload, co git.Checkou
 	// and keep it as a baseline for later pull requests.
 	// The merge base is on the base branch: it runs trusted whatever the
 	// pull request's author.
-	brun := &Run{ID: RunID(p.Repo, KindBaseline, mb, 0, p.PR.BaseRef), Kind: KindBaseline, Repo: p.Repo, SHA: mb, Branch: p.PR.BaseRef, Trusted: true, State: RunRunning, Created: time.Now().UTC(), Started: time.Now().UTC()}
+	bid, err := w.runID(ctx, p.Repo, KindBaseline, mb, 0, p.PR.BaseRef)
+	if err != nil {
+		return nil, "", err
+	}
+	brun := &Run{ID: bid, Kind: KindBaseline, Repo: p.Repo, SHA: mb, Branch: p.PR.BaseRef, Trusted: true, State: RunRunning, Created: time.Now().UTC(), Started: time.Now().UTC()}
 	// The default branch's own pipeline may be running this commit right
 	// now: wait for its result rather than training it twice.
 	var lease *Lease

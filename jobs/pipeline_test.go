@@ -16,7 +16,10 @@ func TestPipelineWaitsForTheRunsOtherRunner(t *testing.T) {
 	ctx := context.Background()
 	w := newRouteWorker(t, &fakeForge{}, nil)
 	p := PipelinePayload{Kind: KindBaseline, Repo: deployRepo, SHA: "0123456789abcdef0123456789abcdef01234567", Branch: "main", Trusted: true}
-	p.RunID = RunID(p.Repo, p.Kind, p.SHA, 0, p.Branch)
+	var err error
+	if p.RunID, err = w.runID(ctx, p.Repo, p.Kind, p.SHA, 0, p.Branch); err != nil {
+		t.Fatal(err)
+	}
 	lease, ok, err := w.store.Lease(ctx, "run:"+p.RunID, runLease)
 	if err != nil || !ok {
 		t.Fatalf("lease: %v %v", ok, err)

@@ -75,13 +75,23 @@ func (w *Worker) routePush(ctx context.Context, log *slog.Logger, f bot.Forge, e
 	// What reached the default branch was merged by people with write
 	// access: it runs trusted.
 	p := PipelinePayload{Kind: KindBaseline, Repo: ev.Repo, SHA: ev.SHA, Branch: ev.Branch, Delivery: ev.Delivery, Trusted: true}
-	p.RunID = RunID(ev.Repo, KindBaseline, ev.SHA, 0, ev.Branch)
+	var err error
+	if p.RunID, err = w.runID(ctx, ev.Repo, KindBaseline, ev.SHA, 0, ev.Branch); err != nil {
+		return err
+	}
 	log.Info("baseline pipeline", "sha", ev.SHA, "run", p.RunID)
 	return w.startPipeline(ctx, f, p)
 }
 
 func (w *Worker) routePullRequest(ctx context.Context, log *slog.Logger, f bot.Forge, ev *bot.Event) error {
 	pr := ev.PR
+	if pr.HeadSHA != "" && !pr.Updated.IsZero() {
+		// Every event that names the head says, by the host's clock, since
+		// when at the latest it was the head: /ok-to-test approves by it.
+		if err := w.store.RecordHead(ctx, ev.Repo, pr.Number, pr.HeadSHA, pr.Updated, ev.Received); err != nil {
+			return err
+		}
+	}
 	switch ev.Action {
 	case bot.ActionOpened, bot.ActionUpdated, bot.ActionReopened, bot.ActionReady:
 	case bot.ActionClosed, bot.ActionMerged:
@@ -144,7 +154,9 @@ func (w *Worker) routePullRequest(ctx context.Context, log *slog.Logger, f bot.F
 		return w.awaitApproval(ctx, f, ev.Repo, pr)
 	}
 	p := PipelinePayload{Kind: KindPullRequest, Repo: ev.Repo, SHA: pr.HeadSHA, PR: pr, Delivery: ev.Delivery, Trusted: trusted}
-	p.RunID = RunID(ev.Repo, KindPullRequest, pr.HeadSHA, pr.Number, "")
+	if p.RunID, err = w.runID(ctx, ev.Repo, KindPullRequest, pr.HeadSHA, pr.Number, ""); err != nil {
+		return err
+	}
 	reason, err := w.store.CancelReason(ctx, p.RunID)
 	if err != nil {
 		return err
@@ -155,7 +167,9 @@ func (w *Worker) routePullRequest(ctx context.Context, log *slog.Logger, f bot.F
 	if reason != "" {
 		// Reopened, or pushed back to a commit whose run was cancelled:
 		// run it afresh under a new id.
-		p.RunID = RunID(ev.Repo, KindPullRequest, pr.HeadSHA, pr.Number, "rerun:"+ev.Delivery)
+		if p.RunID, err = w.runID(ctx, ev.Repo, KindPullRequest, pr.HeadSHA, pr.Number, "rerun:"+ev.Delivery); err != nil {
+			return err
+		}
 	}
 	log.Info("pull request pipeline", "number", pr.Number, "sha", pr.HeadSHA, "run", p.RunID, "trusted", trusted)
 	return w.startPipeline(ctx, f, p)

@@ -249,7 +249,14 @@ func TestRouteWebhook(t *testing.T) {
 					t.Fatalf("queued %d pipelines, want 1", len(queued))
 				}
 				p := queued[0]
-				wantID := RunID(p.Repo, tc.want.kind, tc.want.sha, tc.want.pr, tc.want.branch)
+				// The work's dedupe key already names the queued run's id.
+				wantID, err := w.runID(context.Background(), p.Repo, tc.want.kind, tc.want.sha, tc.want.pr, tc.want.branch)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !runIDPattern.MatchString(p.RunID) {
+					t.Errorf("run id %q is not 32 random hex digits", p.RunID)
+				}
 				if p.Kind != tc.want.kind || p.SHA != tc.want.sha || p.Branch != tc.want.branch || p.RunID != wantID {
 					t.Errorf("queued %s %s branch %q run %s, want %s %s branch %q run %s",
 						p.Kind, p.SHA, p.Branch, p.RunID, tc.want.kind, tc.want.sha, tc.want.branch, wantID)
@@ -368,8 +375,14 @@ func TestRouteNewHeadCancelsTheOlderRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	repo := pendingPipelines(t, rdb)[0].Repo
-	oldID := RunID(repo, KindPullRequest, oldSHA, 2, "")
-	newID := RunID(repo, KindPullRequest, newSHA, 2, "")
+	oldID, err := w.runID(ctx, repo, KindPullRequest, oldSHA, 2, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	newID, err := w.runID(ctx, repo, KindPullRequest, newSHA, 2, "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if reason, err := w.store.CancelReason(ctx, oldID); err != nil || !strings.Contains(reason, "superseded") {
 		t.Errorf("cancel reason of the older run = %q, %v; want it superseded", reason, err)
 	}

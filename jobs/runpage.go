@@ -18,7 +18,9 @@ import (
 // maxPageLog bounds how much of a log file the run page shows (its end).
 const maxPageLog = 256 << 10
 
-var runIDPattern = regexp.MustCompile(`^[0-9a-f]{8,64}$`)
+// runIDPattern is the shape of a run id (NewID); anything else, such as
+// an id derived by an older mlbot, is no run.
+var runIDPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
 // RunPage serves GET /runs/{id}: the run's state, outcome, metrics and the
 // end of its log, as HTML or, with ?format=json or Accept:

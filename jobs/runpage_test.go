@@ -55,7 +55,7 @@ func TestRunPage(t *testing.T) {
 	const hostile = `<script>alert(1)</script>`
 	repo := bot.Repo{Forge: "github", FullName: "Acme/Model", DefaultBranch: "main"}
 	finished := &Run{
-		ID: RunID(repo, KindPullRequest, "abc123", 9, ""), Kind: KindPullRequest, Repo: repo, SHA: "abc123",
+		ID: NewID(), Kind: KindPullRequest, Repo: repo, SHA: "abc123",
 		PR:    &bot.PullRequest{Number: 9, Title: "Tune " + hostile, HeadSHA: "abc123"},
 		State: RunFinished, Outcome: report.OutcomeStepFailed, Detail: "train exited 1 " + hostile,
 		Metrics: map[string]float64{"accuracy": 0.91, "evil" + hostile: 1},
@@ -63,10 +63,14 @@ func TestRunPage(t *testing.T) {
 		Created: time.Now().UTC(), Finished: time.Now().UTC(),
 	}
 	running := &Run{
-		ID: RunID(repo, KindBaseline, "def456", 0, "main"), Kind: KindBaseline, Repo: repo, SHA: "def456", Branch: "main",
+		ID: NewID(), Kind: KindBaseline, Repo: repo, SHA: "def456", Branch: "main",
 		State: RunRunning, Created: time.Now().UTC(),
 	}
-	for _, r := range []*Run{finished, running} {
+	// A run an older mlbot stored under a 20-digit id derived from its
+	// repository and commit: such links could be computed, so they are no
+	// longer served.
+	derived := &Run{ID: "0123456789abcdef0123", Kind: KindPullRequest, Repo: repo, SHA: "abc123", State: RunFinished, Created: time.Now().UTC()}
+	for _, r := range []*Run{finished, running, derived} {
 		if err := s.SaveRun(ctx, r); err != nil {
 			t.Fatal(err)
 		}
@@ -79,7 +83,8 @@ func TestRunPage(t *testing.T) {
 		wantCode int
 		check    func(t *testing.T, resp *http.Response, body string)
 	}{
-		{name: "unknown run", path: "/runs/0123456789abcdef0123", wantCode: http.StatusNotFound},
+		{name: "unknown run", path: "/runs/0123456789abcdef0123456789abcdef", wantCode: http.StatusNotFound},
+		{name: "run under an old derived id", path: "/runs/" + derived.ID, wantCode: http.StatusNotFound},
 		{name: "upper-case id", path: "/runs/" + strings.ToUpper(finished.ID), wantCode: http.StatusNotFound},
 		{name: "too short an id", path: "/runs/abc", wantCode: http.StatusNotFound},
 		{name: "id with a key separator", path: "/runs/0123456789abcdef:run", wantCode: http.StatusNotFound},
@@ -174,7 +179,7 @@ func TestRunPageShowsTheEndOfTheLogFile(t *testing.T) {
 	if err := os.WriteFile(path, []byte(log), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	run := &Run{ID: "abcdefabcdefabcdef01", Repo: bot.Repo{Forge: "github", FullName: "a/b"}, State: RunFinished,
+	run := &Run{ID: NewID(), Repo: bot.Repo{Forge: "github", FullName: "a/b"}, State: RunFinished,
 		Outcome: report.OutcomeStepFailed, LogPath: path, LogTail: "TAIL-FROM-REDIS"}
 	if err := s.SaveRun(ctx, run); err != nil {
 		t.Fatal(err)

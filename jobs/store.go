@@ -132,6 +132,46 @@ func (s *Store) CreateRun(ctx context.Context, r *Run) (bool, error) {
 	return s.rdb.SetNX(ctx, s.key("run", r.ID), b, runTTL).Result()
 }
 
+// idBytes is the size of run and deploy ids: 128 random bits, so that a
+// link to a run or deploy page cannot be guessed or computed.
+const idBytes = 16
+
+// NewID returns a fresh random id: 32 lower-case hex digits from
+// crypto/rand.
+func NewID() string {
+	var b [idBytes]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		// crypto/rand does not fail on the systems mlbot runs on; an id
+		// that is not random must never be handed out.
+		panic(fmt.Sprintf("crypto/rand: %v", err))
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// idTTL is how long a dedupe key keeps its id: as long as the runs it
+// names are kept, so a late redelivery finds the run instead of training
+// again.
+const idTTL = runTTL
+
+// ClaimID returns the id that dedupe key of kind ("run", "deploy") stands
+// for. The first caller's fresh random id (NewID) is stored, atomically
+// and only if the key has none; every later caller gets that same id. The
+// key itself may be derived from inputs (repository, commit, comment):
+// only the id appears in links.
+func (s *Store) ClaimID(ctx context.Context, kind, key string) (string, error) {
+	id, err := claimIDScript.Run(ctx, s.rdb, []string{s.key("id", kind, key)}, NewID(), int(idTTL.Seconds())).Text()
+	if err != nil {
+		return "", fmt.Errorf("claim %s id: %w", kind, err)
+	}
+	return id, nil
+}
+
+var claimIDScript = redis.NewScript(`
+local id = redis.call("GET", KEYS[1])
+if id then return id end
+redis.call("SET", KEYS[1], ARGV[1], "EX", ARGV[2])
+return ARGV[1]`)
+
 // AddBaseline indexes a finished baseline run of branch by its commit.
 func (s *Store) AddBaseline(ctx context.Context, repo bot.Repo, sha, runID string) error {
 	k := s.key("baseline", repoKey(repo))
@@ -191,6 +231,66 @@ if at and tonumber(at) > tonumber(ARGV[2]) and head ~= ARGV[1] then return 0 end
 redis.call("SET", KEYS[1], ARGV[1], "EX", ARGV[3])
 if not at or tonumber(at) < tonumber(ARGV[2]) then redis.call("SET", KEYS[2], ARGV[2], "EX", ARGV[3]) end
 return 1`)
+
+// headHistory bounds the head observations kept per pull request.
+const headHistory = 100
+
+// Errors of HeadAt: the pull request's head at a time cannot be told.
+var (
+	// ErrNoHeadHistory: no event of the pull request with a head and the
+	// host's time was seen.
+	ErrNoHeadHistory = errors.New("no head of the pull request is known")
+	// ErrBeforeHeads: the time is earlier than every head known.
+	ErrBeforeHeads = errors.New("the time is earlier than every known head of the pull request")
+)
+
+// RecordHead keeps an observation from a pull request event: by the
+// host's clock, at time at the pull request's head was sha. received, when
+// mlbot accepted the event, orders observations of the same host second.
+// The newest headHistory observations are kept, as long as runs.
+func (s *Store) RecordHead(ctx context.Context, repo bot.Repo, pr int, sha string, at, received time.Time) error {
+	if received.IsZero() {
+		received = time.Now()
+	}
+	k := s.key("prheads", repoKey(repo), strconv.Itoa(pr))
+	// Members of one score sort by their bytes: the zero-padded receive
+	// time makes the one received last the greatest.
+	member := fmt.Sprintf("%020d:%s", received.UnixMicro(), sha)
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZAdd(ctx, k, redis.Z{Score: float64(at.UnixMilli()), Member: member})
+		p.ZRemRangeByRank(ctx, k, 0, -headHistory-1)
+		p.Expire(ctx, k, runTTL)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("record head of #%d: %w", pr, err)
+	}
+	return nil
+}
+
+// HeadAt returns the pull request's head at time t by the host's clock:
+// the newest observation (RecordHead) at or before t; of several in the
+// same host millisecond, the one received last. ErrNoHeadHistory or
+// ErrBeforeHeads when it cannot be told.
+func (s *Store) HeadAt(ctx context.Context, repo bot.Repo, pr int, t time.Time) (string, error) {
+	k := s.key("prheads", repoKey(repo), strconv.Itoa(pr))
+	got, err := s.rdb.ZRevRangeByScore(ctx, k, &redis.ZRangeBy{Max: strconv.FormatInt(t.UnixMilli(), 10), Min: "-inf", Count: 1}).Result()
+	if err != nil {
+		return "", fmt.Errorf("head of #%d at %s: %w", pr, t.Format(time.RFC3339), err)
+	}
+	if len(got) == 0 {
+		n, err := s.rdb.ZCard(ctx, k).Result()
+		if err != nil {
+			return "", fmt.Errorf("head of #%d at %s: %w", pr, t.Format(time.RFC3339), err)
+		}
+		if n == 0 {
+			return "", ErrNoHeadHistory
+		}
+		return "", ErrBeforeHeads
+	}
+	_, sha, _ := strings.Cut(got[0], ":")
+	return sha, nil
+}
 
 // Head returns the newest head commit recorded for a pull request, or "".
 func (s *Store) Head(ctx context.Context, repo bot.Repo, pr int) (string, error) {
@@ -335,7 +435,12 @@ func (s *Store) Approved(ctx context.Context, repo bot.Repo, number int, sha str
 // MarkDone records that a piece of once-only work (a command of a
 // delivery) is done; Done asks.
 func (s *Store) MarkDone(ctx context.Context, key string) error {
-	return s.rdb.Set(ctx, s.key("done", key), 1, webhookRetention).Err()
+	return s.MarkDoneFor(ctx, key, webhookRetention)
+}
+
+// MarkDoneFor is MarkDone for work that must stay done for ttl.
+func (s *Store) MarkDoneFor(ctx context.Context, key string, ttl time.Duration) error {
+	return s.rdb.Set(ctx, s.key("done", key), 1, ttl).Err()
 }
 
 // Done reports whether MarkDone was called for key.

@@ -5,6 +5,7 @@
 package jobs
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
@@ -77,9 +78,11 @@ type ReportPayload struct {
 	RunID string `json:"run_id"`
 }
 
-// RunID derives a run's id from what identifies the work: the same commit
-// of the same repository for the same pull request (or branch) is one run.
-func RunID(repo bot.Repo, kind RunKind, sha string, pr int, branch string) string {
+// runKey derives a run's dedupe key from what identifies the work: the
+// same commit of the same repository for the same pull request (or branch)
+// is one run. It is never shown: the run's id, which names it in links, is
+// random and found through this key (see Worker.runID).
+func runKey(repo bot.Repo, kind RunKind, sha string, pr int, branch string) string {
 	h := sha256.New()
 	for _, s := range []string{repo.Forge, strings.ToLower(repo.FullName), string(kind), sha, branch} {
 		h.Write([]byte(s))
@@ -88,5 +91,12 @@ func RunID(repo bot.Repo, kind RunKind, sha string, pr int, branch string) strin
 	if pr > 0 {
 		h.Write([]byte{byte(pr >> 24), byte(pr >> 16), byte(pr >> 8), byte(pr)})
 	}
-	return hex.EncodeToString(h.Sum(nil))[:20]
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// runID returns the id of the run that the work named by repo, kind, sha,
+// pr and branch is: a random id the first time, the same id for every
+// later ask (a retried task, a redelivered event), so the work runs once.
+func (w *Worker) runID(ctx context.Context, repo bot.Repo, kind RunKind, sha string, pr int, branch string) (string, error) {
+	return w.store.ClaimID(ctx, "run", runKey(repo, kind, sha, pr, branch))
 }

@@ -206,40 +206,39 @@ func TestDescribeCutKeepsUTF8(t *testing.T) {
 	}
 }
 
-func TestRunID(t *testing.T) {
+// TestRunKey checks the dedupe key behind run ids: the same work has one
+// key, and any difference in what the work is makes another.
+func TestRunKey(t *testing.T) {
 	repo := bot.Repo{Forge: "github", FullName: "Acme/Model"}
 	const sha = "2c70e997118ada09d114005cedaa23a2a6b41cf4"
-	id := RunID(repo, KindPullRequest, sha, 1, "")
-	if !runIDPattern.MatchString(id) || len(id) != 20 {
-		t.Fatalf("RunID = %q, want 20 lower-case hex digits that the run page accepts", id)
+	id := runKey(repo, KindPullRequest, sha, 1, "")
+	if again := runKey(repo, KindPullRequest, sha, 1, ""); again != id {
+		t.Errorf("runKey is not stable: %q then %q", id, again)
 	}
-	if again := RunID(repo, KindPullRequest, sha, 1, ""); again != id {
-		t.Errorf("RunID is not stable: %q then %q", id, again)
-	}
-	if same := RunID(bot.Repo{Forge: "github", FullName: "acme/model"}, KindPullRequest, sha, 1, ""); same != id {
-		t.Errorf("RunID depends on the case of the repository name: %q vs %q", id, same)
+	if same := runKey(bot.Repo{Forge: "github", FullName: "acme/model"}, KindPullRequest, sha, 1, ""); same != id {
+		t.Errorf("runKey depends on the case of the repository name: %q vs %q", id, same)
 	}
 	// Each of these differs from the others in one thing that makes it
 	// other work, so every id must be distinct.
 	variants := map[string]string{
 		"pr 1":            id,
-		"pr 2":            RunID(repo, KindPullRequest, sha, 2, ""),
-		"pr 256":          RunID(repo, KindPullRequest, sha, 256, ""),
-		"pr 65536":        RunID(repo, KindPullRequest, sha, 65536, ""),
-		"baseline main":   RunID(repo, KindBaseline, sha, 0, "main"),
-		"baseline master": RunID(repo, KindBaseline, sha, 0, "master"),
-		"pr kind, no pr":  RunID(repo, KindPullRequest, sha, 0, ""),
-		"baseline, no br": RunID(repo, KindBaseline, sha, 0, ""),
-		"other sha":       RunID(repo, KindPullRequest, "3ae9c36f8a03c1bd7e352bc683f72943dc92422e", 1, ""),
-		"other forge":     RunID(bot.Repo{Forge: "gitlab", FullName: "Acme/Model"}, KindPullRequest, sha, 1, ""),
-		"other repo":      RunID(bot.Repo{Forge: "github", FullName: "Acme/Model2"}, KindPullRequest, sha, 1, ""),
-		"sha|branch ab|c": RunID(repo, KindBaseline, "ab", 0, "c"),
-		"sha|branch a|bc": RunID(repo, KindBaseline, "a", 0, "bc"),
+		"pr 2":            runKey(repo, KindPullRequest, sha, 2, ""),
+		"pr 256":          runKey(repo, KindPullRequest, sha, 256, ""),
+		"pr 65536":        runKey(repo, KindPullRequest, sha, 65536, ""),
+		"baseline main":   runKey(repo, KindBaseline, sha, 0, "main"),
+		"baseline master": runKey(repo, KindBaseline, sha, 0, "master"),
+		"pr kind, no pr":  runKey(repo, KindPullRequest, sha, 0, ""),
+		"baseline, no br": runKey(repo, KindBaseline, sha, 0, ""),
+		"other sha":       runKey(repo, KindPullRequest, "3ae9c36f8a03c1bd7e352bc683f72943dc92422e", 1, ""),
+		"other forge":     runKey(bot.Repo{Forge: "gitlab", FullName: "Acme/Model"}, KindPullRequest, sha, 1, ""),
+		"other repo":      runKey(bot.Repo{Forge: "github", FullName: "Acme/Model2"}, KindPullRequest, sha, 1, ""),
+		"sha|branch ab|c": runKey(repo, KindBaseline, "ab", 0, "c"),
+		"sha|branch a|bc": runKey(repo, KindBaseline, "a", 0, "bc"),
 	}
 	seen := map[string]string{}
 	for name, v := range variants {
 		if other, dup := seen[v]; dup {
-			t.Errorf("%s and %s share the run id %s", name, other, v)
+			t.Errorf("%s and %s share the run key %s", name, other, v)
 		}
 		seen[v] = name
 	}

@@ -45,8 +45,9 @@ type Deploy struct {
 // environment; older ones are forgotten so the history stays bounded.
 const deployHistory = 200
 
-// NewDeployID returns a random deploy id.
-func NewDeployID() string { return randomHex(12) }
+// NewDeployID returns a random deploy id of 128 bits (32 hex digits), so
+// that a deploy's page cannot be found by guessing.
+func NewDeployID() string { return randomHex(16) }
 
 func (r *Registry) deployKey(id string) string { return r.prefix + "registry:deploy:" + id }
 
