@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/mlbot/mlbot/bot/forgesim"
 	"github.com/mlbot/mlbot/bot/github"
@@ -67,6 +68,8 @@ type commentEvent struct {
 	Action           string // "created" (default), "edited", "deleted"
 	OnIssue          bool
 	Secret, Token    string
+	// Created is when the host says the comment was written (default now).
+	Created time.Time
 }
 
 // pushEvent is a push to the default branch (or a deletion).
@@ -86,6 +89,9 @@ type prEvent struct {
 	Author, Association       string
 	MergeSHA                  string
 	Secret, Token             string
+	// Updated is the pull request's updated_at, which the host moves with
+	// each push (default now).
+	Updated time.Time
 }
 
 // hostStatus and hostComment are what a reviewer sees on the host, in
@@ -286,7 +292,7 @@ func (h *githubHost) prDelivery(url string, d prEvent) *http.Request {
 	action := map[string]string{"opened": "opened", "updated": "synchronize", "reopened": "reopened", "closed": "closed", "merged": "closed", "ready": "ready_for_review"}[d.Action]
 	o := github.PullRequestOptions{Action: action, Number: d.Number, Repo: d.Repo, CloneURL: d.CloneURL,
 		HeadRef: d.HeadRef, HeadSHA: d.HeadSHA, BaseSHA: d.BaseSHA, Draft: d.Draft, Merged: d.Action == "merged", MergeSHA: d.MergeSHA,
-		Author: d.Author, AuthorAssociation: d.Association}
+		Author: d.Author, AuthorAssociation: d.Association, UpdatedAt: d.Updated}
 	if d.Fork {
 		o.HeadRepo, o.HeadCloneURL = "fork-owner/"+strings.SplitN(d.Repo, "/", 2)[1], d.CloneURL
 	}
@@ -335,7 +341,7 @@ func (h *githubHost) comment(url string, d commentEvent) *http.Request {
 		action = "created"
 	}
 	body := github.IssueCommentPayload(github.IssueCommentOptions{Action: action, Number: d.Number, Repo: d.Repo, CloneURL: d.CloneURL,
-		OnPullRequest: !d.OnIssue, CommentID: d.ID, Body: d.Body, Author: d.Author, AuthorAssociation: d.Association})
+		OnPullRequest: !d.OnIssue, CommentID: d.ID, Body: d.Body, Author: d.Author, AuthorAssociation: d.Association, CreatedAt: d.Created})
 	return github.NewDeliveryRequest(url, "issue_comment", body, []byte(d.Secret))
 }
 
@@ -362,7 +368,7 @@ func (h *gitlabHost) pushDelivery(url string, d pushEvent) *http.Request {
 func (h *gitlabHost) prDelivery(url string, d prEvent) *http.Request {
 	o := gitlab.MergeRequestOptions{IID: d.Number, ProjectID: sandboxProjectID, Path: d.Repo, CloneURL: d.CloneURL,
 		WebURL: h.webURL(d.Repo), DefaultBranch: "main", SourceBranch: d.HeadRef, TargetBranch: "main",
-		LastCommit: d.HeadSHA, Author: d.Author, Draft: d.Draft, MergeSHA: d.MergeSHA}
+		LastCommit: d.HeadSHA, Author: d.Author, Draft: d.Draft, MergeSHA: d.MergeSHA, UpdatedAt: d.Updated}
 	if d.Author != "" {
 		o.AuthorID = h.sim.UserID(d.Author)
 	}
@@ -444,7 +450,7 @@ func (h *gitlabHost) comment(url string, d commentEvent) *http.Request {
 	action := map[string]string{"": "create", "created": "create", "edited": "update"}[d.Action]
 	body := gitlab.NotePayload(gitlab.NoteOptions{Action: action, NoteID: d.ID, Body: d.Body, Author: d.Author, OnIssue: d.OnIssue,
 		IID: d.Number, ProjectID: sandboxProjectID, Path: d.Repo, CloneURL: d.CloneURL, WebURL: h.webURL(d.Repo), DefaultBranch: "main",
-		SourceBranch: d.HeadRef, TargetBranch: "main", LastCommit: d.HeadSHA})
+		SourceBranch: d.HeadRef, TargetBranch: "main", LastCommit: d.HeadSHA, CreatedAt: d.Created})
 	return gitlab.NewDeliveryRequest(url, "Note Hook", body, d.Token)
 }
 
