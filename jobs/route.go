@@ -86,8 +86,8 @@ func (w *Worker) routePush(ctx context.Context, log *slog.Logger, f bot.Forge, e
 func (w *Worker) routePullRequest(ctx context.Context, log *slog.Logger, f bot.Forge, ev *bot.Event) error {
 	pr := ev.PR
 	if pr.HeadSHA != "" && !pr.Updated.IsZero() {
-		// Every event that names the head says, by the host's clock, since
-		// when at the latest it was the head: /ok-to-test approves by it.
+		// Every event that names the head says which commit it was at the
+		// host's time of the event: /ok-to-test approves by this history.
 		if err := w.store.RecordHead(ctx, ev.Repo, pr.Number, pr.HeadSHA, pr.Updated, ev.Received); err != nil {
 			return err
 		}
@@ -283,6 +283,9 @@ func (w *Worker) cancelRun(ctx context.Context, id, reason string) error {
 	return nil
 }
 
+// pipelineTaskID is a run's asynq task id. It follows the run id, which
+// the work's dedupe key maps to once, so a retried or redelivered event
+// meets the same task; task ids are never shown, only run ids are.
 func pipelineTaskID(runID string) string { return "pipeline:" + runID }
 
 func (w *Worker) enqueuePipeline(ctx context.Context, p PipelinePayload) error {
