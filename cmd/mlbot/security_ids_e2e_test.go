@@ -76,8 +76,8 @@ var idInURL = regexp.MustCompile(`/(runs|deploys)/([0-9a-f]{32})$`)
 func TestRunAndDeployLinksAreUnguessable(t *testing.T) {
 	for _, forge := range forges {
 		t.Run(forge, func(t *testing.T) {
-			e := newE2E(t, forge, nil)
-			out := t.TempDir()
+			out := deployTarget(t)
+			e := newE2E(t, forge, withDeployPath(out, nil))
 			e.mainSHA = e.commit("main", e.deployModel("0.90", out, ""), "model")
 			e.send(e.sb.push(e.hook, zeroSHA, e.mainSHA), http.StatusAccepted)
 			waitDeployed(t, out, "production", "0.90")
