@@ -125,6 +125,15 @@ type Server struct {
 	// MaxRunArtifactBytes bounds all artifacts of one run together
 	// (MLBOT_MAX_RUN_ARTIFACT_BYTES, default 10 GiB).
 	MaxRunArtifactBytes int64
+	// TaskKey signs every task mlbot puts in Redis; a task without a valid
+	// signature is never run (MLBOT_TASK_KEY, at least 32 characters).
+	// Unset, a random key is generated and kept in DataDir/task.key with
+	// mode 0600, shared by every process using that data directory;
+	// processes on other machines must all be given the same key.
+	TaskKey string
+	// APIToken is the bearer token that /api/v1 requires (MLBOT_API_TOKEN,
+	// at least 16 characters); unset, the API is off and answers 404.
+	APIToken string
 	// Secrets maps the names listed in MLBOT_SECRETS (comma-separated, or
 	// the config file key "secrets") to their values in the process
 	// environment; trusted runs whose .mlbot.yml asks for them receive them.
@@ -247,6 +256,12 @@ func (s *Server) Validate() error {
 	if s.MaxRunArtifactBytes < s.MaxArtifactBytes {
 		fail("MLBOT_MAX_RUN_ARTIFACT_BYTES (--max-run-artifact-bytes) must be at least MLBOT_MAX_ARTIFACT_BYTES (--max-artifact-bytes), %d; got %d", s.MaxArtifactBytes, s.MaxRunArtifactBytes)
 	}
+	if s.TaskKey != "" && len(s.TaskKey) < 32 {
+		fail("MLBOT_TASK_KEY (--task-key) must be at least 32 characters, got %d: generate one with `openssl rand -hex 32`", len(s.TaskKey))
+	}
+	if s.APIToken != "" && len(s.APIToken) < 16 {
+		fail("MLBOT_API_TOKEN (--api-token) must be at least 16 characters, got %d: generate one with `openssl rand -hex 32`", len(s.APIToken))
+	}
 	return errors.Join(errs...)
 }
 
@@ -320,6 +335,8 @@ func (s *Server) LogValue() slog.Value {
 		slog.Bool("unsafe_no_sandbox", s.UnsafeNoSandbox),
 		slog.Int64("max_artifact_bytes", s.MaxArtifactBytes),
 		slog.Int64("max_run_artifact_bytes", s.MaxRunArtifactBytes),
+		slog.String("task_key", setOrUnset(s.TaskKey)),
+		slog.String("api_token", setOrUnset(s.APIToken)),
 		slog.Attr{Key: "secrets", Value: slog.GroupValue(secretNames...)},
 	)
 }

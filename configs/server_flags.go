@@ -88,6 +88,8 @@ var serverSettings = []setting{
 	{flag: "sandbox-processes", help: "limit on the processes and threads of one step (a `number`)", field: func(s *Server) any { return &s.SandboxProcesses }},
 	{flag: "max-artifact-bytes", help: "largest artifact a run may record, in `bytes` (suffixes KiB, MiB, GiB allowed); a larger one fails the run", def: "2GiB", field: func(s *Server) any { return &s.MaxArtifactBytes }, bytes: true},
 	{flag: "max-run-artifact-bytes", help: "largest total of one run's artifacts, in `bytes` (suffixes KiB, MiB, GiB allowed)", def: "10GiB", field: func(s *Server) any { return &s.MaxRunArtifactBytes }, bytes: true},
+	{flag: "task-key", help: "`key` (32 characters or more) that signs mlbot's tasks in Redis; every process of an install needs the same; prefer the env var", def: "a random key kept in --data-dir/task.key", field: func(s *Server) any { return &s.TaskKey }},
+	{flag: "api-token", help: "bearer `token` that /api/v1 requires (16 characters or more); prefer the env var", def: "none: the API is off", field: func(s *Server) any { return &s.APIToken }},
 }
 
 // defaultServer returns a Server holding every default. PublicURL stays
@@ -283,7 +285,7 @@ func (f *ServerFlags) Load(getenv func(string) string) (*Server, error) {
 // readServerFile parses the config file into its top-level pairs, reporting
 // unknown keys with a suggestion.
 func readServerFile(d *decoder, name string) (map[string]pair, error) {
-	data, err := os.ReadFile(name)
+	data, info, err := readFileInfo(name)
 	if err != nil {
 		return nil, fmt.Errorf("reading config file (--%s, %s): %w", configFlag, configEnv, err)
 	}
@@ -315,6 +317,13 @@ func readServerFile(d *decoder, name string) (map[string]pair, error) {
 	// ignored would leave the server less safe than its operator believes.
 	if err := d.finish(); err != nil {
 		return nil, err
+	}
+	// A file holding a credential must be private, as ssh insists for a
+	// private key; one without may be shared.
+	if key := heldSecret(out); key != "" {
+		if err := CheckPrivateMode(name, "config file", info); err != nil {
+			return nil, fmt.Errorf("%w (the file holds %s)", err, key)
+		}
 	}
 	return out, nil
 }

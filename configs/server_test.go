@@ -237,7 +237,7 @@ func TestFlagHelp(t *testing.T) {
 		"gitlab-url", "gitlab-token", "gitlab-webhook-secret", "insecure-no-webhook-secret", "concurrency",
 		"queues", "log-level", "log-format", "max-pipeline-timeout", "task-check-interval", "shutdown-timeout", "retry-base", "prometheus-url",
 		"max-webhook-bytes", "unsafe-no-sandbox", "deploy-paths", "sandbox-uid", "sandbox-memory", "sandbox-cpu", "sandbox-processes",
-		"max-artifact-bytes", "max-run-artifact-bytes", "config"}
+		"max-artifact-bytes", "max-run-artifact-bytes", "task-key", "api-token", "config"}
 	count := 0
 	fs.VisitAll(func(*flag.Flag) { count++ })
 	if count != len(names) {
@@ -389,6 +389,8 @@ func TestLogValueHidesSecrets(t *testing.T) {
 	s.RedisURL = "redis://admin:SECRET4@redis:6379/0"
 	s.GitHubAPIURL = "https://x-token:SECRET5@github.example.com/api/v3/"
 	s.Secrets = map[string]string{"HF_TOKEN": "SECRET6"}
+	s.TaskKey = "SECRET7-0123456789abcdef0123456789abcdef"
+	s.APIToken = "SECRET8-0123456789"
 	for _, format := range []string{"json", "text"} {
 		t.Run(format, func(t *testing.T) {
 			var buf bytes.Buffer
