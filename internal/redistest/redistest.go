@@ -10,17 +10,23 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/mlbot/mlbot/internal/testreq"
 )
 
 // Options returns connection options for database db of the Redis named by
 // MLBOT_TEST_REDIS_URL, flushing that one database first (never FLUSHALL).
-// Without MLBOT_TEST_REDIS_URL it starts an in-process Redis for the test.
+// Without MLBOT_TEST_REDIS_URL it starts an in-process Redis for the test,
+// unless MLBOT_TEST_REQUIRE names redis: then the test fails.
 // Every test package must pass a db number no other package uses.
 func Options(t testing.TB, db int) *redis.Options {
 	t.Helper()
 	url := os.Getenv("MLBOT_TEST_REDIS_URL")
 	var opt *redis.Options
 	if url == "" {
+		if testreq.Required("redis") {
+			t.Fatalf("redistest: %s names redis but MLBOT_TEST_REDIS_URL is unset: set it to a real Redis, such as redis://127.0.0.1:6379", testreq.Env)
+		}
 		mr := miniredis.RunT(t)
 		opt = &redis.Options{Addr: mr.Addr()}
 	} else {
