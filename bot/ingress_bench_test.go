@@ -73,6 +73,10 @@ func BenchmarkIngress(b *testing.B) {
 		b.Fatal(err)
 	}
 	secret := []byte("ingress-bench-secret")
+	signer, err := jobs.NewTaskSigner([]byte("ingress-bench-task-key-0123456789abcdef"))
+	if err != nil {
+		b.Fatal(err)
+	}
 	var ratios, cpuRatios []float64
 	for round := 0; round < max(1, *ingressRounds); round++ {
 		var bare, ml ingressResult
@@ -85,7 +89,7 @@ func BenchmarkIngress(b *testing.B) {
 			ml = benchIngress(b, body, secret, func(c *asynq.Client) http.Handler {
 				return bot.NewWebhookHandler(bot.HandlerOptions{
 					Webhook:  &github.Webhook{Secret: secret},
-					Enqueuer: jobs.NewIngress(c),
+					Enqueuer: jobs.NewIngress(c, signer),
 					// As `mlbot serve` logs by default: info and above.
 					Logger: slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})),
 				})

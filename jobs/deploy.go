@@ -102,7 +102,7 @@ func (w *Worker) requestDeploy(ctx context.Context, key string, repo bot.Repo, r
 // environment's line; both steps tolerate having been done before.
 func (w *Worker) enqueueDeploy(ctx context.Context, d *registry.Deploy, repo bot.Repo, ref, queue string) error {
 	b, _ := json.Marshal(DeployPayload{DeployID: d.ID, Repo: repo, Ref: ref})
-	_, err := w.client.EnqueueContext(ctx, asynq.NewTask(TypeDeploy, b), asynq.TaskID("deploy:"+d.ID),
+	_, err := w.client.EnqueueContext(ctx, w.signer.NewTask(TypeDeploy, b), asynq.TaskID("deploy:"+d.ID),
 		asynq.Queue(QueueDeploy), asynq.MaxRetry(100), asynq.Timeout(w.opts.MaxPipelineTimeout), asynq.Retention(runRetention))
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		return err

@@ -17,10 +17,14 @@ import (
 // redelivery is refused by Redis itself in the same round trip.
 type Ingress struct {
 	client *asynq.Client
+	signer *TaskSigner
 }
 
-// NewIngress returns an Ingress enqueueing through client.
-func NewIngress(client *asynq.Client) *Ingress { return &Ingress{client: client} }
+// NewIngress returns an Ingress enqueueing through client, signing each
+// task with signer.
+func NewIngress(client *asynq.Client, signer *TaskSigner) *Ingress {
+	return &Ingress{client: client, signer: signer}
+}
 
 // Task headers of a TypeWebhook task; its payload is the body itself.
 const (
@@ -34,7 +38,7 @@ const (
 // as it is (a JSON envelope would base64 it, a third more for Redis to
 // store and copy on the hot path) and the rest as task headers.
 func (in *Ingress) Enqueue(ctx context.Context, d bot.Delivery) error {
-	task := asynq.NewTaskWithHeaders(TypeWebhook, d.Body, map[string]string{
+	task := in.signer.NewTaskWithHeaders(TypeWebhook, d.Body, map[string]string{
 		headerForge: d.Forge, headerDelivery: d.ID, headerEvent: d.Type,
 		headerReceived: d.ReceivedAt.UTC().Format(time.RFC3339Nano),
 	})

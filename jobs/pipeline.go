@@ -305,7 +305,7 @@ func (w *Worker) findBase(ctx context.Context, p PipelinePayload, co git.Checkou
 
 func (w *Worker) enqueueReport(ctx context.Context, runID string) error {
 	b, _ := json.Marshal(ReportPayload{RunID: runID})
-	_, err := w.client.EnqueueContext(ctx, asynq.NewTask(TypeReport, b),
+	_, err := w.client.EnqueueContext(ctx, w.signer.NewTask(TypeReport, b),
 		asynq.TaskID("report:"+runID), asynq.Queue(QueueReport),
 		asynq.MaxRetry(25), asynq.Retention(runRetention))
 	if errors.Is(err, asynq.ErrTaskIDConflict) {

@@ -293,7 +293,7 @@ func (w *Worker) enqueuePipeline(ctx context.Context, p PipelinePayload) error {
 	if err != nil {
 		return err
 	}
-	_, err = w.client.EnqueueContext(ctx, asynq.NewTask(TypePipeline, b),
+	_, err = w.client.EnqueueContext(ctx, w.signer.NewTask(TypePipeline, b),
 		asynq.TaskID(pipelineTaskID(p.RunID)), asynq.Queue(w.opts.PipelineQueue),
 		// The run's own timeout comes from .mlbot.yml, known only after the
 		// checkout; this bound only stops asynq's 30-minute default from

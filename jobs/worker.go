@@ -80,6 +80,10 @@ type Options struct {
 	MaxArtifactBytes, MaxRunArtifactBytes int64
 	// PrometheusURL is where deploys with a verify: block are checked.
 	PrometheusURL string
+	// TaskKey signs every task the Worker enqueues and verifies every task
+	// it runs (see LoadTaskKey); every process sharing the Redis must use
+	// the same key. Empty, a random key is made for this Worker alone.
+	TaskKey []byte
 }
 
 // Worker runs mlbot's asynq task handlers: a fast server for routing and
@@ -93,6 +97,7 @@ type Worker struct {
 	registry  *registry.Registry
 	exec      *Executor
 	client    *asynq.Client
+	signer    *TaskSigner
 	inspector *asynq.Inspector
 	events    *asynq.Server
 	pipelines *asynq.Server
@@ -146,6 +151,13 @@ func New(opts Options) (*Worker, error) {
 		opts.ArtifactDir = filepath.Join(opts.DataDir, "artifacts")
 	}
 	artifacts := &registry.ArtifactStore{Dir: opts.ArtifactDir, MaxFileBytes: opts.MaxArtifactBytes, MaxRunBytes: opts.MaxRunArtifactBytes}
+	if len(opts.TaskKey) == 0 {
+		opts.TaskKey = newTaskKey()
+	}
+	signer, err := NewTaskSigner(opts.TaskKey)
+	if err != nil {
+		return nil, err
+	}
 	w := &Worker{
 		opts:     opts,
 		log:      opts.Logger,
@@ -156,6 +168,7 @@ func New(opts Options) (*Worker, error) {
 			Secrets: opts.Secrets, MaxTimeout: opts.MaxPipelineTimeout, SecretEnv: opts.SecretEnv,
 			MemoryLimit: opts.StepMemoryLimit},
 		client:    asynq.NewClientFromRedisClient(opts.Redis),
+		signer:    signer,
 		inspector: asynq.NewInspectorFromRedisClient(opts.Redis),
 	}
 	for _, fs := range opts.Forges {
@@ -198,6 +211,10 @@ func New(opts Options) (*Worker, error) {
 // Store returns the Worker's Redis state, for the run page and tools.
 func (w *Worker) Store() *Store { return w.store }
 
+// Signer returns the task signer, for an Ingress enqueueing into the same
+// Redis.
+func (w *Worker) Signer() *TaskSigner { return w.signer }
+
 // Registry returns the model registry, for its HTTP API.
 func (w *Worker) Registry() *registry.Registry { return w.registry }
 
@@ -205,14 +222,14 @@ func (w *Worker) Registry() *registry.Registry { return w.registry }
 func (w *Worker) Start() error {
 	w.sweep()
 	mux := asynq.NewServeMux()
-	mux.Use(instrument)
+	mux.Use(w.signer.Middleware(w.log), instrument)
 	mux.HandleFunc(TypeWebhook, skipPermanent(w.handleWebhook))
 	mux.HandleFunc(TypeReport, skipPermanent(w.handleReport))
 	if err := w.events.Start(mux); err != nil {
 		return fmt.Errorf("start event workers: %w", err)
 	}
 	pmux := asynq.NewServeMux()
-	pmux.Use(instrument)
+	pmux.Use(w.signer.Middleware(w.log), instrument)
 	pmux.HandleFunc(TypePipeline, w.handlePipeline)
 	pmux.HandleFunc(TypeDeploy, w.handleDeploy)
 	if err := w.pipelines.Start(pmux); err != nil {
