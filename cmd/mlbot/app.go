@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -56,6 +57,11 @@ func newApp(cfg *configs.Server, log *slog.Logger, withHTTP bool) (*app, error) 
 		return nil, err
 	}
 	a.forges = forges
+	taskKey, err := jobs.LoadTaskKey(cfg.TaskKey, cfg.DataDir)
+	if err != nil {
+		a.close()
+		return nil, fmt.Errorf("MLBOT_TASK_KEY: %w", err)
+	}
 	runner, stepMemory, err := buildRunner(context.Background(), cfg, log)
 	if err != nil {
 		a.close()
@@ -82,6 +88,7 @@ func newApp(cfg *configs.Server, log *slog.Logger, withHTTP bool) (*app, error) 
 		Secrets:            secretValues(cfg),
 		SecretEnv:          cfg.Secrets,
 		PrometheusURL:      cfg.PrometheusURL,
+		TaskKey:            taskKey,
 		Logger:             log,
 
 		MaxArtifactBytes:    cfg.MaxArtifactBytes,
@@ -106,13 +113,17 @@ func newApp(cfg *configs.Server, log *slog.Logger, withHTTP bool) (*app, error) 
 
 func (a *app) openRedis() error {
 	if a.cfg.RedisURL == "" {
-		mr, err := miniredis.Run()
-		if err != nil {
+		// The in-process Redis listens on loopback, where every process of
+		// the host can connect: a random password keeps it mlbot's alone.
+		password := rand.Text() + rand.Text() // 2 × 130 bits
+		mr := miniredis.NewMiniRedis()
+		mr.RequireAuth(password)
+		if err := mr.Start(); err != nil {
 			return fmt.Errorf("in-process redis: %w", err)
 		}
 		a.mini = mr
 		a.log.Warn("MLBOT_REDIS_URL is not set: using an in-process Redis. NOTHING SURVIVES A RESTART — queued work, runs and comment ids are lost, and other workers cannot join. Set MLBOT_REDIS_URL for real use.")
-		a.rdb = redis.NewClient(&redis.Options{Addr: mr.Addr()})
+		a.rdb = redis.NewClient(&redis.Options{Addr: mr.Addr(), Password: password})
 		return nil
 	}
 	opt, err := redis.ParseURL(a.cfg.RedisURL)
@@ -132,7 +143,7 @@ func buildForges(cfg *configs.Server) ([]jobs.ForgeSet, error) {
 		opts := github.Options{BaseURL: cfg.GitHubAPIURL, Token: cfg.GitHubToken, AppID: cfg.GitHubAppID, UserAgent: "mlbot/" + version,
 			HTTPClient: &http.Client{Timeout: hc.Timeout, Transport: bot.InstrumentTransport("github", nil)}}
 		if cfg.GitHubAppPrivateKeyFile != "" {
-			key, err := os.ReadFile(cfg.GitHubAppPrivateKeyFile)
+			key, err := configs.ReadPrivateFile(cfg.GitHubAppPrivateKeyFile, "GitHub App private key file")
 			if err != nil {
 				return nil, fmt.Errorf("MLBOT_GITHUB_APP_PRIVATE_KEY_FILE: %w", err)
 			}
@@ -162,7 +173,7 @@ func buildForges(cfg *configs.Server) ([]jobs.ForgeSet, error) {
 // log or a comment.
 func secretValues(cfg *configs.Server) []string {
 	var out []string
-	for _, s := range []string{cfg.GitHubToken, cfg.GitHubWebhookSecret, cfg.GitLabToken, cfg.GitLabWebhookSecret} {
+	for _, s := range []string{cfg.GitHubToken, cfg.GitHubWebhookSecret, cfg.GitLabToken, cfg.GitLabWebhookSecret, cfg.TaskKey, cfg.APIToken} {
 		if s != "" {
 			out = append(out, s)
 		}
@@ -195,7 +206,7 @@ func (a *app) routes() http.Handler {
 	if !a.withHTTP {
 		return mux
 	}
-	ingress := jobs.NewIngress(a.ingest)
+	ingress := jobs.NewIngress(a.ingest, a.worker.Signer())
 	for _, fs := range a.forges {
 		mux.Handle("/webhooks/"+fs.Webhook.Forge(), bot.NewWebhookHandler(bot.HandlerOptions{
 			Webhook: fs.Webhook, Enqueuer: ingress, MaxBodyBytes: a.cfg.MaxWebhookBytes, Logger: a.log,
@@ -203,7 +214,12 @@ func (a *app) routes() http.Handler {
 	}
 	mux.Handle("GET /runs/{id}", a.worker.Store().RunPage())
 	mux.Handle("GET /deploys/{id}", a.worker.DeployPage())
-	mux.Handle("GET /api/v1/models", a.worker.Registry().Handler())
+	if a.cfg.APIToken != "" {
+		// Without a token the API is off: its paths answer 404.
+		api := http.NewServeMux()
+		api.Handle("GET /api/v1/models", a.worker.Registry().Handler())
+		mux.Handle("/api/v1/", requireBearer(a.cfg.APIToken, api))
+	}
 	return mux
 }
 

@@ -88,8 +88,8 @@ func newE2E(t *testing.T, forge string, tweak func(*configs.Server)) *e2e {
 		t.Fatal(err)
 	}
 	t.Cleanup(a.Shutdown)
-	opt, _ := redis.ParseURL(cfg.RedisURL)
-	rdb := redis.NewClient(opt)
+	opt := *a.rdb.Options() // the app's own: the in-process Redis has a password
+	rdb := redis.NewClient(&opt)
 	t.Cleanup(func() { rdb.Close() })
 	sb.grant("alice", "write")
 	sb.grant("maria", "maintain")

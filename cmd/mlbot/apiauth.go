@@ -1,0 +1,27 @@
+package main
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"net/http"
+	"strings"
+)
+
+// requireBearer lets a request through to next only with the header
+// "Authorization: Bearer <token>"; anything else gets 401 with a
+// WWW-Authenticate challenge (RFC 6750). Both sides are hashed before the
+// constant-time comparison, so that neither the token's bytes nor its
+// length shows in the time taken.
+func requireBearer(token string, next http.Handler) http.Handler {
+	want := sha256.Sum256([]byte(token))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
+		if !ok || !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="mlbot"`)
+			http.Error(w, "a valid bearer token (MLBOT_API_TOKEN) is required", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
