@@ -311,6 +311,10 @@ func TestValidate(t *testing.T) {
 		{"zero webhook bytes", func(s *Server) { s.MaxWebhookBytes = 0 }, []string{"MLBOT_MAX_WEBHOOK_BYTES (--max-webhook-bytes) must be positive"}},
 		{"zero artifact bytes", func(s *Server) { s.MaxArtifactBytes = 0 }, []string{"MLBOT_MAX_ARTIFACT_BYTES (--max-artifact-bytes) must be positive"}},
 		{"run limit below file limit", func(s *Server) { s.MaxRunArtifactBytes = 1 << 20 }, []string{"MLBOT_MAX_RUN_ARTIFACT_BYTES (--max-run-artifact-bytes) must be at least"}},
+		{"short task key", func(s *Server) { s.TaskKey = "short-key" }, []string{"MLBOT_TASK_KEY (--task-key) must be at least 32 characters, got 9"}},
+		{"task key", func(s *Server) { s.TaskKey = strings.Repeat("k", 32) }, nil},
+		{"short API token", func(s *Server) { s.APIToken = "tok" }, []string{"MLBOT_API_TOKEN (--api-token) must be at least 16 characters, got 3"}},
+		{"API token", func(s *Server) { s.APIToken = strings.Repeat("t", 16) }, nil},
 		{"all problems reported", func(s *Server) { s.GitHubWebhookSecret = ""; s.RepoAllowlist = nil; s.Concurrency = -1 },
 			[]string{"no webhook secret", "no repository is allowed", "MLBOT_CONCURRENCY"}},
 	}
