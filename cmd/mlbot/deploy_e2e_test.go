@@ -83,7 +83,7 @@ func (e *e2e) merge(branch string) string {
 func (e *e2e) models() registry.ModelsResponse {
 	e.t.Helper()
 	var m registry.ModelsResponse
-	if err := json.Unmarshal([]byte(httpGet(e.t, e.url+"/api/v1/models?repo=acme/model")), &m); err != nil {
+	if err := json.Unmarshal([]byte(e.apiGet("/api/v1/models?repo=acme/model")), &m); err != nil {
 		e.t.Fatal(err)
 	}
 	return m

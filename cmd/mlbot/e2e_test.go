@@ -78,6 +78,7 @@ func newE2E(t *testing.T, forge string, tweak func(*configs.Server)) *e2e {
 	cfg.DataDir = filepath.Join(dir, "data")
 	cfg.RetryBase = 100 * time.Millisecond
 	cfg.ShutdownTimeout = 5 * time.Second
+	cfg.APIToken = e2eAPIToken
 	sb.configure(cfg)
 	if tweak != nil {
 		tweak(cfg)
@@ -88,8 +89,9 @@ func newE2E(t *testing.T, forge string, tweak func(*configs.Server)) *e2e {
 		t.Fatal(err)
 	}
 	t.Cleanup(a.Shutdown)
-	opt := *a.rdb.Options() // the app's own: the in-process Redis has a password
-	rdb := redis.NewClient(&opt)
+	// Where the app's Redis is, with its password (the in-process one has one).
+	ao := a.rdb.Options()
+	rdb := redis.NewClient(&redis.Options{Addr: ao.Addr, Password: ao.Password, DB: ao.DB})
 	t.Cleanup(func() { rdb.Close() })
 	sb.grant("alice", "write")
 	sb.grant("maria", "maintain")

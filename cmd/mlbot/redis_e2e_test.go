@@ -128,12 +128,36 @@ func TestForgedTasksAreNeverRun(t *testing.T) {
 	}
 }
 
+// e2eAPIToken is the MLBOT_API_TOKEN of the end-to-end fixtures.
+const e2eAPIToken = "e2e-api-token-0123456789"
+
+// apiGet reads path of mlbot's /api/v1 with the API token, failing the
+// test unless it answers 200.
+func (e *e2e) apiGet(path string) string {
+	e.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, e.url+path, nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+e2eAPIToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		e.t.Fatalf("GET %s: %d %s %v", path, resp.StatusCode, b, err)
+	}
+	return string(b)
+}
+
 // TestAPIRequiresToken calls /api/v1 of mlbot serve over HTTP: without a
 // token configured it is off (404) whatever the caller sends; with one,
 // only "Authorization: Bearer <token>" gets in, anything else is 401 with a
 // Bearer challenge. Run pages stay open.
 func TestAPIRequiresToken(t *testing.T) {
-	const token = "api-token-0123456789abcdef"
+	const token = e2eAPIToken
 	get := func(t *testing.T, url, auth string) (int, http.Header, string) {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodGet, url, nil)
@@ -150,7 +174,7 @@ func TestAPIRequiresToken(t *testing.T) {
 	}
 
 	t.Run("no token: off", func(t *testing.T) {
-		e := newE2E(t, "github", nil)
+		e := newE2E(t, "github", func(c *configs.Server) { c.APIToken = "" })
 		for _, auth := range []string{"", "Bearer " + token, "Bearer "} {
 			if code, _, _ := get(t, e.url+"/api/v1/models", auth); code != http.StatusNotFound {
 				t.Errorf("GET /api/v1/models with %q: %d, want 404", auth, code)
@@ -159,7 +183,7 @@ func TestAPIRequiresToken(t *testing.T) {
 	})
 
 	t.Run("token", func(t *testing.T) {
-		e := newE2E(t, "github", func(c *configs.Server) { c.APIToken = token })
+		e := newE2E(t, "github", nil) // the fixtures set e2eAPIToken
 		// A baseline that records a model version for the API to list.
 		files := e.model("0.90")
 		files[".mlbot.yml"] = strings.Replace(files[".mlbot.yml"], "metrics: [metrics.json]", "metrics: [metrics.json]\n  artifacts: [model.txt]", 1)
