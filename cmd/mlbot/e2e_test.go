@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,6 +24,7 @@ import (
 	"github.com/mlbot/mlbot/bot/github"
 	"github.com/mlbot/mlbot/configs"
 	"github.com/mlbot/mlbot/internal/redistest"
+	"github.com/mlbot/mlbot/internal/testreq"
 )
 
 // e2eRedisDB is this package's end-to-end tests' Redis database.
@@ -85,6 +87,9 @@ func newE2E(t *testing.T, forge string, tweak func(*configs.Server)) *e2e {
 	}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	a, url, err := startLocal(cfg, log)
+	if errors.Is(err, errNoSandbox) {
+		testreq.Missing(t, "sandbox", "%v", err)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlbot/mlbot/internal/testreq"
 	"github.com/mlbot/mlbot/runners"
 	"github.com/mlbot/mlbot/runners/local"
 	"github.com/mlbot/mlbot/runners/sandbox"
@@ -24,6 +25,9 @@ func TestMain(m *testing.M) {
 // exit code, a timeout and the step's name in errors.
 func TestSandboxedRunner(t *testing.T) {
 	data := t.TempDir()
+	if err := sandbox.Check(context.Background(), sandbox.Options{}, data); err != nil {
+		testreq.Missing(t, "sandbox", "namespaces cannot be made here: %v", err)
+	}
 	ws := filepath.Join(data, "work", "r", "head")
 	os.MkdirAll(ws, 0o755)
 	os.WriteFile(filepath.Join(data, "token"), []byte("secret"), 0o644)

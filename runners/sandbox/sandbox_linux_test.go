@@ -10,9 +10,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mlbot/mlbot/internal/testreq"
 )
 
 // helperEnv makes the test binary, copied into a workspace, act as a small
@@ -27,6 +30,21 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(m.Run())
 }
+
+// needSandbox skips (or, where MLBOT_TEST_REQUIRE names sandbox, fails) a
+// test on a host where namespaces cannot be made.
+func needSandbox(t testing.TB) {
+	t.Helper()
+	sandboxOnce.Do(func() { sandboxErr = Check(context.Background(), Options{}, t.TempDir()) })
+	if sandboxErr != nil {
+		testreq.Missing(t, "sandbox", "namespaces cannot be made here: %v", sandboxErr)
+	}
+}
+
+var (
+	sandboxOnce sync.Once
+	sandboxErr  error
+)
 
 // helper runs one helper mode: "connect ADDR" dials TCP and says whether
 // it got through; "alloc MiB" touches that much memory.
@@ -65,6 +83,7 @@ type fixture struct {
 
 func newFixture(t *testing.T) fixture {
 	t.Helper()
+	needSandbox(t)
 	data := t.TempDir()
 	os.Chmod(data, 0o755)
 	ws := filepath.Join(data, "work", "run-1", "head")
@@ -317,6 +336,7 @@ func processesWith(s string) []string {
 // BenchmarkSandboxTrue is the sandbox's cost per step: start to exit of
 // `true`, beside the same command without a sandbox.
 func BenchmarkSandboxTrue(b *testing.B) {
+	needSandbox(b)
 	data := b.TempDir()
 	ws := filepath.Join(data, "work", "w")
 	os.MkdirAll(ws, 0o755)
