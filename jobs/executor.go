@@ -140,7 +140,13 @@ func (e *Executor) Run(ctx context.Context, dir string, run *Run) (*configs.Repo
 		case res.Canceled:
 			return nil, fmt.Errorf("%s cancelled: %w", s.name, context.Cause(ctx))
 		case res.OOMKilled:
-			run.Outcome, run.Detail = report.OutcomeStepFailed, fmt.Sprintf("%s ran out of memory and was killed (exit status %d)%s", s.name, res.ExitCode, e.memoryLimitNote())
+			what := fmt.Sprintf("%s ran out of memory and was killed (exit status %d)", s.name, res.ExitCode)
+			if res.ExitCode == 0 {
+				// A helper process died, the step carried on: its result
+				// is not to be trusted.
+				what = fmt.Sprintf("a process of %s ran out of memory and was killed", s.name)
+			}
+			run.Outcome, run.Detail = report.OutcomeStepFailed, what+e.memoryLimitNote()
 			fmt.Fprintf(sink, "mlbot: %s\n", run.Detail)
 			return cfg, nil
 		case res.TimedOut:

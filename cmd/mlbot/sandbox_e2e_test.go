@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/mlbot/mlbot/configs"
 )
 
 // TestApprovedForkAttacks replays the security review's attacks (issue 8,
@@ -162,4 +164,30 @@ func treeDigests(t *testing.T, dir string) map[string]string {
 		return nil
 	})
 	return out
+}
+
+// TestOutOfMemoryIsReportedAsSuch runs a training past MLBOT_SANDBOX_MEMORY:
+// the kill is named in the status and the comment, with the limit.
+func TestOutOfMemoryIsReportedAsSuch(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("memory cgroups are made only when mlbot runs as root; otherwise RLIMIT_AS bounds memory and an OOM kill cannot be told apart")
+	}
+	for _, forge := range forges {
+		t.Run(forge, func(t *testing.T) {
+			e := newE2E(t, forge, func(c *configs.Server) { c.SandboxMemory = 64 << 20 })
+			e.baseline("0.90")
+			// tail keeps the last line whole, and /dev/zero has no newline.
+			h := e.commit("feature", map[string]string{"params": "0.91\n", "train.sh": "set -e\nhead -c 400000000 /dev/zero | tail -n 1 >/dev/null\ncp params model.txt\n"}, "hungry")
+			e.send(e.prEvent("opened", h, ""), http.StatusAccepted)
+			st := e.final(h)
+			if st.State != "failure" || !strings.Contains(st.Description, "out of memory") {
+				t.Fatalf("status %+v, want a failure naming the out-of-memory kill", st)
+			}
+			e.settle()
+			cs := e.mlbotComments(1)
+			if len(cs) != 1 || !strings.Contains(cs[0].Body, "out of memory") || !strings.Contains(cs[0].Body, "64.0 MiB") {
+				t.Fatalf("comment does not name the OOM kill and the limit: %+v", cs)
+			}
+		})
+	}
 }
