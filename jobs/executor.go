@@ -49,9 +49,9 @@ func (e *Executor) memoryLimitNote() string {
 }
 
 // Run reads .mlbot.yml in dir and runs its pipeline there, recording
-// the outcome, metrics and log in run. For a baseline run the outcome is
-// final; for a pull request an empty outcome means "metrics collected,
-// verdict pending the base".
+// the outcome, metrics and log in run. An empty outcome means "metrics
+// collected, verdict pending the base": the caller decides it with Decide,
+// for a default-branch run as for a pull request.
 func (e *Executor) Run(ctx context.Context, dir string, run *Run) (*configs.RepoConfig, error) {
 	logPath := filepath.Join(e.LogDir, run.ID+".log")
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o750); err != nil {
@@ -167,14 +167,12 @@ func (e *Executor) Run(ctx context.Context, dir string, run *Run) (*configs.Repo
 	}
 	run.Metrics = metrics
 	fmt.Fprintf(sink, "mlbot: %d metrics collected\n", len(metrics))
-	if run.Kind == KindBaseline {
-		run.Outcome = verdict(nil, run)
-	}
 	return cfg, nil
 }
 
-// Decide sets the outcome of a pull request run that produced metrics,
-// compared against base (nil when there is none).
+// Decide sets the outcome of a run that produced metrics, compared against
+// base (nil when there is none): a pull request against its merge base, a
+// default-branch commit against the newest earlier commit of its branch.
 func Decide(run, base *Run) {
 	if run.Outcome != "" {
 		return

@@ -155,18 +155,18 @@ func (w *Worker) execute(ctx context.Context, p PipelinePayload, run *Run) error
 	// The base is found, and run if need be, before any of the head's code
 	// runs: what an untrusted training leaves in .git must not touch the
 	// base, which runs trusted.
-	var base *Run
-	var note string
-	if p.Kind == KindPullRequest {
-		if base, note, err = w.findBase(ctx, p, co, root); err != nil {
-			return err
-		}
+	// A default-branch commit is compared like a pull request: against the
+	// newest earlier commit of its branch, so that relative gates hold on
+	// a direct push or a merge made over a red status too.
+	base, note, err := w.findBase(ctx, p, co, root)
+	if err != nil {
+		return err
 	}
 	cfg, err := w.exec.Run(ctx, headDir, run)
 	if err != nil {
 		return err
 	}
-	if run.Outcome == "" && p.Kind == KindPullRequest {
+	if run.Outcome == "" {
 		run.BaseNote = note
 		Decide(run, base)
 	}
@@ -213,40 +213,59 @@ func (w *Worker) recordVersion(ctx context.Context, run *Run, cfg *configs.RepoC
 	return nil
 }
 
-// findBase returns the run a pull request is compared against: the newest
-// baseline run of the base branch at or before the merge base, or, when
-// there is none, a run of the merge base made now. note explains a missing
-// base to the reader.
+// findBase returns the run p is compared against. For a pull request it
+// is the newest baseline run of the base branch at or before the merge
+// base; for a default-branch commit, the newest baseline run of its branch
+// on its first-parent history strictly before it. When none is stored, the
+// merge base (or the parent) is run now. note explains a missing base to
+// the reader.
 func (w *Worker) findBase(ctx context.Context, p PipelinePayload, co git.Checkout, root string) (*Run, string, error) {
-	baseSHA := p.PR.BaseSHA
-	if baseSHA == "" {
-		sha, err := co.FetchBranch(ctx, p.PR.BaseRef)
-		if err != nil {
-			return nil, "", fmt.Errorf("fetch base branch %s: %w", p.PR.BaseRef, err)
+	var branch string
+	var history []string
+	switch p.Kind {
+	case KindPullRequest:
+		branch = p.PR.BaseRef
+		baseSHA := p.PR.BaseSHA
+		if baseSHA == "" {
+			sha, err := co.FetchBranch(ctx, p.PR.BaseRef)
+			if err != nil {
+				return nil, "", fmt.Errorf("fetch base branch %s: %w", p.PR.BaseRef, err)
+			}
+			baseSHA = sha
 		}
-		baseSHA = sha
-	}
-	mb, err := git.MergeBase(ctx, co.Dir, p.SHA, baseSHA)
-	if err != nil {
-		return nil, "no common ancestor with " + p.PR.BaseRef + "; nothing to compare against", nil
-	}
-	history, err := git.FirstParents(ctx, co.Dir, mb, 200)
-	if err != nil {
-		return nil, "", err
+		mb, err := git.MergeBase(ctx, co.Dir, p.SHA, baseSHA)
+		if err != nil {
+			return nil, "no common ancestor with " + p.PR.BaseRef + "; nothing to compare against", nil
+		}
+		if history, err = git.FirstParents(ctx, co.Dir, mb, 200); err != nil {
+			return nil, "", err
+		}
+	case KindBaseline:
+		branch = p.Branch
+		all, err := git.FirstParents(ctx, co.Dir, p.SHA, 201)
+		if err != nil {
+			return nil, "", err
+		}
+		if len(all) < 2 {
+			return nil, short(p.SHA) + " is the first commit of " + branch + "; nothing to compare against", nil
+		}
+		history = all[1:]
+	default:
+		return nil, "", nil
 	}
 	base, err := w.store.FindBaseline(ctx, p.Repo, history)
 	if err != nil || base != nil {
 		return base, "", err
 	}
-	// No stored baseline: run the merge base now, with its own .mlbot.yml,
-	// and keep it as a baseline for later pull requests.
-	// The merge base is on the base branch: it runs trusted whatever the
-	// pull request's author.
-	bid, err := w.runID(ctx, p.Repo, KindBaseline, mb, 0, p.PR.BaseRef)
+	// No stored baseline: run the merge base (or the parent) now, with its
+	// own .mlbot.yml, and keep it as a baseline for later runs. It is on
+	// the base branch: it runs trusted whatever the pull request's author.
+	mb := history[0]
+	bid, err := w.runID(ctx, p.Repo, KindBaseline, mb, 0, branch)
 	if err != nil {
 		return nil, "", err
 	}
-	brun := &Run{ID: bid, Kind: KindBaseline, Repo: p.Repo, SHA: mb, Branch: p.PR.BaseRef, Trusted: true, State: RunRunning, Created: time.Now().UTC(), Started: time.Now().UTC()}
+	brun := &Run{ID: bid, Kind: KindBaseline, Repo: p.Repo, SHA: mb, Branch: branch, Trusted: true, State: RunRunning, Created: time.Now().UTC(), Started: time.Now().UTC()}
 	// The default branch's own pipeline may be running this commit right
 	// now: wait for its result rather than training it twice.
 	var lease *Lease
@@ -285,6 +304,18 @@ func (w *Worker) findBase(ctx context.Context, p PipelinePayload, co git.Checkou
 	bcfg, err := w.exec.Run(ctx, dir, brun)
 	if err != nil {
 		return nil, "", fmt.Errorf("base run: %w", err)
+	}
+	if brun.Outcome == "" {
+		// Judged against what is already stored before it, without running
+		// anything further back: this run is the base here, not under review.
+		prev, err := w.store.FindBaseline(ctx, p.Repo, history[1:])
+		if err != nil {
+			return nil, "", err
+		}
+		if prev == nil {
+			brun.BaseNote = "No stored run of an earlier commit of " + branch + " to compare with."
+		}
+		Decide(brun, prev)
 	}
 	setOnMerge(brun, bcfg)
 	if err := w.recordVersion(ctx, brun, bcfg, dir); err != nil {

@@ -181,14 +181,23 @@ func describe(run *Run, d report.Diff) string {
 		}
 	}
 	s = report.StripFormat(s)
-	if len(s) > 140 {
-		n := 137
+	// A default-branch commit has no comment: its status alone says what
+	// it was judged against, and that part is kept whole.
+	suffix := ""
+	if run.Kind == KindBaseline && run.HasMetricsOutcome() {
+		suffix = " · nothing to compare with"
+		if run.BaseSHA != "" {
+			suffix = " · compared with " + report.StripFormat(short(run.BaseSHA))
+		}
+	}
+	if len(s)+len(suffix) > 140 {
+		n := 137 - len(suffix)
 		for n > 0 && !utf8.RuneStart(s[n]) {
 			n--
 		}
 		s = s[:n] + "..."
 	}
-	return s
+	return s + suffix
 }
 
 func firstLine(s string) string {

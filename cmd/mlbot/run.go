@@ -102,6 +102,9 @@ func runBase(ctx context.Context, exec *jobs.Executor, top, base, dir string, st
 	if _, err := exec.Run(ctx, dir, run); err != nil {
 		return nil, err
 	}
+	// The base is judged on its own (absolute gates only): it is what the
+	// head is compared with, not what is under review.
+	jobs.Decide(run, nil)
 	run.State = jobs.RunFinished
 	return run, nil
 }
