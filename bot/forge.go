@@ -53,6 +53,10 @@ type Forge interface {
 	// what teams or parent groups grant; PermissionNone for strangers. user
 	// is a login, or "id:<n>" for a host that names users by number.
 	GetPermission(ctx context.Context, repo Repo, user string) (Permission, error)
+	// CreateCommitComment comments on commit sha itself, for news about a
+	// commit no pull request is known for (a direct push to the default
+	// branch).
+	CreateCommitComment(ctx context.Context, repo Repo, sha, body string) error
 	// CreateReaction acknowledges comment commentID on pull/merge request
 	// number with an emoji named as GitHub names reactions ("eyes", "+1").
 	CreateReaction(ctx context.Context, repo Repo, number int, commentID int64, emoji string) error

@@ -79,7 +79,7 @@ func init() {
 		"cancel":  {"stop the run in flight", func(p configs.Permissions) string { return p.Cancel }, (*Worker).cmdCancel},
 		"ok-to-test": {"approve running this pull request's current head (for untrusted authors and forks)",
 			func(p configs.Permissions) string { return p.OkToTest }, (*Worker).cmdOkToTest},
-		"deploy":   {"`/deploy [env]`: deploy this pull request's model", func(p configs.Permissions) string { return p.Deploy }, (*Worker).cmdDeploy},
+		"deploy":   {"`/deploy [env] [--force]`: deploy this pull request's model if it is not worse than what the environment runs (`--force`: even then)", func(p configs.Permissions) string { return p.Deploy }, (*Worker).cmdDeploy},
 		"rollback": {"`/rollback [env] [version]`: redeploy the previous or the named version", func(p configs.Permissions) string { return p.Rollback }, (*Worker).cmdRollback},
 		"help":     {"what mlbot can do here", func(configs.Permissions) string { return "read" }, (*Worker).cmdHelp},
 	}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -60,9 +59,11 @@ func deployKey(parts ...string) string {
 // requestDeploy records a deploy of version to env under the id that
 // dedupe key stands for and queues it behind the environment's earlier
 // requests; asking again with the same key returns the first request.
-// Queued requests of older versions are dropped: the newer one makes them
-// pointless.
-func (w *Worker) requestDeploy(ctx context.Context, key string, repo bot.Repo, ref, env string, v *registry.Version, reason, by string, pr int, rollback bool) (*registry.Deploy, error) {
+// kind (registry.KindMerge, KindRequest, KindRollback) decides the checks
+// it gets when its turn comes; forced skips the check against the running
+// version. Queued requests of older versions are dropped, except by a
+// rollback: the newer one makes them pointless.
+func (w *Worker) requestDeploy(ctx context.Context, key string, repo bot.Repo, ref, env string, v *registry.Version, reason, by string, pr int, kind string, forced bool) (*registry.Deploy, error) {
 	id, err := w.store.ClaimID(ctx, "deploy", key)
 	if err != nil {
 		return nil, err
@@ -74,8 +75,8 @@ func (w *Worker) requestDeploy(ctx context.Context, key string, repo bot.Repo, r
 		return nil, err
 	}
 	d := registry.Deploy{ID: id, Repo: repoKey(repo), Env: env, Version: v.Number, SHA: v.SHA,
-		State: registry.DeployQueued, Reason: reason, RequestedBy: by, PR: pr, Requested: time.Now().UTC()}
-	if !rollback {
+		State: registry.DeployQueued, Reason: reason, RequestedBy: by, PR: pr, Requested: time.Now().UTC(), Kind: kind, Forced: forced}
+	if kind != registry.KindRollback {
 		ids, err := w.opts.Redis.LRange(ctx, queue, 0, -1).Result()
 		if err != nil {
 			return nil, err
@@ -140,8 +141,7 @@ func (w *Worker) handleDeploy(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	queue := w.store.key("deployq", d.Repo, d.Env)
-	switch d.State {
-	case registry.DeploySucceeded, registry.DeployFailed, registry.DeployRolledBack, registry.DeployDropped:
+	if d.Done() {
 		// Done before; a retry only redoes what may not have happened (each
 		// step remembers it did).
 		w.opts.Redis.LRem(ctx, queue, 0, d.ID)
@@ -149,6 +149,13 @@ func (w *Worker) handleDeploy(ctx context.Context, t *asynq.Task) error {
 			if err := w.autoRollback(ctx, p, d, d.Detail); err != nil {
 				return err
 			}
+		}
+		if d.State == registry.DeployRefused && d.Kind == registry.KindMerge {
+			// The note was stored before the record was saved as refused.
+			if fs, ok := w.forges[p.Repo.Forge]; ok {
+				return w.postMergeNotes(ctx, fs.Forge, p.Repo, d.SHA)
+			}
+			return nil
 		}
 		v, _ := w.registry.Get(ctx, d.Repo, d.Version)
 		return w.replyDeploy(ctx, p.Repo, d, v, "")
@@ -173,8 +180,7 @@ func (w *Worker) handleDeploy(ctx context.Context, t *asynq.Task) error {
 		ahead, err := w.registry.GetDeploy(ctx, head)
 		info, taskErr := w.inspector.GetTaskInfo(QueueDeploy, "deploy:"+head)
 		dead := errors.Is(taskErr, asynq.ErrTaskNotFound) || (taskErr == nil && info.State == asynq.TaskStateArchived)
-		if err != nil || dead || ahead.State == registry.DeploySucceeded ||
-			ahead.State == registry.DeployFailed || ahead.State == registry.DeployDropped || ahead.State == registry.DeployRolledBack {
+		if err != nil || dead || ahead.Done() {
 			w.opts.Redis.LRem(ctx, queue, 1, head)
 			continue
 		}
@@ -221,10 +227,39 @@ func (w *Worker) handleDeploy(ctx context.Context, t *asynq.Task) error {
 		return w.finishDeploy(ctx, fs.Forge, p, d, v, nil)
 	}
 	f := fs.Forge
+	// Checkout and deploy belong together: the command runs in a checkout
+	// of the version's commit with the deploy's secrets, so that commit
+	// must come from a trusted run.
+	if !v.Trusted {
+		d.State, d.Finished, d.Detail = registry.DeployRefused, time.Now().UTC(), report.UntrustedText(v.Number)
+		return w.refuseDeploy(ctx, f, p, d, v, report.Refusal{Untrusted: true})
+	}
+	// What runs now is what a new version must beat: after a rollback that
+	// is the restored version, not the previous head of the branch.
+	if d.Gated() {
+		running, diff, err := w.checkAgainstRunning(ctx, d.Repo, d.Env, v, cfg)
+		if err != nil {
+			d.State = registry.DeployQueued
+			w.registry.SaveDeploy(context.WithoutCancel(ctx), *d)
+			return err
+		}
+		if running != nil {
+			d.Against = running.Number
+			if !diff.Pass() {
+				d.State, d.Finished = registry.DeployRefused, time.Now().UTC()
+				d.Detail = fmt.Sprintf("worse than model v%d, which %s runs now: %s", running.Number, d.Env, report.GateText(diff))
+				return w.refuseDeploy(ctx, f, p, d, v, report.Refusal{Gate: &report.DeployGate{Running: running.Number, RunningSHA: running.SHA, Diff: diff}})
+			}
+		}
+	} else if d.Forced {
+		if cur, err := w.registry.Current(ctx, d.Repo, d.Env); err == nil && cur != nil && cur.Version != d.Version {
+			d.Against = cur.Version
+		}
+	}
 	ctxStatus := "mlbot/deploy/" + d.Env
 	w.setDeployStatus(ctx, f, p.Repo, d.SHA, p.Ref, ctxStatus, bot.StatePending, fmt.Sprintf("deploying model v%d", d.Version), d.ID)
 	hd, err := f.CreateDeployment(ctx, p.Repo, bot.Deployment{Environment: d.Env, Ref: p.Ref, SHA: d.SHA,
-		Description: fmt.Sprintf("model v%d", d.Version), Production: d.Env == "production"})
+		Description: deploymentDescription(d), Production: d.Env == "production"})
 	if err != nil {
 		w.log.Warn("host deployment record not created", "env", d.Env, "err", err)
 	} else {
@@ -263,7 +298,7 @@ func (w *Worker) handleDeploy(ctx context.Context, t *asynq.Task) error {
 			}
 			return w.finishDeploy(ctx, f, p, d, v, &env)
 		} else if observed != "" {
-			d.Detail = "verified: " + observed
+			d.Detail = joinDetail(d.Detail, "verified: "+observed)
 		}
 	}
 	return w.finishDeploy(ctx, f, p, d, v, &env)
@@ -354,6 +389,16 @@ func (w *Worker) finishDeploy(ctx context.Context, f bot.Forge, p DeployPayload,
 		state, hostState = bot.StateSuccess, bot.DeploymentSuccess
 	}
 	desc := fmt.Sprintf("model v%d %s", d.Version, d.State)
+	switch {
+	case d.State == registry.DeployRefused:
+		desc = fmt.Sprintf("model v%d not deployed: %s", d.Version, d.Detail)
+	case d.Forced:
+		desc += " (forced)"
+	}
+	desc = report.StripFormat(desc)
+	if n := []rune(desc); len(n) > 140 {
+		desc = string(n[:139]) + "…"
+	}
 	w.setDeployStatus(ctx, f, p.Repo, d.SHA, p.Ref, "mlbot/deploy/"+d.Env, state, desc, d.ID)
 	if d.HostID != 0 {
 		if err := f.UpdateDeployment(ctx, p.Repo, d.HostID, bot.DeploymentStatus{State: hostState, LogURL: w.deployURL(d.ID), EnvironmentURL: envURL, Description: desc}); err != nil {
@@ -367,57 +412,111 @@ func (w *Worker) finishDeploy(ctx context.Context, f bot.Forge, p DeployPayload,
 	return w.replyDeploy(ctx, p.Repo, d, v, envURL)
 }
 
-// replyDeploy answers in the pull request thread the deploy came from.
+// replyDeploy answers in the pull request thread the deploy came from: a
+// merge's thread is found by its merge commit when the deploy was asked
+// for before mlbot learned of the merge. A refused merge is told through
+// the merge's notes, which reach the commit when no pull request is known.
 func (w *Worker) replyDeploy(ctx context.Context, repo bot.Repo, d *registry.Deploy, v *registry.Version, envURL string) error {
-	if d.PR == 0 {
+	f := w.forges[repo.Forge].Forge
+	if d.State == registry.DeployRefused && d.Kind == registry.KindMerge {
+		return w.postMergeNotes(ctx, f, repo, d.SHA)
+	}
+	pr := d.PR
+	if pr == 0 && d.Kind == registry.KindMerge {
+		n, err := w.store.MergedPR(ctx, repo, d.SHA)
+		if err != nil {
+			return err
+		}
+		pr = n
+	}
+	if pr == 0 {
 		return nil
 	}
 	key := "deployreply:" + d.ID + ":" + d.State
 	if done, err := w.store.Done(ctx, key); err != nil || done {
 		return err
 	}
-	var b strings.Builder
-	b.WriteString(ReplyMarker + "\n")
-	icon := map[string]string{"succeeded": "🚀", "failed": "❌", "rolled_back": "↩️", "dropped": "⏭️"}[d.State]
-	fmt.Fprintf(&b, "### %s Deploy of model v%d to `%s`: %s\n\n", icon, d.Version, d.Env, strings.ReplaceAll(d.State, "_", " "))
-	fmt.Fprintf(&b, "%s — commit `%s`.", d.Reason, short(d.SHA))
-	if envURL != "" && d.State == "succeeded" {
-		fmt.Fprintf(&b, " Serving at %s.", envURL)
-	}
-	b.WriteString("\n")
-	if d.Detail != "" {
-		fmt.Fprintf(&b, "\n%s\n", d.Detail)
-	}
-	if v != nil && len(v.Metrics) > 0 {
-		names := make([]string, 0, len(v.Metrics))
-		for k := range v.Metrics {
-			names = append(names, k)
+	// A refusal's reply was written when it was refused, with the check's
+	// table; anything else is written now.
+	body, err := w.opts.Redis.Get(ctx, w.store.key("deployreplybody", d.ID)).Result()
+	if errors.Is(err, redis.Nil) {
+		rd := report.Deploy{State: d.State, Env: d.Env, Version: d.Version, SHA: d.SHA, Why: d.Reason, EnvURL: envURL,
+			Detail: d.Detail, Against: d.Against, LogTail: d.LogTail, LogURL: w.deployURL(d.ID)}
+		if d.Forced {
+			rd.Forced = d.RequestedBy
 		}
-		sort.Strings(names)
-		if len(names) > 12 {
-			names = names[:12]
+		if v != nil {
+			rd.Metrics = v.Metrics
 		}
-		b.WriteString("\n| metric | value |\n| --- | ---: |\n")
-		for _, n := range names {
-			// Metric names come from a training's output: keep them from
-			// breaking the table or mentioning anyone.
-			safe := strings.NewReplacer("`", "'", "|", "\\|", "\n", " ", "\r", " ", "@", "@\u200d").Replace(n)
-			fmt.Fprintf(&b, "| `%s` | %.4g |\n", safe, v.Metrics[n])
-		}
+		body = ReplyMarker + "\n" + redact(report.StripFormatMarkdown(report.RenderDeploy(rd)), w.opts.Secrets)
+	} else if err != nil {
+		return err
 	}
-	if d.State == "failed" && d.LogTail != "" {
-		fmt.Fprintf(&b, "\n<details><summary>Last lines of the deploy log</summary>\n\n```text\n%s\n```\n</details>\n", strings.ReplaceAll(d.LogTail, "```", "ˋˋˋ"))
-	}
-	fmt.Fprintf(&b, "\n[Deploy log](%s)\n", w.deployURL(d.ID))
-	body := redact(report.StripFormatMarkdown(b.String()), w.opts.Secrets)
 	if len(body) > bot.MaxCommentLength {
 		body = body[:bot.MaxCommentLength-10] + "\n…"
 	}
-	f := w.forges[repo.Forge].Forge
-	if _, err := f.CreateComment(ctx, repo, d.PR, body); err != nil {
+	if _, err := f.CreateComment(ctx, repo, pr, body); err != nil {
 		return err
 	}
 	return w.store.MarkDone(ctx, key)
+}
+
+// refuseDeploy ends deploy d as refused before anything ran: it writes the
+// answer (with r's reason), records the deploy, sets its commit status to
+// failure and tells the thread, or the merge's notes.
+func (w *Worker) refuseDeploy(ctx context.Context, f bot.Forge, p DeployPayload, d *registry.Deploy, v *registry.Version, r report.Refusal) error {
+	ctx = context.WithoutCancel(ctx)
+	r.Env, r.Version, r.SHA, r.Why, r.LogURL = d.Env, d.Version, d.SHA, d.Reason, w.deployURL(d.ID)
+	if d.Kind == registry.KindRequest && r.Gate != nil {
+		r.ForceHint = "/deploy " + d.Env + " --force"
+	}
+	body := ReplyMarker + "\n" + redact(report.StripFormatMarkdown(report.RenderRefusal(r)), w.opts.Secrets)
+	if d.Kind == registry.KindMerge {
+		if err := w.keepMergeNote(ctx, p.Repo, d.SHA, "deploy:"+d.Env, body); err != nil {
+			return err
+		}
+	} else if err := w.opts.Redis.SetNX(ctx, w.store.key("deployreplybody", d.ID), body, runRetention).Err(); err != nil {
+		return err
+	}
+	return w.finishDeploy(ctx, f, p, d, v, nil)
+}
+
+// checkAgainstRunning compares version v with the version env runs now,
+// under the default branch's gates (its metric specs, as for a pull
+// request). running is nil when nothing else runs there: no check then.
+func (w *Worker) checkAgainstRunning(ctx context.Context, repo, env string, v *registry.Version, cfg *configs.RepoConfig) (running *registry.Version, diff report.Diff, err error) {
+	cur, err := w.registry.Current(ctx, repo, env)
+	if err != nil || cur == nil || cur.Version == v.Number {
+		return nil, report.Diff{}, err
+	}
+	running, err = w.registry.Get(ctx, repo, cur.Version)
+	if errors.Is(err, registry.ErrNotFound) {
+		return nil, report.Diff{}, nil
+	}
+	if err != nil {
+		return nil, report.Diff{}, err
+	}
+	return running, report.Compute(running.Metrics, v.Metrics, specs(cfg), cfg.MetricOrder), nil
+}
+
+// deploymentDescription is what the host's deployment record says.
+func deploymentDescription(d *registry.Deploy) string {
+	s := fmt.Sprintf("model v%d", d.Version)
+	if d.Forced {
+		s += " (forced by " + d.RequestedBy + " past the check"
+		if d.Against > 0 {
+			s += fmt.Sprintf(" against v%d", d.Against)
+		}
+		s += ")"
+	}
+	return s
+}
+
+func joinDetail(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
 }
 
 // verifyDeploy watches the environment's metric after a deploy; it returns
@@ -461,7 +560,7 @@ func (w *Worker) autoRollback(ctx context.Context, p DeployPayload, d *registry.
 		w.log.Error("automatic rollback impossible: no previous version", "env", d.Env, "err", err)
 		return err
 	}
-	_, err = w.requestDeploy(ctx, deployKey(d.ID, "rollback"), p.Repo, p.Ref, d.Env, prev, autoRollbackReason+" from v"+strconv.Itoa(d.Version)+": "+why, "mlbot", d.PR, true)
+	_, err = w.requestDeploy(ctx, deployKey(d.ID, "rollback"), p.Repo, p.Ref, d.Env, prev, autoRollbackReason+" from v"+strconv.Itoa(d.Version)+": "+why, "mlbot", d.PR, registry.KindRollback, false)
 	return err
 }
 

@@ -34,11 +34,11 @@ func TestRequestDeployDropsOlderQueuedVersions(t *testing.T) {
 	ctx := context.Background()
 	w := newRouteWorker(t, &fakeForge{}, nil)
 	vs := recordVersions(t, w, 2)
-	d1, err := w.requestDeploy(ctx, deployKey("t", "1"), deployRepo, "main", "production", vs[0], "first", "maria", 0, false)
+	d1, err := w.requestDeploy(ctx, deployKey("t", "1"), deployRepo, "main", "production", vs[0], "first", "maria", 0, registry.KindRequest, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d2, err := w.requestDeploy(ctx, deployKey("t", "2"), deployRepo, "main", "production", vs[1], "second", "maria", 0, false)
+	d2, err := w.requestDeploy(ctx, deployKey("t", "2"), deployRepo, "main", "production", vs[1], "second", "maria", 0, registry.KindRequest, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func TestRequestDeployDropsOlderQueuedVersions(t *testing.T) {
 		t.Errorf("older queued deploy = %s (%s), want dropped for v2", got.State, got.Detail)
 	}
 	// A rollback queues an older version on purpose: it drops nothing.
-	if _, err := w.requestDeploy(ctx, deployKey("t", "3"), deployRepo, "main", "production", vs[0], "rollback", "maria", 0, true); err != nil {
+	if _, err := w.requestDeploy(ctx, deployKey("t", "3"), deployRepo, "main", "production", vs[0], "rollback", "maria", 0, registry.KindRollback, false); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := w.registry.GetDeploy(ctx, d2.ID); got.State != registry.DeployQueued {
@@ -58,10 +58,10 @@ func TestDeployWaitsForItsTurn(t *testing.T) {
 	ctx := context.Background()
 	w := newRouteWorker(t, &fakeForge{}, nil)
 	vs := recordVersions(t, w, 2)
-	if _, err := w.requestDeploy(ctx, deployKey("t", "4"), deployRepo, "main", "staging", vs[1], "first", "maria", 0, true); err != nil {
+	if _, err := w.requestDeploy(ctx, deployKey("t", "4"), deployRepo, "main", "staging", vs[1], "first", "maria", 0, registry.KindRollback, false); err != nil {
 		t.Fatal(err)
 	}
-	second, err := w.requestDeploy(ctx, deployKey("t", "5"), deployRepo, "main", "staging", vs[0], "second", "maria", 0, true)
+	second, err := w.requestDeploy(ctx, deployKey("t", "5"), deployRepo, "main", "staging", vs[0], "second", "maria", 0, registry.KindRollback, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestDeployInterruptedIsNotRunTwice(t *testing.T) {
 	f := &fakeForge{}
 	w := newRouteWorker(t, f, nil)
 	vs := recordVersions(t, w, 1)
-	d, err := w.requestDeploy(ctx, deployKey("t", "6"), deployRepo, "main", "production", vs[0], "merge of #3", "", 3, false)
+	d, err := w.requestDeploy(ctx, deployKey("t", "6"), deployRepo, "main", "production", vs[0], "merge of #3", "", 3, registry.KindMerge, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,10 +16,15 @@ import (
 // cmdDeploy deploys the pull request head's model version to an
 // environment that accepts deploys from pull requests. What the deploy
 // runs comes from the default branch's .mlbot.yml, never from the pull
-// request.
+// request. The version must not be worse than the one the environment
+// runs, under the default branch's gates, unless `--force` says so.
 func (w *Worker) cmdDeploy(ctx context.Context, cc *commandContext, args []string) (string, error) {
 	if cc.cfg == nil || len(cc.cfg.Deploy) == 0 {
 		return "Deployments are not configured for this repository (no `deploy:` section in the default branch's `.mlbot.yml`).", nil
+	}
+	args, force, msg := deployFlags(args)
+	if msg != "" {
+		return msg, nil
 	}
 	env, msg := pickEnv(cc.cfg, args, true)
 	if msg != "" {
@@ -52,11 +57,50 @@ func (w *Worker) cmdDeploy(ctx context.Context, cc *commandContext, args []strin
 		return "The run of `" + short(run.SHA) + "` recorded no model version (`pipeline.artifacts` names none); nothing to deploy.", nil
 	}
 	user := cc.ev.Comment.Author
-	d, err := w.requestDeploy(ctx, deployKey(cc.commentKey, "deploy", env), cc.ev.Repo, cc.pr.HeadRef, env, v, fmt.Sprintf("`/deploy` by @%s from #%d", user, cc.pr.Number), user, cc.pr.Number, false)
+	why := fmt.Sprintf("`/deploy` by @%s from #%d", user, cc.pr.Number)
+	// The same check runs again when the deploy's turn comes; asking now
+	// answers at once, before anything is queued.
+	running, diff, err := w.checkAgainstRunning(ctx, repoKey(cc.ev.Repo), env, v, cc.cfg)
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("Deploying model v%d (`%s`) to `%s` ([log](%s)); I will answer here when it is done.", v.Number, short(v.SHA), env, w.deployURL(d.ID)), nil
+	if running != nil && !diff.Pass() && !force {
+		return report.RenderRefusal(report.Refusal{Env: env, Version: v.Number, SHA: v.SHA, Why: why,
+			Gate: &report.DeployGate{Running: running.Number, RunningSHA: running.SHA, Diff: diff}, ForceHint: "/deploy " + env + " --force"}), nil
+	}
+	if force {
+		why += " with `--force`"
+	}
+	d, err := w.requestDeploy(ctx, deployKey(cc.commentKey, "deploy", env), cc.ev.Repo, cc.pr.HeadRef, env, v, why, user, cc.pr.Number, registry.KindRequest, force)
+	if err != nil {
+		return "", err
+	}
+	reply := fmt.Sprintf("Deploying model v%d (`%s`) to `%s` ([log](%s)); I will answer here when it is done.", v.Number, short(v.SHA), env, w.deployURL(d.ID))
+	if force {
+		g := report.Forced{Env: env, By: user}
+		if running != nil {
+			g.Gate = &report.DeployGate{Running: running.Number, RunningSHA: running.SHA, Diff: diff}
+		}
+		reply += "\n\n" + report.RenderForced(g)
+	}
+	return reply, nil
+}
+
+// deployFlags takes /deploy's options out of args: `--force` skips the
+// check against the version the environment runs. msg refuses an unknown
+// option.
+func deployFlags(args []string) (rest []string, force bool, msg string) {
+	for _, a := range args {
+		switch {
+		case a == "--force":
+			force = true
+		case strings.HasPrefix(a, "-"):
+			return nil, false, "`/deploy` knows one option, `--force`; nothing was done."
+		default:
+			rest = append(rest, a)
+		}
+	}
+	return rest, force, ""
 }
 
 // cmdRollback redeploys the previous version of an environment, or the
@@ -100,7 +144,10 @@ func (w *Worker) cmdRollback(ctx context.Context, cc *commandContext, args []str
 		}
 	}
 	user := cc.ev.Comment.Author
-	d, err := w.requestDeploy(ctx, deployKey(cc.commentKey, "rollback", env, strconv.Itoa(v.Number)), cc.ev.Repo, cc.ev.Repo.DefaultBranch, env, v, fmt.Sprintf("`/rollback` by @%s", user), user, cc.pr.Number, true)
+	if !v.Trusted {
+		return report.RenderRefusal(report.Refusal{Env: env, Version: v.Number, SHA: v.SHA, Why: fmt.Sprintf("`/rollback` by @%s", user), Untrusted: true}), nil
+	}
+	d, err := w.requestDeploy(ctx, deployKey(cc.commentKey, "rollback", env, strconv.Itoa(v.Number)), cc.ev.Repo, cc.ev.Repo.DefaultBranch, env, v, fmt.Sprintf("`/rollback` by @%s", user), user, cc.pr.Number, registry.KindRollback, false)
 	if err != nil {
 		return "", err
 	}
@@ -148,26 +195,31 @@ func envList(cfg *configs.RepoConfig, fromPR bool) string {
 }
 
 // deployOnMerge deploys a passing default-branch run to every on_merge
-// environment, and tells the merged pull request when its gates failed.
+// environment, each checked against what it runs when its turn comes. A
+// run whose own gates failed deploys nothing, and says so on the merged
+// pull request (on the commit while none is known).
 func (w *Worker) deployOnMerge(ctx context.Context, f bot.Forge, run *Run) error {
 	if len(run.OnMerge) == 0 {
 		return nil
 	}
+	if run.Outcome != report.OutcomePassed {
+		var diff report.Diff
+		if run.Metrics != nil {
+			var base map[string]float64
+			if run.BaseRunID != "" {
+				if b, err := w.store.GetRun(ctx, run.BaseRunID); err == nil {
+					base = b.Metrics
+				}
+			}
+			diff = report.Compute(base, run.Metrics, run.Specs, run.Order)
+		}
+		body := ReplyMarker + "\n" + report.RenderMergeNotDeployed(report.MergeNotDeployed{SHA: run.SHA, Branch: run.Branch,
+			Outcome: run.Outcome, BaseSHA: run.BaseSHA, Diff: diff, Envs: run.OnMerge, RunURL: w.runURL(run.ID)})
+		return w.noteMerge(ctx, f, run.Repo, run.SHA, "gates", body)
+	}
 	pr, err := w.store.MergedPR(ctx, run.Repo, run.SHA)
 	if err != nil {
 		return err
-	}
-	if run.Outcome != report.OutcomePassed {
-		key := "mergegates:" + run.ID
-		if done, err := w.store.Done(ctx, key); err != nil || done || pr == 0 {
-			return err
-		}
-		body := fmt.Sprintf("%s\n### ⛔ Not deployed\n\nThe merge `%s` did not pass its gates on `%s` (%s), so nothing was deployed to %s. [Run](%s)",
-			ReplyMarker, short(run.SHA), run.Branch, strings.ReplaceAll(string(run.Outcome), "_", " "), strings.Join(run.OnMerge, ", "), w.runURL(run.ID))
-		if _, err := f.CreateComment(ctx, run.Repo, pr, report.StripFormatMarkdown(body)); err != nil {
-			return err
-		}
-		return w.store.MarkDone(ctx, key)
 	}
 	v, err := w.registry.ByRun(ctx, repoKey(run.Repo), run.ID)
 	if err != nil || v == nil {
@@ -185,7 +237,7 @@ func (w *Worker) deployOnMerge(ctx context.Context, f bot.Forge, run *Run) error
 			}
 			continue
 		}
-		if _, err := w.requestDeploy(ctx, deployKey(run.ID, "merge", env), run.Repo, run.Branch, env, v, reason, "", pr, false); err != nil {
+		if _, err := w.requestDeploy(ctx, deployKey(run.ID, "merge", env), run.Repo, run.Branch, env, v, reason, "", pr, registry.KindMerge, false); err != nil {
 			return err
 		}
 		if err := w.store.MarkDone(ctx, key); err != nil {

@@ -34,6 +34,8 @@ type fakeForge struct {
 	// perms are the users' permissions; anyone else has write.
 	perms     map[string]bot.Permission
 	reactions []string
+	// commitComments are the comments on commits, by SHA.
+	commitComments map[string][]string
 }
 
 var _ bot.Forge = (*fakeForge)(nil)
@@ -68,6 +70,16 @@ func (f *fakeForge) CreateComment(_ context.Context, _ bot.Repo, number int, bod
 	c := bot.Comment{ID: f.nextID, Body: body, Author: "mlbot", OnPullRequest: true}
 	f.comments[number] = append(f.comments[number], c)
 	return c, nil
+}
+
+func (f *fakeForge) CreateCommitComment(_ context.Context, _ bot.Repo, sha, body string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.commitComments == nil {
+		f.commitComments = map[string][]string{}
+	}
+	f.commitComments[sha] = append(f.commitComments[sha], body)
+	return nil
 }
 
 func (f *fakeForge) UpdateComment(_ context.Context, _ bot.Repo, number int, id int64, body string) error {

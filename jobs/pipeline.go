@@ -201,7 +201,7 @@ func (w *Worker) recordVersion(ctx context.Context, run *Run, cfg *configs.RepoC
 		pr, reason = run.PR.Number, fmt.Sprintf("pull request #%d", run.PR.Number)
 	}
 	v, err := w.registry.Record(ctx, registry.Version{Repo: repoKey(run.Repo), SHA: run.SHA, RunID: run.ID, Metrics: run.Metrics,
-		Reason: reason, Branch: run.Branch, PR: pr, Passed: run.Outcome == report.OutcomePassed}, dir, cfg.Pipeline.Artifacts)
+		Reason: reason, Branch: run.Branch, PR: pr, Passed: run.Outcome == report.OutcomePassed, Trusted: run.Trusted}, dir, cfg.Pipeline.Artifacts)
 	if errors.Is(err, registry.ErrBadArtifact) || errors.Is(err, fs.ErrNotExist) {
 		run.Outcome, run.Detail = report.OutcomeStepFailed, "artifacts: "+err.Error()
 		return nil

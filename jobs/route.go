@@ -99,6 +99,11 @@ func (w *Worker) routePullRequest(ctx context.Context, log *slog.Logger, f bot.F
 			if err := w.store.SetMergedPR(ctx, ev.Repo, pr.MergeSHA, pr.Number); err != nil {
 				return err
 			}
+			// The default branch's run of the merge may have finished
+			// first: what it had to say reaches this thread now.
+			if err := w.postMergeNotes(ctx, f, ev.Repo, pr.MergeSHA); err != nil {
+				return err
+			}
 		}
 		id, err := w.store.CurrentRun(ctx, ev.Repo, pr.Number)
 		if err != nil || id == "" {

@@ -339,6 +339,22 @@ func (c *Client) CreateComment(ctx context.Context, repo bot.Repo, number int, b
 	return comment(ic), nil
 }
 
+// CreateCommitComment comments on commit sha (POST
+// /repos/{owner}/{repo}/commits/{sha}/comments): what mlbot says about a
+// default-branch commit that no pull request is known for.
+func (c *Client) CreateCommitComment(ctx context.Context, repo bot.Repo, sha, body string) error {
+	cl, owner, name, err := c.restFor(ctx, repo)
+	if err != nil {
+		return err
+	}
+	_, resp, err := cl.Repositories.CreateComment(ctx, owner, name, sha, &gh.RepositoryComment{Body: gh.String(body)})
+	if err != nil {
+		c.forgetOn401(resp, owner, name)
+		return c.wrap(http.MethodPost, fmt.Sprintf("repos/%s/%s/commits/%s/comments", owner, name, sha), err)
+	}
+	return nil
+}
+
 // UpdateComment replaces the body of comment id. GitHub addresses issue
 // comments by id alone, so number is not used.
 func (c *Client) UpdateComment(ctx context.Context, repo bot.Repo, _ int, id int64, body string) error {

@@ -207,6 +207,21 @@ func (c *Client) CreateComment(ctx context.Context, repo bot.Repo, number int, b
 	return noteComment(n), nil
 }
 
+// CreateCommitComment comments on commit sha (POST
+// /projects/:id/repository/commits/:sha/comments): what mlbot says about a
+// default-branch commit that no merge request is known for.
+func (c *Client) CreateCommitComment(ctx context.Context, repo bot.Repo, sha, body string) error {
+	pid, pidPath, err := projectID(repo)
+	if err != nil {
+		return err
+	}
+	_, resp, err := c.api.Commits.PostCommitComment(pid, sha, &gl.PostCommitCommentOptions{Note: gl.Ptr(body)}, gl.WithContext(ctx))
+	if err != nil {
+		return apiError(http.MethodPost, "/projects/"+pidPath+"/repository/commits/"+sha+"/comments", resp, err)
+	}
+	return nil
+}
+
 // UpdateComment replaces the body of note id on merge request number.
 func (c *Client) UpdateComment(ctx context.Context, repo bot.Repo, number int, id int64, body string) error {
 	pid, pidPath, err := projectID(repo)

@@ -19,6 +19,21 @@ const (
 	DeployFailed     = "failed"
 	DeployRolledBack = "rolled_back"
 	DeployDropped    = "dropped"
+	// DeployRefused: nothing ran, because the version is worse than what
+	// the environment runs now, or was made by an untrusted run.
+	DeployRefused = "refused"
+)
+
+// Deploy kinds: why a deploy was asked for, which decides the checks it
+// gets before it runs.
+const (
+	// KindMerge deploys a default-branch commit to an on_merge environment.
+	KindMerge = "merge"
+	// KindRequest is a maintainer's /deploy of a pull request's version.
+	KindRequest = "deploy"
+	// KindRollback restores a version the environment ran before
+	// (/rollback, or an automatic rollback after a failed verification).
+	KindRollback = "rollback"
 )
 
 // Deploy is one request to ship a model version to an environment, and
@@ -29,7 +44,7 @@ type Deploy struct {
 	Env         string    `json:"env"`
 	Version     int       `json:"version"`
 	SHA         string    `json:"sha"`
-	State       string    `json:"state"`  // queued, running, succeeded, failed, rolled_back, dropped
+	State       string    `json:"state"`  // queued, running, succeeded, failed, rolled_back, dropped, refused
 	Reason      string    `json:"reason"` // "merge of #3", "/deploy by @maria", "/rollback by @maria", "automatic rollback: <why>"
 	RequestedBy string    `json:"requested_by,omitempty"`
 	PR          int       `json:"pr,omitempty"`
@@ -39,6 +54,31 @@ type Deploy struct {
 	HostID      int64     `json:"host_id,omitempty"` // the host's deployment id
 	Detail      string    `json:"detail,omitempty"`
 	LogTail     string    `json:"log_tail,omitempty"`
+	// Kind is KindMerge, KindRequest or KindRollback ("" for deploys
+	// recorded before kinds existed, which are not checked).
+	Kind string `json:"kind,omitempty"`
+	// Forced is set when a maintainer skipped the check against the
+	// version the environment runs (/deploy --force).
+	Forced bool `json:"forced,omitempty"`
+	// Against is the version the environment ran when the deploy was
+	// checked (0: nothing ran there, or the check was skipped).
+	Against int `json:"against,omitempty"`
+}
+
+// Gated reports whether the deploy must be checked against the version
+// the environment runs before it runs: merges and /deploy are, unless
+// forced; rollbacks restore what ran before and are not.
+func (d Deploy) Gated() bool {
+	return (d.Kind == KindMerge || d.Kind == KindRequest) && !d.Forced
+}
+
+// Done reports whether the deploy reached a final state.
+func (d Deploy) Done() bool {
+	switch d.State {
+	case DeploySucceeded, DeployFailed, DeployRolledBack, DeployDropped, DeployRefused:
+		return true
+	}
+	return false
 }
 
 // deployHistory is how many deploys are kept per repository and

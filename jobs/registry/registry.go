@@ -53,6 +53,33 @@ type Version struct {
 	Branch    string             `json:"branch,omitempty"`
 	PR        int                `json:"pr,omitempty"`
 	Passed    bool               `json:"passed"` // all gates passed
+	// Trusted is true when the run that made the version was trusted: a
+	// default-branch commit, or a pull request of an author with write
+	// access. Only such a version may be deployed, since a deploy runs the
+	// environment's command, with its secrets, in a checkout of the
+	// version's commit.
+	Trusted bool `json:"trusted"`
+}
+
+// UnmarshalJSON reads a version record. Records written before versions
+// carried Trusted count as trusted only when they were made by a
+// default-branch run (no pull request), which always ran trusted.
+func (v *Version) UnmarshalJSON(b []byte) error {
+	type plain Version
+	var rec struct {
+		plain
+		Trusted *bool `json:"trusted"`
+	}
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return err
+	}
+	*v = Version(rec.plain)
+	if rec.Trusted != nil {
+		v.Trusted = *rec.Trusted
+	} else {
+		v.Trusted = v.PR == 0
+	}
+	return nil
 }
 
 // ErrNotFound is wrapped by lookups of a version, deploy or repository the
