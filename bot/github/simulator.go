@@ -51,12 +51,14 @@ type Simulator struct {
 	installs map[int64]*simInstall
 	statuses map[string][]Status // repoKey+"@"+sha → in order set
 	comments map[int64]*Comment
-	threads  map[string][]int64            // repoKey+"#"+number → comment ids in order
-	perms    map[string]map[string]simRole // repoKey → lower-case login → role
-	deploys  *deploymentStore
-	nextID   int64
-	rate     rateState
-	git      http.Handler
+	threads  map[string][]int64 // repoKey+"#"+number → comment ids in order
+	// commitComments are the comments on commits, by repoKey+"@"+sha.
+	commitComments map[string][]CommitComment
+	perms          map[string]map[string]simRole // repoKey → lower-case login → role
+	deploys        *deploymentStore
+	nextID         int64
+	rate           rateState
+	git            http.Handler
 }
 
 // Status is a commit status as the simulator stored it.
@@ -139,6 +141,7 @@ func NewSimulator() *Simulator {
 	s.route("POST /repos/{owner}/{repo}/statuses/{sha}", authToken, s.createStatus)
 	s.route("GET /repos/{owner}/{repo}/commits/{ref}/statuses", authToken, s.listStatuses)
 	s.route("GET /repos/{owner}/{repo}/commits/{ref}/status", authToken, s.combinedStatus)
+	s.route("POST /repos/{owner}/{repo}/commits/{sha}/comments", authToken, s.createCommitComment)
 	// GitHub's issue routes overlap ("issues/{n}/comments" and
 	// "issues/comments/{id}"), which ServeMux refuses, so they share one
 	// pattern and issues dispatches them.

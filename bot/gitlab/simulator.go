@@ -124,7 +124,9 @@ type simProject struct {
 	path     string
 	statuses map[string][]*Status // by sha, in creation order
 	notes    map[int][]*Note      // by merge request iid, in creation order
-	members  map[int64]int        // user id → access level
+	// commitComments are the comments on commits, by sha.
+	commitComments map[string][]CommitComment
+	members        map[int64]int // user id → access level
 
 	deployments  []*Deployment // in creation order
 	environments []*simEnvironment
@@ -388,6 +390,8 @@ func (s *Simulator) serveProject(rq *simRequest, p *simProject, seg []string) {
 		s.createStatus(rq, p, seg[1])
 	case match(seg, "repository", "commits", "*", "statuses") && m == http.MethodGet:
 		s.listStatuses(rq, p, seg[2])
+	case match(seg, "repository", "commits", "*", "comments") && m == http.MethodPost:
+		s.createCommitComment(rq, p, seg[2])
 	case match(seg, "members", "all", "*") && m == http.MethodGet:
 		s.getMember(rq, p, seg[2])
 	case len(seg) >= 1 && seg[0] == "deployments":
