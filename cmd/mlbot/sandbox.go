@@ -47,6 +47,7 @@ type simHost interface {
 	comment(url string, d commentEvent) *http.Request
 	addComment(repo string, number int, author, body string) int64
 	deployments(repo string) []hostDeployment
+	commitComments(repo, sha string) []string
 }
 
 // hostDeployment is a deployment record on the host; States are the states
@@ -54,7 +55,10 @@ type simHost interface {
 // "running" reads "in_progress").
 type hostDeployment struct {
 	Environment, SHA string
-	States           []string
+	// Description is what the record says (GitHub; GitLab deployments
+	// have none).
+	Description string
+	States      []string
 }
 
 // commentEvent is a new comment on pull request Number.
@@ -326,11 +330,19 @@ func (h *githubHost) addComment(repo string, number int, author, body string) in
 func (h *githubHost) deployments(repo string) []hostDeployment {
 	var out []hostDeployment
 	for _, d := range h.sim.Deployments(repo) {
-		hd := hostDeployment{Environment: d.Environment, SHA: d.SHA}
+		hd := hostDeployment{Environment: d.Environment, SHA: d.SHA, Description: d.Description}
 		for _, st := range d.Statuses {
 			hd.States = append(hd.States, st.State)
 		}
 		out = append(out, hd)
+	}
+	return out
+}
+
+func (h *githubHost) commitComments(repo, sha string) []string {
+	var out []string
+	for _, c := range h.sim.CommitComments(repo, sha) {
+		out = append(out, c.Body)
 	}
 	return out
 }
@@ -442,6 +454,14 @@ func (h *gitlabHost) deployments(repo string) []hostDeployment {
 			hd.States = append(hd.States, githubDeployState(st))
 		}
 		out = append(out, hd)
+	}
+	return out
+}
+
+func (h *gitlabHost) commitComments(repo, sha string) []string {
+	var out []string
+	for _, c := range h.sim.CommitComments(repo, sha) {
+		out = append(out, c.Note)
 	}
 	return out
 }
