@@ -258,8 +258,8 @@ func TestMergeGates(t *testing.T) {
 	for _, forge := range forges {
 		for _, sc := range scenarios {
 			t.Run(forge+"/"+sc.name, func(t *testing.T) {
-				out := t.TempDir()
-				e := newE2E(t, forge, nil)
+				out := deployTarget(t)
+				e := newE2E(t, forge, withDeployPath(out, nil))
 				sc.run(t, e, out)
 				if a := e.archived(); len(a) > 0 {
 					t.Errorf("tasks failed for good: %v", a)
