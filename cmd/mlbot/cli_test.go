@@ -330,7 +330,7 @@ func TestServeStartsWhenToldExplicitly(t *testing.T) {
 // is not there: /livez still answers, /readyz and webhooks answer 503.
 func TestServeReadyzWithoutRedis(t *testing.T) {
 	dir := t.TempDir()
-	sb, err := newSandbox("github", dir, "acme/model")
+	sb, err := newFakeHost("github", dir, "acme/model")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -450,10 +450,10 @@ func TestServeProcess(t *testing.T) {
 	t.Run("SIGTERM kills a train step that ignores SIGTERM", func(t *testing.T) { cliTestShutdownRequeues(t, bin, true) })
 }
 
-// cliFixture is a sandbox host with a small repository whose pipeline is
+// cliFixture is a fake host with a small repository whose pipeline is
 // given, and the environment that points an mlbot process at both.
 type cliFixture struct {
-	sb       *sandbox
+	sb       *fakeHost
 	dir      string
 	redisURL string
 	env      map[string]string
@@ -462,7 +462,7 @@ type cliFixture struct {
 func newCLIFixture(t *testing.T, mlbotYML string) *cliFixture {
 	t.Helper()
 	dir := t.TempDir()
-	sb, err := newSandbox("github", dir, "acme/model")
+	sb, err := newFakeHost("github", dir, "acme/model")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -853,7 +853,7 @@ func cliAssertClosed(t *testing.T, addr string) {
 
 // cliAwaitFinal waits for sha's last mlbot/train-eval status to leave
 // pending.
-func cliAwaitFinal(t *testing.T, sb *sandbox, sha string, timeout time.Duration) hostStatus {
+func cliAwaitFinal(t *testing.T, sb *fakeHost, sha string, timeout time.Duration) hostStatus {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {

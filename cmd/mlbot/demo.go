@@ -60,13 +60,13 @@ type demo struct {
 	out io.Writer
 	log *slog.Logger
 	dir string
-	sb  *sandbox
+	sb  *fakeHost
 	url string // mlbot's base URL
 }
 
 func (d *demo) run(ctx context.Context, forge, redisURL string) error {
 	start := time.Now()
-	sb, err := newSandbox(forge, d.dir, "acme/digits")
+	sb, err := newFakeHost(forge, d.dir, "acme/digits")
 	if err != nil {
 		return err
 	}
@@ -306,7 +306,7 @@ func randomHex(n int) string {
 // cache, and points its pipeline at the binary. Steps run in a sandbox
 // whose home and /tmp are empty and private, where `go run` would compile
 // the standard library afresh for every step.
-func prebuildDigits(ctx context.Context, sb *sandbox) error {
+func prebuildDigits(ctx context.Context, sb *fakeHost) error {
 	build := exec.CommandContext(ctx, "go", "build", "-o", "digits", "softmax.go")
 	build.Dir = sb.work
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")

@@ -36,7 +36,7 @@ const e2eRedisDB = 2
 type e2e struct {
 	t       *testing.T
 	forge   string
-	sb      *sandbox
+	sb      *fakeHost
 	app     *app
 	url     string
 	hook    string
@@ -70,7 +70,7 @@ metrics:
 func newE2E(t *testing.T, forge string, tweak func(*configs.Server)) *e2e {
 	t.Helper()
 	dir := t.TempDir()
-	sb, err := newSandbox(forge, dir, "acme/model")
+	sb, err := newFakeHost(forge, dir, "acme/model")
 	if err != nil {
 		t.Fatal(err)
 	}

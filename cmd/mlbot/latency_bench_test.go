@@ -1,6 +1,6 @@
 package main
 
-// End-to-end latency of mlbot serve against the sandbox host, with a real
+// End-to-end latency of mlbot serve against the fake host, with a real
 // Redis (MLBOT_TEST_REDIS_URL, database 11) or an in-process one:
 //
 //	MLBOT_TEST_REDIS_URL=redis://127.0.0.1:6379 go test -run '^$' -bench 'WebhookTo' -benchtime 20x ./cmd/mlbot/
@@ -85,11 +85,11 @@ func reportLatency(b *testing.B, lat []time.Duration) {
 	b.ReportMetric(benchMS(benchPct(lat, 0.99)), "p99-ms")
 }
 
-// latencyBench is mlbot serve (in this process) pointed at a sandbox whose
+// latencyBench is mlbot serve (in this process) pointed at a fake host whose
 // repository has a baseline on main and an open pull request from "bench".
 type latencyBench struct {
 	b       *testing.B
-	sb      *sandbox
+	sb      *fakeHost
 	url     string
 	hook    string
 	mainSHA string
@@ -108,7 +108,7 @@ type latencyIteration struct {
 func newLatencyBench(b *testing.B, mlbotYML string) *latencyBench {
 	b.Helper()
 	dir := b.TempDir()
-	sb, err := newSandbox("github", dir, "acme/bench")
+	sb, err := newFakeHost("github", dir, "acme/bench")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -332,7 +332,7 @@ func (g *gitClock) span() time.Duration {
 	return g.end.Sub(g.first)
 }
 
-func benchWriteFile(sb *sandbox, name, body string) error {
+func benchWriteFile(sb *fakeHost, name, body string) error {
 	return os.WriteFile(filepath.Join(sb.work, name), []byte(body), 0o644)
 }
 

@@ -13,7 +13,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	stepsandbox "github.com/mlbot/mlbot/runners/sandbox"
+	"github.com/mlbot/mlbot/runners/sandbox"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -37,7 +37,7 @@ an MLBOT_* environment variable and a key of the optional --config YAML file.
 func main() {
 	// A sandbox's init is this binary started again: it must become that
 	// before anything else happens.
-	stepsandbox.MaybeInit()
+	sandbox.MaybeInit()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))

@@ -9,7 +9,7 @@ import (
 
 	"github.com/mlbot/mlbot/configs"
 	"github.com/mlbot/mlbot/runners"
-	stepsandbox "github.com/mlbot/mlbot/runners/sandbox"
+	"github.com/mlbot/mlbot/runners/sandbox"
 )
 
 // TestMain lets the test binary serve as the sandbox's init, as the mlbot
@@ -17,7 +17,7 @@ import (
 // counts each app's train steps, which the sandbox keeps from writing
 // anything a test could read.
 func TestMain(m *testing.M) {
-	stepsandbox.MaybeInit()
+	sandbox.MaybeInit()
 	wrapRunner = func(cfg *configs.Server, r runners.Runner) runners.Runner {
 		return countingRunner{Runner: r, n: trainCounter(cfg.DataDir)}
 	}

@@ -49,7 +49,7 @@ func BenchmarkRSS(b *testing.B) {
 		b.Fatalf("go build: %v\n%s", err, out)
 	}
 
-	sb, err := newSandbox("github", dir, "acme/rss")
+	sb, err := newFakeHost("github", dir, "acme/rss")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -30,7 +30,7 @@ func TestRunCommand(t *testing.T) {
 	if err := gitCmd(dir, "init", "--quiet", "--initial-branch=main"); err != nil {
 		t.Fatal(err)
 	}
-	repo := &sandbox{work: dir} // only its working-copy helpers are used
+	repo := &fakeHost{work: dir} // only its working-copy helpers are used
 	if err := repo.writeFiles(examples.Digits, "digits"); err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/mlbot/mlbot/configs"
 	"github.com/mlbot/mlbot/runners"
 	"github.com/mlbot/mlbot/runners/local"
-	stepsandbox "github.com/mlbot/mlbot/runners/sandbox"
+	"github.com/mlbot/mlbot/runners/sandbox"
 )
 
 // errNoSandbox is wrapped by buildRunner's error when the host cannot make
@@ -38,7 +38,7 @@ func buildRunner(ctx context.Context, cfg *configs.Server, log *slog.Logger) (ru
 	if err := os.MkdirAll(dataDir, 0o750); err != nil {
 		return nil, 0, fmt.Errorf("MLBOT_DATA_DIR: %w", err)
 	}
-	if err := stepsandbox.Check(ctx, opts, dataDir); err != nil {
+	if err := sandbox.Check(ctx, opts, dataDir); err != nil {
 		return nil, 0, fmt.Errorf("%w: %w\n"+
 			"mlbot needs unprivileged user namespaces (sysctl user.max_user_namespaces > 0; kernel.unprivileged_userns_clone=1 on Debian's older kernels), "+
 			"and in a container a seccomp profile that allows them (docker run --security-opt seccomp=unconfined, or the docker runner). "+
@@ -52,7 +52,7 @@ func buildRunner(ctx context.Context, cfg *configs.Server, log *slog.Logger) (ru
 // sandboxOptions hides from every step mlbot's data directory and the
 // files that hold its credentials (and, when mlbot is not root, the home
 // directory of the user that steps then share with it).
-func sandboxOptions(cfg *configs.Server) stepsandbox.Options {
+func sandboxOptions(cfg *configs.Server) sandbox.Options {
 	var hide []string
 	for _, p := range []string{cfg.DataDir, cfg.ConfigFile, cfg.GitHubAppPrivateKeyFile} {
 		if p == "" {
@@ -71,10 +71,10 @@ func sandboxOptions(cfg *configs.Server) stepsandbox.Options {
 	if mem == 0 {
 		mem = machineMemory() / 4 * 3
 	}
-	return stepsandbox.Options{
+	return sandbox.Options{
 		Hide:       hide,
 		OutsideUID: cfg.SandboxUID,
-		Limits: stepsandbox.Limits{
+		Limits: sandbox.Limits{
 			MemoryBytes: mem,
 			CPUSeconds:  int64(cfg.SandboxCPU.Seconds()),
 			Processes:   int64(cfg.SandboxProcesses),

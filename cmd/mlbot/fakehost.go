@@ -18,10 +18,10 @@ import (
 	"github.com/mlbot/mlbot/configs"
 )
 
-// sandbox is a code host in a box: an API simulator serving git over HTTP,
+// fakeHost is a code host in a box: an API simulator serving git over HTTP,
 // one repository with a working copy, and the deliveries a host would send.
 // `mlbot demo` and the end-to-end tests both drive mlbot through it.
-type sandbox struct {
+type fakeHost struct {
 	host   simHost
 	srv    *httptest.Server
 	root   string // bare repositories, served at /<repo>.git
@@ -109,9 +109,9 @@ type hostComment struct {
 	Reactions []string
 }
 
-// newSandbox starts a simulator of forge ("github" or "gitlab") with repo
+// newFakeHost starts a simulator of forge ("github" or "gitlab") with repo
 // created empty, served over HTTP on loopback.
-func newSandbox(forge, dir, repo string) (*sandbox, error) {
+func newFakeHost(forge, dir, repo string) (*fakeHost, error) {
 	var h simHost
 	switch forge {
 	case "github":
@@ -121,8 +121,8 @@ func newSandbox(forge, dir, repo string) (*sandbox, error) {
 	default:
 		return nil, fmt.Errorf("unknown forge %q (github or gitlab)", forge)
 	}
-	sb := &sandbox{host: h, root: filepath.Join(dir, "host"), work: filepath.Join(dir, "work"), repo: repo,
-		token: "sandbox-token-" + randomHex(8), secret: "sandbox-secret-" + randomHex(8)}
+	sb := &fakeHost{host: h, root: filepath.Join(dir, "host"), work: filepath.Join(dir, "work"), repo: repo,
+		token: "fakehost-token-" + randomHex(8), secret: "fakehost-secret-" + randomHex(8)}
 	bare := filepath.Join(sb.root, repo+".git")
 	if err := os.MkdirAll(bare, 0o755); err != nil {
 		return nil, err
@@ -150,13 +150,13 @@ func newSandbox(forge, dir, repo string) (*sandbox, error) {
 }
 
 // Close stops the simulator.
-func (sb *sandbox) Close() { sb.srv.Close() }
+func (sb *fakeHost) Close() { sb.srv.Close() }
 
 // cloneURL is the repository's HTTPS clone URL as payloads carry it.
-func (sb *sandbox) cloneURL() string { return sb.srv.URL + "/" + sb.repo + ".git" }
+func (sb *fakeHost) cloneURL() string { return sb.srv.URL + "/" + sb.repo + ".git" }
 
 // configure points an mlbot configuration at the sandbox.
-func (sb *sandbox) configure(cfg *configs.Server) {
+func (sb *fakeHost) configure(cfg *configs.Server) {
 	sb.host.configure(cfg, sb.srv.URL, sb.token, sb.secret)
 	host := strings.TrimPrefix(strings.TrimPrefix(sb.host.webURL(sb.repo), "https://"), "http://")
 	owner, _, _ := strings.Cut(sb.repo, "/")
@@ -164,7 +164,7 @@ func (sb *sandbox) configure(cfg *configs.Server) {
 }
 
 // writeFiles copies fsys (rooted at sub) into the working copy.
-func (sb *sandbox) writeFiles(fsys fs.FS, sub string) error {
+func (sb *fakeHost) writeFiles(fsys fs.FS, sub string) error {
 	return fs.WalkDir(fsys, sub, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -183,7 +183,7 @@ func (sb *sandbox) writeFiles(fsys fs.FS, sub string) error {
 }
 
 // edit replaces old with new in a working-copy file.
-func (sb *sandbox) edit(file, old, new string) error {
+func (sb *fakeHost) edit(file, old, new string) error {
 	p := filepath.Join(sb.work, file)
 	b, err := os.ReadFile(p)
 	if err != nil {
@@ -196,7 +196,7 @@ func (sb *sandbox) edit(file, old, new string) error {
 }
 
 // commit commits every change in the working copy and returns the SHA.
-func (sb *sandbox) commit(msg string) (string, error) {
+func (sb *fakeHost) commit(msg string) (string, error) {
 	if err := gitCmd(sb.work, "add", "-A"); err != nil {
 		return "", err
 	}
@@ -208,7 +208,7 @@ func (sb *sandbox) commit(msg string) (string, error) {
 
 // checkout switches the working copy to branch, creating it from the
 // current commit when create is set.
-func (sb *sandbox) checkout(branch string, create bool) error {
+func (sb *fakeHost) checkout(branch string, create bool) error {
 	if create {
 		return gitCmd(sb.work, "checkout", "--quiet", "-b", branch)
 	}
@@ -216,18 +216,18 @@ func (sb *sandbox) checkout(branch string, create bool) error {
 }
 
 // pushBranch pushes branch to the host's repository.
-func (sb *sandbox) pushBranch(branch string) error {
+func (sb *fakeHost) pushBranch(branch string) error {
 	return gitCmd(sb.work, "push", "--quiet", "--force", "origin", branch)
 }
 
 // push returns the signed delivery of a push of after to the default branch.
-func (sb *sandbox) push(webhookURL, before, after string) *http.Request {
+func (sb *fakeHost) push(webhookURL, before, after string) *http.Request {
 	return sb.host.pushDelivery(webhookURL, pushEvent{Repo: sb.repo, CloneURL: sb.cloneURL(), Before: before, After: after,
 		Branch: "main", Secret: sb.secret, Token: sb.secret})
 }
 
 // pr returns the signed delivery of a pull request event.
-func (sb *sandbox) pr(webhookURL string, e prEvent) *http.Request {
+func (sb *fakeHost) pr(webhookURL string, e prEvent) *http.Request {
 	e.Repo, e.CloneURL, e.Secret, e.Token = sb.repo, sb.cloneURL(), sb.secret, sb.secret
 	if e.Number == 0 {
 		e.Number = 1
@@ -237,10 +237,10 @@ func (sb *sandbox) pr(webhookURL string, e prEvent) *http.Request {
 
 // grant gives user a permission ("read", "write", "maintain", "admin") on
 // the repository.
-func (sb *sandbox) grant(user, permission string) { sb.host.grant(sb.repo, user, permission) }
+func (sb *fakeHost) grant(user, permission string) { sb.host.grant(sb.repo, user, permission) }
 
 // comment returns the signed delivery of a new comment on a pull request.
-func (sb *sandbox) comment(webhookURL string, e commentEvent) *http.Request {
+func (sb *fakeHost) comment(webhookURL string, e commentEvent) *http.Request {
 	e.Repo, e.CloneURL, e.Secret, e.Token = sb.repo, sb.cloneURL(), sb.secret, sb.secret
 	if e.Number == 0 {
 		e.Number = 1
@@ -253,10 +253,10 @@ func (sb *sandbox) comment(webhookURL string, e commentEvent) *http.Request {
 }
 
 // statuses are the commit statuses the host holds for sha, oldest first.
-func (sb *sandbox) statuses(sha string) []hostStatus { return sb.host.statuses(sb.repo, sha) }
+func (sb *fakeHost) statuses(sha string) []hostStatus { return sb.host.statuses(sb.repo, sha) }
 
 // comments are the pull request's comments as the host holds them now.
-func (sb *sandbox) comments(number int) []hostComment { return sb.host.comments(sb.repo, number) }
+func (sb *fakeHost) comments(number int) []hostComment { return sb.host.comments(sb.repo, number) }
 
 func gitCmd(dir string, args ...string) error {
 	_, err := gitOut(dir, args...)
@@ -360,7 +360,7 @@ func (h *githubHost) comment(url string, d commentEvent) *http.Request {
 // gitlabHost adapts the GitLab simulator.
 type gitlabHost struct{ sim *gitlab.Simulator }
 
-const sandboxProjectID = 4242
+const fakeProjectID = 4242
 
 func (h *gitlabHost) name() string                 { return "gitlab" }
 func (h *gitlabHost) handler() http.Handler        { return h.sim }
@@ -372,13 +372,13 @@ func (h *gitlabHost) configure(cfg *configs.Server, apiURL, token, secret string
 }
 
 func (h *gitlabHost) pushDelivery(url string, d pushEvent) *http.Request {
-	body := gitlab.PushPayload(gitlab.PushOptions{ProjectID: sandboxProjectID, Path: d.Repo, CloneURL: d.CloneURL,
+	body := gitlab.PushPayload(gitlab.PushOptions{ProjectID: fakeProjectID, Path: d.Repo, CloneURL: d.CloneURL,
 		WebURL: h.webURL(d.Repo), DefaultBranch: "main", Ref: "refs/heads/" + d.Branch, Before: d.Before, After: d.After})
 	return gitlab.NewDeliveryRequest(url, "Push Hook", body, d.Token)
 }
 
 func (h *gitlabHost) prDelivery(url string, d prEvent) *http.Request {
-	o := gitlab.MergeRequestOptions{IID: d.Number, ProjectID: sandboxProjectID, Path: d.Repo, CloneURL: d.CloneURL,
+	o := gitlab.MergeRequestOptions{IID: d.Number, ProjectID: fakeProjectID, Path: d.Repo, CloneURL: d.CloneURL,
 		WebURL: h.webURL(d.Repo), DefaultBranch: "main", SourceBranch: d.HeadRef, TargetBranch: "main",
 		LastCommit: d.HeadSHA, Author: d.Author, Draft: d.Draft, MergeSHA: d.MergeSHA, UpdatedAt: d.Updated}
 	if d.Author != "" {
@@ -402,7 +402,7 @@ func (h *gitlabHost) prDelivery(url string, d prEvent) *http.Request {
 		o.Action, o.ChangesDraft = "update", &[2]bool{true, false}
 	}
 	if d.Fork {
-		o.SourceProjectID, o.SourcePath, o.SourceCloneURL = sandboxProjectID+1, "fork-owner/"+strings.SplitN(d.Repo, "/", 2)[1], d.CloneURL
+		o.SourceProjectID, o.SourcePath, o.SourceCloneURL = fakeProjectID+1, "fork-owner/"+strings.SplitN(d.Repo, "/", 2)[1], d.CloneURL
 	}
 	return gitlab.NewDeliveryRequest(url, "Merge Request Hook", gitlab.MergeRequestPayload(o), d.Token)
 }
@@ -441,7 +441,7 @@ func (h *gitlabHost) grant(repo, user, permission string) {
 func (h *gitlabHost) addComment(repo string, number int, author, body string) int64 {
 	n, err := h.sim.AddNote(repo, number, author, body, false)
 	if err != nil {
-		panic(err) // the sandbox created the project
+		panic(err) // the fake host created the project
 	}
 	return n.ID
 }
@@ -469,7 +469,7 @@ func (h *gitlabHost) commitComments(repo, sha string) []string {
 func (h *gitlabHost) comment(url string, d commentEvent) *http.Request {
 	action := map[string]string{"": "create", "created": "create", "edited": "update"}[d.Action]
 	body := gitlab.NotePayload(gitlab.NoteOptions{Action: action, NoteID: d.ID, Body: d.Body, Author: d.Author, OnIssue: d.OnIssue,
-		IID: d.Number, ProjectID: sandboxProjectID, Path: d.Repo, CloneURL: d.CloneURL, WebURL: h.webURL(d.Repo), DefaultBranch: "main",
+		IID: d.Number, ProjectID: fakeProjectID, Path: d.Repo, CloneURL: d.CloneURL, WebURL: h.webURL(d.Repo), DefaultBranch: "main",
 		SourceBranch: d.HeadRef, TargetBranch: "main", LastCommit: d.HeadSHA, CreatedAt: d.Created})
 	return gitlab.NewDeliveryRequest(url, "Note Hook", body, d.Token)
 }
