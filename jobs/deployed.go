@@ -2,12 +2,6 @@ package jobs
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"html/template"
-	"net/http"
-	"path/filepath"
-	"regexp"
 	"strconv"
 	"time"
 
@@ -68,55 +62,3 @@ func (c deployedCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 }
-
-// deployIDPattern is the shape of a deploy id (NewID).
-var deployIDPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
-
-// DeployPage serves GET /deploys/{id}: a deploy's record and the end of its
-// log, as HTML or (?format=json) JSON.
-func (w *Worker) DeployPage() http.Handler {
-	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		id := r.PathValue("id")
-		if !deployIDPattern.MatchString(id) {
-			http.Error(rw, "no such deploy", http.StatusNotFound)
-			return
-		}
-		d, err := w.registry.GetDeploy(r.Context(), id)
-		if errors.Is(err, registry.ErrNotFound) {
-			http.Error(rw, "no such deploy", http.StatusNotFound)
-			return
-		}
-		if err != nil {
-			http.Error(rw, "registry unavailable", http.StatusServiceUnavailable)
-			return
-		}
-		if r.URL.Query().Get("format") == "json" {
-			rw.Header().Set("Content-Type", "application/json")
-			json.NewEncoder(rw).Encode(d)
-			return
-		}
-		log := logEnd(filepath.Join(w.opts.DataDir, "logs", "deploy-"+id+".log"), d.LogTail)
-		rw.Header().Set("Content-Type", "text/html; charset=utf-8")
-		rw.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
-		deployPageTemplate.Execute(rw, struct {
-			D   *registry.Deploy
-			Log string
-		}{d, log})
-	})
-}
-
-var deployPageTemplate = template.Must(template.New("deploy").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>mlbot deploy {{.D.ID}}</title>
-<style>body{font:14px system-ui,sans-serif;margin:2em;max-width:70em}pre{background:#111;color:#ddd;padding:1em;overflow:auto;max-height:40em}td,th{padding:.2em .8em;text-align:left}</style></head>
-<body><h1>Deploy of model v{{.D.Version}} to <code>{{.D.Env}}</code></h1>
-<table>
-<tr><th>Repository</th><td>{{.D.Repo}}</td></tr>
-<tr><th>Commit</th><td><code>{{.D.SHA}}</code></td></tr>
-<tr><th>State</th><td id="state">{{.D.State}}</td></tr>
-<tr><th>Why</th><td>{{.D.Reason}}</td></tr>
-{{if .D.Detail}}<tr><th>Detail</th><td>{{.D.Detail}}</td></tr>{{end}}
-<tr><th>Requested</th><td>{{.D.Requested}}</td></tr>
-</table>
-<h2>Log</h2><pre id="log">{{.Log}}</pre>
-</body></html>
-`))

@@ -14,6 +14,10 @@ import (
 
 var randomIDShape = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
+// runIDPattern is the shape of a run id that the run page (package web)
+// accepts.
+var runIDPattern = randomIDShape
+
 // TestRunIDsAreRandomAndClaimedOnce shows that run ids are 128 random
 // bits that nobody can compute from the repository and commit, while the
 // same work still reaches the same run.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mlbot/mlbot/bot"
+	"github.com/mlbot/mlbot/jobs/store"
 )
 
 // Task type names. They are part of the Redis contract between mlbot
@@ -41,15 +42,15 @@ const webhookRetention = 24 * time.Hour
 // duplicate delivery of the same commit does not train it again.
 const runRetention = 7 * 24 * time.Hour
 
-// RunKind says why a run exists.
-type RunKind string
+// RunKind says why a run exists (store.RunKind).
+type RunKind = store.RunKind
 
 // Run kinds.
 const (
 	// KindPullRequest runs a pull/merge request head against its base.
-	KindPullRequest RunKind = "pull_request"
+	KindPullRequest = store.KindPullRequest
 	// KindBaseline runs a default-branch commit to serve as a later base.
-	KindBaseline RunKind = "baseline"
+	KindBaseline = store.KindBaseline
 )
 
 // PipelinePayload is the payload of a TypePipeline task.

@@ -24,6 +24,7 @@ import (
 	"github.com/mlbot/mlbot/configs"
 	"github.com/mlbot/mlbot/jobs"
 	"github.com/mlbot/mlbot/runners"
+	"github.com/mlbot/mlbot/web"
 )
 
 // wrapRunner, when set (by tests), wraps the runner of every app.
@@ -212,14 +213,15 @@ func (a *app) routes() http.Handler {
 			Webhook: fs.Webhook, Enqueuer: ingress, MaxBodyBytes: a.cfg.MaxWebhookBytes, Logger: a.log,
 		}))
 	}
-	mux.Handle("GET /runs/{id}", a.worker.Store().RunPage())
-	mux.Handle("GET /deploys/{id}", a.worker.DeployPage())
-	if a.cfg.APIToken != "" {
-		// Without a token the API is off: its paths answer 404.
-		api := http.NewServeMux()
-		api.Handle("GET /api/v1/models", a.worker.Registry().Handler())
-		mux.Handle("/api/v1/", requireBearer(a.cfg.APIToken, api))
-	}
+	// The pages and the API read the worker's store and registry; they
+	// need no asynq server. Without a token the API is off (404).
+	web.New(web.Options{
+		Runs:     a.worker.Store(),
+		Deploys:  a.worker.Registry(),
+		Models:   a.worker.Registry(),
+		DataDir:  a.cfg.DataDir,
+		APIToken: a.cfg.APIToken,
+	}).Register(mux)
 	return mux
 }
 

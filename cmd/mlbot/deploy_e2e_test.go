@@ -15,6 +15,7 @@ import (
 	"github.com/mlbot/mlbot/configs"
 	"github.com/mlbot/mlbot/internal/promtest"
 	"github.com/mlbot/mlbot/jobs/registry"
+	"github.com/mlbot/mlbot/web"
 )
 
 // deployModel is e2e.model with artifacts and two environments whose
@@ -80,9 +81,9 @@ func (e *e2e) merge(branch string) string {
 }
 
 // models reads the registry through the HTTP API.
-func (e *e2e) models() registry.ModelsResponse {
+func (e *e2e) models() web.ModelsResponse {
 	e.t.Helper()
-	var m registry.ModelsResponse
+	var m web.ModelsResponse
 	if err := json.Unmarshal([]byte(e.apiGet("/api/v1/models?repo=acme/model")), &m); err != nil {
 		e.t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/mlbot/mlbot/jobs/registry"
+	"github.com/mlbot/mlbot/web"
 )
 
 const modelsUsage = `usage:
@@ -105,7 +105,7 @@ func defaultServer() string {
 
 // fetchModels asks server's registry API about repo (and one version when
 // number > 0), returning the body as sent and decoded.
-func fetchModels(ctx context.Context, server, repo string, number int) ([]byte, *registry.ModelsResponse, error) {
+func fetchModels(ctx context.Context, server, repo string, number int) ([]byte, *web.ModelsResponse, error) {
 	u, err := url.Parse(strings.TrimRight(server, "/") + "/api/v1/models")
 	if err != nil || u.Host == "" {
 		return nil, nil, fmt.Errorf("bad --server %q: want a URL such as http://localhost:8080", server)
@@ -134,13 +134,13 @@ func fetchModels(ctx context.Context, server, repo string, number int) ([]byte, 
 		return nil, nil, fmt.Errorf("reading the answer of %s: %w", server, err)
 	}
 	if res.StatusCode != http.StatusOK {
-		var e registry.ErrorResponse
+		var e web.ErrorResponse
 		if json.Unmarshal(body, &e) == nil && e.Error != "" {
 			return nil, nil, fmt.Errorf("%s: %s", res.Status, e.Error)
 		}
 		return nil, nil, fmt.Errorf("%s answered %s (is it an mlbot server?)", server, res.Status)
 	}
-	var out registry.ModelsResponse
+	var out web.ModelsResponse
 	if err := json.Unmarshal(body, &out); err != nil {
 		return nil, nil, fmt.Errorf("decoding the answer of %s: %w", server, err)
 	}
@@ -148,7 +148,7 @@ func fetchModels(ctx context.Context, server, repo string, number int) ([]byte, 
 }
 
 // deployedTo returns the environments that now run version n, sorted.
-func deployedTo(resp *registry.ModelsResponse, n int) []string {
+func deployedTo(resp *web.ModelsResponse, n int) []string {
 	var envs []string
 	for env, d := range resp.Deployments {
 		if d.Version == n {
@@ -162,7 +162,7 @@ func deployedTo(resp *registry.ModelsResponse, n int) []string {
 // listMetrics is how many metrics a row of the list shows; show prints all.
 const listMetrics = 3
 
-func printModelList(w io.Writer, resp *registry.ModelsResponse) error {
+func printModelList(w io.Writer, resp *web.ModelsResponse) error {
 	if len(resp.Versions) == 0 {
 		_, err := fmt.Fprintf(w, "%s has no model versions yet\n", resp.Repo)
 		return err
@@ -185,7 +185,7 @@ func printModelList(w io.Writer, resp *registry.ModelsResponse) error {
 	return tw.Flush()
 }
 
-func printModel(w io.Writer, resp *registry.ModelsResponse) error {
+func printModel(w io.Writer, resp *web.ModelsResponse) error {
 	if len(resp.Versions) != 1 {
 		return errors.New("the server answered with no version")
 	}

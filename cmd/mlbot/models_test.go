@@ -16,6 +16,7 @@ import (
 
 	"github.com/mlbot/mlbot/jobs/registry"
 	"github.com/mlbot/mlbot/jobs/registry/registrytest"
+	"github.com/mlbot/mlbot/web"
 )
 
 // modelsServer serves a registry holding three versions of acme/model,
@@ -53,7 +54,7 @@ func modelsServer(t *testing.T) (url string, weightsDigest string) {
 		}
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /api/v1/models", reg.Handler())
+	mux.Handle("GET /api/v1/models", web.New(web.Options{Models: reg}).Models())
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	sum := sha256.Sum256(weights)
@@ -141,7 +142,7 @@ func TestModelsListRowPerVersion(t *testing.T) {
 	// --json prints the API's answer unchanged, for scripts.
 	stdout.Reset()
 	run(context.Background(), []string{"models", "list", "--json", "--repo", "acme/model", "--server", server}, &stdout, &stderr)
-	var resp registry.ModelsResponse
+	var resp web.ModelsResponse
 	if err := json.Unmarshal(stdout.Bytes(), &resp); err != nil || len(resp.Versions) != 3 {
 		t.Fatalf("--json output %q: %v", stdout.String(), err)
 	}

@@ -1,4 +1,4 @@
-package registry_test
+package web
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"github.com/mlbot/mlbot/jobs/registry"
 )
 
-func TestRegistryHandler(t *testing.T) {
+func TestModelsAPI(t *testing.T) {
 	ctx := context.Background()
 	r := newRegistry(t)
 	dir := t.TempDir()
@@ -40,7 +40,7 @@ func TestRegistryHandler(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	srv := httptest.NewServer(r.Handler())
+	srv := httptest.NewServer(New(Options{Models: r}).Models())
 	defer srv.Close()
 
 	tests := []struct {
@@ -89,13 +89,13 @@ func TestRegistryHandler(t *testing.T) {
 				t.Fatalf("Content-Type %q", ct)
 			}
 			if tc.status != 200 {
-				var e registry.ErrorResponse
+				var e ErrorResponse
 				if err := json.NewDecoder(resp.Body).Decode(&e); err != nil || !strings.Contains(e.Error, tc.errPart) {
 					t.Fatalf("error body %+v (%v), want it to mention %q", e, err, tc.errPart)
 				}
 				return
 			}
-			var body registry.ModelsResponse
+			var body ModelsResponse
 			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
 				t.Fatal(err)
 			}

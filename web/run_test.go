@@ -1,4 +1,4 @@
-package jobs
+package web
 
 import (
 	"context"
@@ -13,14 +13,16 @@ import (
 	"time"
 
 	"github.com/mlbot/mlbot/bot"
+	"github.com/mlbot/mlbot/jobs"
 	"github.com/mlbot/mlbot/jobs/report"
+	"github.com/mlbot/mlbot/jobs/store"
 )
 
 // runPageServer serves the run page of s the way cmd/mlbot mounts it.
-func runPageServer(t *testing.T, s *Store) *httptest.Server {
+func runPageServer(t *testing.T, s RunReader) *httptest.Server {
 	t.Helper()
 	mux := http.NewServeMux()
-	mux.Handle("GET /runs/{id}", s.RunPage())
+	New(Options{Runs: s}).Register(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv
@@ -54,23 +56,23 @@ func TestRunPage(t *testing.T) {
 
 	const hostile = `<script>alert(1)</script>`
 	repo := bot.Repo{Forge: "github", FullName: "Acme/Model", DefaultBranch: "main"}
-	finished := &Run{
-		ID: NewID(), Kind: KindPullRequest, Repo: repo, SHA: "abc123",
+	finished := &store.Run{
+		ID: jobs.NewID(), Kind: store.KindPullRequest, Repo: repo, SHA: "abc123",
 		PR:    &bot.PullRequest{Number: 9, Title: "Tune " + hostile, HeadSHA: "abc123"},
-		State: RunFinished, Outcome: report.OutcomeStepFailed, Detail: "train exited 1 " + hostile,
+		State: store.RunFinished, Outcome: report.OutcomeStepFailed, Detail: "train exited 1 " + hostile,
 		Metrics: map[string]float64{"accuracy": 0.91, "evil" + hostile: 1},
 		LogTail: "epoch 1\n" + hostile + "\nTraceback",
 		Created: time.Now().UTC(), Finished: time.Now().UTC(),
 	}
-	running := &Run{
-		ID: NewID(), Kind: KindBaseline, Repo: repo, SHA: "def456", Branch: "main",
-		State: RunRunning, Created: time.Now().UTC(),
+	running := &store.Run{
+		ID: jobs.NewID(), Kind: store.KindBaseline, Repo: repo, SHA: "def456", Branch: "main",
+		State: store.RunRunning, Created: time.Now().UTC(),
 	}
 	// A run an older mlbot stored under a 20-digit id derived from its
 	// repository and commit: such links could be computed, so they are no
 	// longer served.
-	derived := &Run{ID: "0123456789abcdef0123", Kind: KindPullRequest, Repo: repo, SHA: "abc123", State: RunFinished, Created: time.Now().UTC()}
-	for _, r := range []*Run{finished, running, derived} {
+	derived := &store.Run{ID: "0123456789abcdef0123", Kind: store.KindPullRequest, Repo: repo, SHA: "abc123", State: store.RunFinished, Created: time.Now().UTC()}
+	for _, r := range []*store.Run{finished, running, derived} {
 		if err := s.SaveRun(ctx, r); err != nil {
 			t.Fatal(err)
 		}
@@ -122,8 +124,8 @@ func TestRunPage(t *testing.T) {
 				if resp.Header.Get("Refresh") == "" {
 					t.Errorf("a running run's page does not refresh")
 				}
-				if !strings.Contains(body, string(RunRunning)) {
-					t.Errorf("the page does not show the state %q", RunRunning)
+				if !strings.Contains(body, string(store.RunRunning)) {
+					t.Errorf("the page does not show the state %q", store.RunRunning)
 				}
 			},
 		},
@@ -151,12 +153,12 @@ func TestRunPage(t *testing.T) {
 }
 
 // checkRunJSON checks that a run page answered with want as JSON.
-func checkRunJSON(want *Run) func(t *testing.T, resp *http.Response, body string) {
+func checkRunJSON(want *store.Run) func(t *testing.T, resp *http.Response, body string) {
 	return func(t *testing.T, resp *http.Response, body string) {
 		if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
 			t.Errorf("Content-Type = %q, want application/json", ct)
 		}
-		var got Run
+		var got store.Run
 		if err := json.Unmarshal([]byte(body), &got); err != nil {
 			t.Fatalf("body is not a run: %v\n%s", err, body)
 		}
@@ -179,7 +181,7 @@ func TestRunPageShowsTheEndOfTheLogFile(t *testing.T) {
 	if err := os.WriteFile(path, []byte(log), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	run := &Run{ID: NewID(), Repo: bot.Repo{Forge: "github", FullName: "a/b"}, State: RunFinished,
+	run := &store.Run{ID: jobs.NewID(), Repo: bot.Repo{Forge: "github", FullName: "a/b"}, State: store.RunFinished,
 		Outcome: report.OutcomeStepFailed, LogPath: path, LogTail: "TAIL-FROM-REDIS"}
 	if err := s.SaveRun(ctx, run); err != nil {
 		t.Fatal(err)

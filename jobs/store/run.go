@@ -1,0 +1,86 @@
+// Package store holds mlbot's state in Redis. For now it holds the read
+// model of a run (Run, its states and kinds, ErrNoRun), so that the pages
+// in web can read runs without importing the task handlers of jobs; the
+// Store itself and every key and TTL move here with the rest of issue 14.
+package store
+
+import (
+	"errors"
+	"time"
+
+	"github.com/mlbot/mlbot/bot"
+	"github.com/mlbot/mlbot/jobs/report"
+)
+
+// RunState is where a run is in its life.
+type RunState string
+
+// Run states.
+const (
+	RunQueued   RunState = "queued"
+	RunRunning  RunState = "running"
+	RunFinished RunState = "finished"
+)
+
+// RunKind says why a run exists.
+type RunKind string
+
+// Run kinds.
+const (
+	// KindPullRequest runs a pull/merge request head against its base.
+	KindPullRequest RunKind = "pull_request"
+	// KindBaseline runs a default-branch commit to serve as a later base.
+	KindBaseline RunKind = "baseline"
+)
+
+// Run is one execution of a repository's pipeline on one commit, as kept in
+// Redis and shown on the run page.
+type Run struct {
+	ID           string                 `json:"id"`
+	Kind         RunKind                `json:"kind"`
+	Repo         bot.Repo               `json:"repo"`
+	SHA          string                 `json:"sha"`
+	PR           *bot.PullRequest       `json:"pr,omitempty"`
+	Branch       string                 `json:"branch,omitempty"`
+	State        RunState               `json:"state"`
+	Outcome      report.Outcome         `json:"outcome,omitempty"`
+	Detail       string                 `json:"detail,omitempty"`
+	Metrics      map[string]float64     `json:"metrics,omitempty"`
+	Specs        map[string]report.Spec `json:"specs,omitempty"`
+	Order        []string               `json:"order,omitempty"`
+	ConfigDigest string                 `json:"config_digest,omitempty"`
+	// BaseRunID names the baseline run this run is compared against.
+	BaseRunID string        `json:"base_run_id,omitempty"`
+	BaseSHA   string        `json:"base_sha,omitempty"`
+	BaseNote  string        `json:"base_note,omitempty"`
+	LogTail   string        `json:"log_tail,omitempty"`
+	LogPath   string        `json:"log_path,omitempty"`
+	Train     time.Duration `json:"train_ns,omitempty"`
+	Evaluate  time.Duration `json:"evaluate_ns,omitempty"`
+	Created   time.Time     `json:"created"`
+	Started   time.Time     `json:"started,omitempty"`
+	Finished  time.Time     `json:"finished,omitempty"`
+	Attempts  int           `json:"attempts,omitempty"`
+	// Trusted runs receive the secrets .mlbot.yml names.
+	Trusted bool `json:"trusted,omitempty"`
+	// ModelVersion is the registry version the run recorded (0: none).
+	ModelVersion int `json:"model_version,omitempty"`
+	// OnMerge names the environments a default-branch run deploys to
+	// when it passes.
+	OnMerge []string `json:"on_merge,omitempty"`
+}
+
+// HasMetrics reports whether the run produced metrics a later run can be
+// compared against.
+func (r *Run) HasMetrics() bool {
+	return r.State == RunFinished && (r.Outcome == report.OutcomePassed || r.Outcome == report.OutcomeGateFailed)
+}
+
+// HasMetricsOutcome reports whether the run's outcome means it produced
+// metrics, finished or not.
+func (r *Run) HasMetricsOutcome() bool {
+	return r.Outcome == report.OutcomePassed || r.Outcome == report.OutcomeGateFailed
+}
+
+// ErrNoRun is returned for a run id Redis does not know.
+var ErrNoRun = errors.New("no such run")
