@@ -37,6 +37,12 @@ func getRunPage(t *testing.T, srv *httptest.Server, path string, header http.Hea
 	for k, v := range header {
 		req.Header[k] = v
 	}
+	return do(t, srv, req)
+}
+
+// do sends req to srv and returns the answer with its whole body.
+func do(t *testing.T, srv *httptest.Server, req *http.Request) (*http.Response, string) {
+	t.Helper()
 	resp, err := srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
