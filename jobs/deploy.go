@@ -196,14 +196,14 @@ func (w *Worker) handleDeploy(ctx context.Context, t *asynq.Task) error {
 	defer lease.Release()
 	defer w.heartbeat(ctx, lease, deployLease)()
 
-	if d.State == "running" {
+	if d.State == registry.DeployRunning {
 		// A worker died mid-deploy. Running the command again could deploy
 		// twice; report it failed and let a human decide.
-		d.State, d.Finished = "failed", time.Now().UTC()
+		d.State, d.Finished = registry.DeployFailed, time.Now().UTC()
 		d.Detail = "the worker running this deploy stopped before it finished; it was not run again, to avoid deploying twice"
 		return w.finishDeploy(ctx, fs.Forge, p, d, nil, nil)
 	}
-	d.State, d.Started = "running", time.Now().UTC()
+	d.State, d.Started = registry.DeployRunning, time.Now().UTC()
 	if err := w.registry.SaveDeploy(ctx, *d); err != nil {
 		return err
 	}
@@ -223,7 +223,7 @@ func (w *Worker) handleDeploy(ctx context.Context, t *asynq.Task) error {
 		env, ok = cfg.Deploy[d.Env]
 	}
 	if cfg == nil || !ok {
-		d.State, d.Finished, d.Detail = "failed", time.Now().UTC(), "environment "+d.Env+" is not defined in the default branch's .mlbot.yml"
+		d.State, d.Finished, d.Detail = registry.DeployFailed, time.Now().UTC(), "environment "+d.Env+" is not defined in the default branch's .mlbot.yml"
 		return w.finishDeploy(ctx, fs.Forge, p, d, v, nil)
 	}
 	f := fs.Forge
@@ -276,10 +276,10 @@ func (w *Worker) handleDeploy(ctx context.Context, t *asynq.Task) error {
 			// interruption instead of deploying twice.
 			return err
 		}
-		d.State, d.Detail = "failed", err.Error()
+		d.State, d.Detail = registry.DeployFailed, err.Error()
 		return w.finishDeploy(ctx, f, p, d, v, &env)
 	}
-	d.State = "succeeded"
+	d.State = registry.DeploySucceeded
 	// An automatic rollback restores a version that held before; verifying
 	// it against the same bad signal could bounce between versions forever.
 	if env.Verify != nil && !strings.HasPrefix(d.Reason, autoRollbackReason) {
@@ -369,7 +369,7 @@ func (w *Worker) runDeploy(ctx context.Context, f bot.Forge, repo bot.Repo, d *r
 func (w *Worker) finishDeploy(ctx context.Context, f bot.Forge, p DeployPayload, d *registry.Deploy, v *registry.Version, env *configs.Environment) error {
 	ctx = context.WithoutCancel(ctx)
 	var prev *registry.Deploy
-	if d.State == "succeeded" {
+	if d.State == registry.DeploySucceeded {
 		var err error
 		if prev, err = w.registry.Current(ctx, d.Repo, d.Env); err != nil {
 			return err
@@ -385,7 +385,7 @@ func (w *Worker) finishDeploy(ctx context.Context, f bot.Forge, p DeployPayload,
 		envURL = env.URL
 	}
 	state, hostState := bot.StateFailure, bot.DeploymentFailure
-	if d.State == "succeeded" {
+	if d.State == registry.DeploySucceeded {
 		state, hostState = bot.StateSuccess, bot.DeploymentSuccess
 	}
 	desc := fmt.Sprintf("model v%d %s", d.Version, d.State)
@@ -572,7 +572,7 @@ func (w *Worker) previousVersion(ctx context.Context, repo, env string, current 
 		return nil, err
 	}
 	for _, h := range hist {
-		if h.State == "succeeded" && h.Version != current {
+		if h.State == registry.DeploySucceeded && h.Version != current {
 			return w.registry.Get(ctx, repo, h.Version)
 		}
 	}

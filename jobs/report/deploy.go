@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/mlbot/mlbot/jobs/registry"
 )
 
 // maxDeployMetrics bounds the metric table of a deploy reply.
@@ -155,7 +157,13 @@ type Deploy struct {
 // line (the caller adds its own).
 func RenderDeploy(d Deploy) string {
 	var b strings.Builder
-	icon := map[string]string{"succeeded": "🚀", "failed": "❌", "rolled_back": "↩️", "dropped": "⏭️", "refused": "⛔"}[d.State]
+	icon := map[string]string{
+		registry.DeploySucceeded:  "🚀",
+		registry.DeployFailed:     "❌",
+		registry.DeployRolledBack: "↩️",
+		registry.DeployDropped:    "⏭️",
+		registry.DeployRefused:    "⛔",
+	}[d.State]
 	state := strings.ReplaceAll(inlineText(d.State, 40), `\_`, " ")
 	fmt.Fprintf(&b, "### %s Deploy of model v%d to %s: %s", icon, d.Version, codeSpan(d.Env, false), state)
 	if d.Forced != "" {
@@ -163,7 +171,7 @@ func RenderDeploy(d Deploy) string {
 	}
 	b.WriteString("\n\n")
 	fmt.Fprintf(&b, "%s — commit %s.", strings.TrimSpace(d.Why), shortSHA(d.SHA))
-	if u := safeURL(d.EnvURL); u != "" && d.State == "succeeded" {
+	if u := safeURL(d.EnvURL); u != "" && d.State == registry.DeploySucceeded {
 		fmt.Fprintf(&b, " Serving at %s.", u)
 	}
 	b.WriteString("\n")
@@ -191,7 +199,7 @@ func RenderDeploy(d Deploy) string {
 			fmt.Fprintf(&b, "| %s | %s |\n", codeSpan(n, true), fmtNum(d.Metrics[n]))
 		}
 	}
-	if d.State == "failed" && d.LogTail != "" {
+	if d.State == registry.DeployFailed && d.LogTail != "" {
 		l := cleanLog(d.LogTail)
 		f := fence(l)
 		fmt.Fprintf(&b, "\n<details><summary>Last lines of the deploy log</summary>\n\n%stext\n%s\n%s\n</details>\n", f, l, f)
