@@ -349,9 +349,19 @@ func (w *Worker) cmdHelp(ctx context.Context, cc *commandContext, _ []string) (s
 	return b.String(), nil
 }
 
+// permissionChecker reads a user's permission on a repository.
+type permissionChecker interface {
+	GetPermission(ctx context.Context, repo bot.Repo, user string) (bot.Permission, error)
+}
+
+// cloneAuthorizer gives the credentials git needs to fetch a repository.
+type cloneAuthorizer interface {
+	CloneAuth(ctx context.Context, repo bot.Repo) (string, error)
+}
+
 // permission returns user's permission on repo, cached briefly so that a
 // burst of commands costs one host call.
-func (w *Worker) permission(ctx context.Context, f bot.Forge, repo bot.Repo, user string) (bot.Permission, error) {
+func (w *Worker) permission(ctx context.Context, f permissionChecker, repo bot.Repo, user string) (bot.Permission, error) {
 	if p, ok, err := w.store.CachedPermission(ctx, repo, user); err != nil || ok {
 		return p, err
 	}
@@ -367,7 +377,7 @@ func (w *Worker) permission(ctx context.Context, f bot.Forge, repo bot.Repo, use
 // request asking. It returns nil when the file is missing or invalid, and
 // an error when it could not be read: falling back to default permissions
 // during a host outage could loosen what the repository asked for.
-func (w *Worker) defaultBranchConfig(ctx context.Context, f bot.Forge, repo bot.Repo, log *slog.Logger) (*configs.RepoConfig, error) {
+func (w *Worker) defaultBranchConfig(ctx context.Context, f cloneAuthorizer, repo bot.Repo, log *slog.Logger) (*configs.RepoConfig, error) {
 	auth, err := f.CloneAuth(ctx, repo)
 	if err != nil {
 		return nil, fmt.Errorf("default branch config: %w", err)

@@ -127,6 +127,21 @@ func (w *Worker) joinLine(ctx context.Context, queue, id string) error {
 // errWaitTurn makes asynq retry a deploy whose environment is busy.
 var errWaitTurn = errors.New("environment busy: waiting for the deploys queued before this one")
 
+// deployRecorder records deployments on the host (GitHub deployments,
+// GitLab environments).
+type deployRecorder interface {
+	CreateDeployment(ctx context.Context, repo bot.Repo, d bot.Deployment) (bot.Deployment, error)
+	UpdateDeployment(ctx context.Context, repo bot.Repo, id int64, st bot.DeploymentStatus) error
+}
+
+// deployReporter tells the host how a deploy ended: its commit status, its
+// host deployment, and the answer in the thread or the merge's notes.
+type deployReporter interface {
+	statusPoster
+	deployRecorder
+	notePoster
+}
+
 // handleDeploy runs one deploy when its turn comes: one at a time per
 // repository and environment, in the order requested.
 func (w *Worker) handleDeploy(ctx context.Context, t *asynq.Task) error {
@@ -140,6 +155,10 @@ func (w *Worker) handleDeploy(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
+	f, err := w.forgeOf(p.Repo)
+	if err != nil {
+		return fmt.Errorf("deploy %s: %w", d.ID, err)
+	}
 	queue := w.store.key("deployq", d.Repo, d.Env)
 	if d.Done() {
 		// Done before; a retry only redoes what may not have happened (each
@@ -152,17 +171,10 @@ func (w *Worker) handleDeploy(ctx context.Context, t *asynq.Task) error {
 		}
 		if d.State == registry.DeployRefused && d.Kind == registry.KindMerge {
 			// The note was stored before the record was saved as refused.
-			if fs, ok := w.forges[p.Repo.Forge]; ok {
-				return w.postMergeNotes(ctx, fs.Forge, p.Repo, d.SHA)
-			}
-			return nil
+			return w.postMergeNotes(ctx, f, p.Repo, d.SHA)
 		}
 		v, _ := w.registry.Get(ctx, d.Repo, d.Version)
-		return w.replyDeploy(ctx, p.Repo, d, v, "")
-	}
-	fs, ok := w.forges[p.Repo.Forge]
-	if !ok {
-		return fmt.Errorf("deploy for unconfigured forge %q: %w", p.Repo.Forge, asynq.SkipRetry)
+		return w.replyDeploy(ctx, f, p.Repo, d, v, "")
 	}
 	if err := w.joinLine(ctx, queue, d.ID); err != nil {
 		return err
@@ -201,7 +213,7 @@ func (w *Worker) handleDeploy(ctx context.Context, t *asynq.Task) error {
 		// twice; report it failed and let a human decide.
 		d.State, d.Finished = registry.DeployFailed, time.Now().UTC()
 		d.Detail = "the worker running this deploy stopped before it finished; it was not run again, to avoid deploying twice"
-		return w.finishDeploy(ctx, fs.Forge, p, d, nil, nil)
+		return w.finishDeploy(ctx, f, p, d, nil, nil)
 	}
 	d.State, d.Started = registry.DeployRunning, time.Now().UTC()
 	if err := w.registry.SaveDeploy(ctx, *d); err != nil {
@@ -211,7 +223,7 @@ func (w *Worker) handleDeploy(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := w.defaultBranchConfig(ctx, fs.Forge, p.Repo, w.log)
+	cfg, err := w.defaultBranchConfig(ctx, f, p.Repo, w.log)
 	if err != nil {
 		// Not yet started: put the deploy back to queued for the retry.
 		d.State = registry.DeployQueued
@@ -224,9 +236,8 @@ func (w *Worker) handleDeploy(ctx context.Context, t *asynq.Task) error {
 	}
 	if cfg == nil || !ok {
 		d.State, d.Finished, d.Detail = registry.DeployFailed, time.Now().UTC(), "environment "+d.Env+" is not defined in the default branch's .mlbot.yml"
-		return w.finishDeploy(ctx, fs.Forge, p, d, v, nil)
+		return w.finishDeploy(ctx, f, p, d, v, nil)
 	}
-	f := fs.Forge
 	// Checkout and deploy belong together: the command runs in a checkout
 	// of the version's commit with the deploy's secrets, so that commit
 	// must come from a trusted run.
@@ -306,7 +317,7 @@ func (w *Worker) handleDeploy(ctx context.Context, t *asynq.Task) error {
 
 // runDeploy runs the environment's command in a checkout of the version's
 // commit with its artifacts restored, and returns the end of its log.
-func (w *Worker) runDeploy(ctx context.Context, f bot.Forge, repo bot.Repo, d *registry.Deploy, v *registry.Version, env configs.Environment, cfg *configs.RepoConfig) (string, error) {
+func (w *Worker) runDeploy(ctx context.Context, f cloneAuthorizer, repo bot.Repo, d *registry.Deploy, v *registry.Version, env configs.Environment, cfg *configs.RepoConfig) (string, error) {
 	auth, err := f.CloneAuth(ctx, repo)
 	if err != nil {
 		return "", fmt.Errorf("clone credentials: %w", err)
@@ -366,7 +377,7 @@ func (w *Worker) runDeploy(ctx context.Context, f bot.Forge, repo bot.Repo, d *r
 }
 
 // finishDeploy records the outcome and tells the host and the thread.
-func (w *Worker) finishDeploy(ctx context.Context, f bot.Forge, p DeployPayload, d *registry.Deploy, v *registry.Version, env *configs.Environment) error {
+func (w *Worker) finishDeploy(ctx context.Context, f deployReporter, p DeployPayload, d *registry.Deploy, v *registry.Version, env *configs.Environment) error {
 	ctx = context.WithoutCancel(ctx)
 	var prev *registry.Deploy
 	if d.State == registry.DeploySucceeded {
@@ -409,15 +420,14 @@ func (w *Worker) finishDeploy(ctx context.Context, f bot.Forge, p DeployPayload,
 		f.UpdateDeployment(ctx, p.Repo, prev.HostID, bot.DeploymentStatus{State: bot.DeploymentInactive, Description: fmt.Sprintf("replaced by model v%d", d.Version)})
 	}
 	w.log.Info("deploy finished", "repo", d.Repo, "env", d.Env, "version", d.Version, "state", d.State, "detail", d.Detail)
-	return w.replyDeploy(ctx, p.Repo, d, v, envURL)
+	return w.replyDeploy(ctx, f, p.Repo, d, v, envURL)
 }
 
 // replyDeploy answers in the pull request thread the deploy came from: a
 // merge's thread is found by its merge commit when the deploy was asked
 // for before mlbot learned of the merge. A refused merge is told through
 // the merge's notes, which reach the commit when no pull request is known.
-func (w *Worker) replyDeploy(ctx context.Context, repo bot.Repo, d *registry.Deploy, v *registry.Version, envURL string) error {
-	f := w.forges[repo.Forge].Forge
+func (w *Worker) replyDeploy(ctx context.Context, f notePoster, repo bot.Repo, d *registry.Deploy, v *registry.Version, envURL string) error {
 	if d.State == registry.DeployRefused && d.Kind == registry.KindMerge {
 		return w.postMergeNotes(ctx, f, repo, d.SHA)
 	}
@@ -464,7 +474,7 @@ func (w *Worker) replyDeploy(ctx context.Context, repo bot.Repo, d *registry.Dep
 // refuseDeploy ends deploy d as refused before anything ran: it writes the
 // answer (with r's reason), records the deploy, sets its commit status to
 // failure and tells the thread, or the merge's notes.
-func (w *Worker) refuseDeploy(ctx context.Context, f bot.Forge, p DeployPayload, d *registry.Deploy, v *registry.Version, r report.Refusal) error {
+func (w *Worker) refuseDeploy(ctx context.Context, f deployReporter, p DeployPayload, d *registry.Deploy, v *registry.Version, r report.Refusal) error {
 	ctx = context.WithoutCancel(ctx)
 	r.Env, r.Version, r.SHA, r.Why, r.LogURL = d.Env, d.Version, d.SHA, d.Reason, w.deployURL(d.ID)
 	if d.Kind == registry.KindRequest && r.Gate != nil {
@@ -597,7 +607,7 @@ func (w *Worker) heartbeat(ctx context.Context, lease *Lease, ttl time.Duration)
 	return cancel
 }
 
-func (w *Worker) setDeployStatus(ctx context.Context, f bot.Forge, repo bot.Repo, sha, ref, name string, st bot.State, desc, id string) {
+func (w *Worker) setDeployStatus(ctx context.Context, f statusPoster, repo bot.Repo, sha, ref, name string, st bot.State, desc, id string) {
 	if err := f.CreateStatus(ctx, repo, sha, bot.Status{Context: name, State: st, Description: desc, TargetURL: w.deployURL(id), Ref: ref}); err != nil {
 		w.log.Warn("deploy status not set", "context", name, "err", err)
 	}

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/mlbot/mlbot/bot"
 	"github.com/mlbot/mlbot/configs"
 	"github.com/mlbot/mlbot/jobs/registry"
 	"github.com/mlbot/mlbot/jobs/report"
@@ -198,7 +197,7 @@ func envList(cfg *configs.RepoConfig, fromPR bool) string {
 // environment, each checked against what it runs when its turn comes. A
 // run whose own gates failed deploys nothing, and says so on the merged
 // pull request (on the commit while none is known).
-func (w *Worker) deployOnMerge(ctx context.Context, f bot.Forge, run *Run) error {
+func (w *Worker) deployOnMerge(ctx context.Context, f notePoster, run *Run) error {
 	if len(run.OnMerge) == 0 {
 		return nil
 	}

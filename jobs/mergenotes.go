@@ -13,6 +13,13 @@ import (
 // errNotesBusy makes asynq retry while another worker posts a merge's notes.
 var errNotesBusy = errors.New("another worker is posting this merge's notes")
 
+// notePoster posts a merge's notes: in the merged pull request's thread,
+// or on the commit while none is known.
+type notePoster interface {
+	CreateComment(ctx context.Context, repo bot.Repo, number int, body string) (bot.Comment, error)
+	CreateCommitComment(ctx context.Context, repo bot.Repo, sha, body string) error
+}
+
 // keepMergeNote stores a note about default-branch commit sha under key
 // (a later note with the same key is ignored), to be posted by
 // postMergeNotes. Storing it first keeps it from being lost between the
@@ -26,7 +33,7 @@ func (w *Worker) keepMergeNote(ctx context.Context, repo bot.Repo, sha, key, bod
 }
 
 // noteMerge keeps a note about default-branch commit sha and posts it.
-func (w *Worker) noteMerge(ctx context.Context, f bot.Forge, repo bot.Repo, sha, key, body string) error {
+func (w *Worker) noteMerge(ctx context.Context, f notePoster, repo bot.Repo, sha, key, body string) error {
 	if err := w.keepMergeNote(ctx, repo, sha, key, body); err != nil {
 		return err
 	}
@@ -39,7 +46,7 @@ func (w *Worker) noteMerge(ctx context.Context, f bot.Forge, repo bot.Repo, sha,
 // note is kept and again when the merge event arrives, in either order,
 // so a note reaches the pull request whichever event came first; each note
 // is posted once per place.
-func (w *Worker) postMergeNotes(ctx context.Context, f bot.Forge, repo bot.Repo, sha string) error {
+func (w *Worker) postMergeNotes(ctx context.Context, f notePoster, repo bot.Repo, sha string) error {
 	release, ok, err := w.store.Lock(ctx, "mergenotes:"+repoKey(repo)+":"+sha, time.Minute)
 	if err != nil {
 		return err

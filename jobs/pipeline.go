@@ -33,6 +33,10 @@ func (w *Worker) handlePipeline(ctx context.Context, t *asynq.Task) error {
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
 		return fmt.Errorf("pipeline payload: %v: %w", err, asynq.SkipRetry)
 	}
+	f, err := w.forgeOf(p.Repo)
+	if err != nil {
+		return fmt.Errorf("run %s: %w", p.RunID, err)
+	}
 	// One worker runs a run at a time: a pull request may be running this
 	// very commit as its merge base.
 	lease, ok, err := w.store.Lease(ctx, "run:"+p.RunID, runLease)
@@ -63,15 +67,13 @@ func (w *Worker) handlePipeline(ctx context.Context, t *asynq.Task) error {
 		if err := w.store.SaveRun(ctx, run); err != nil {
 			return err
 		}
-		if fs, ok := w.forges[run.Repo.Forge]; ok {
-			// Best effort: the result matters more than this intermediate
-			// state, and GitLab shows "running" with the run's link.
-			if serr := w.setStatus(ctx, fs.Forge, run.Repo, run.SHA, refOf(run.PR, run.Branch), bot.StateRunning, "running: train and evaluate", w.runURL(run.ID)); serr != nil {
-				log.Warn("running status not set", "err", serr)
-			}
+		// Best effort: the result matters more than this intermediate
+		// state, and GitLab shows "running" with the run's link.
+		if serr := w.setStatus(ctx, f, run.Repo, run.SHA, refOf(run.PR, run.Branch), bot.StateRunning, "running: train and evaluate", w.runURL(run.ID)); serr != nil {
+			log.Warn("running status not set", "err", serr)
 		}
 		pipelinesRunning.Inc()
-		err = w.execute(ctx, p, run)
+		err = w.execute(ctx, f, p, run)
 		pipelinesRunning.Dec()
 		if err != nil && ctx.Err() != nil {
 			// Cancelled on request (asynq's CancelProcessing), or shutting down?
@@ -125,12 +127,7 @@ func (w *Worker) handlePipeline(ctx context.Context, t *asynq.Task) error {
 // execute runs p into run. It returns an error only for failures of
 // mlbot's own machinery (clone, Redis, disk) that a retry may cure; the
 // outcomes of the user's pipeline are recorded in run.
-func (w *Worker) execute(ctx context.Context, p PipelinePayload, run *Run) error {
-	fs, ok := w.forges[p.Repo.Forge]
-	if !ok {
-		return fmt.Errorf("run of unconfigured forge %q: %w", p.Repo.Forge, asynq.SkipRetry)
-	}
-	f := fs.Forge
+func (w *Worker) execute(ctx context.Context, f cloneAuthorizer, p PipelinePayload, run *Run) error {
 	auth, err := f.CloneAuth(ctx, p.Repo)
 	if err != nil {
 		return fmt.Errorf("clone credentials: %w", err)

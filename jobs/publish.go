@@ -30,11 +30,10 @@ func (w *Worker) handleReport(ctx context.Context, t *asynq.Task) error {
 	if run.State != RunFinished {
 		return fmt.Errorf("run %s is %s, not finished: %w", run.ID, run.State, asynq.SkipRetry)
 	}
-	fs, ok := w.forges[run.Repo.Forge]
-	if !ok {
-		return fmt.Errorf("run %s of unconfigured forge %q: %w", run.ID, run.Repo.Forge, asynq.SkipRetry)
+	f, err := w.forgeOf(run.Repo)
+	if err != nil {
+		return fmt.Errorf("run %s: %w", run.ID, err)
 	}
-	f := fs.Forge
 	c, err := w.comment(ctx, run)
 	if err != nil {
 		return err
@@ -96,11 +95,18 @@ func CommentFor(run, base *Run, runURL string) report.Comment {
 	return c
 }
 
+// commenter keeps mlbot's comment on a pull or merge request.
+type commenter interface {
+	ListComments(ctx context.Context, repo bot.Repo, number int) ([]bot.Comment, error)
+	CreateComment(ctx context.Context, repo bot.Repo, number int, body string) (bot.Comment, error)
+	UpdateComment(ctx context.Context, repo bot.Repo, number int, id int64, body string) error
+}
+
 // upsertComment edits mlbot's comment on a pull request, creating it only
 // when none exists. A lease per pull request keeps two reports from both
 // creating one; a crash between create and remembering its id is healed by
 // finding the comment through its marker.
-func (w *Worker) upsertComment(ctx context.Context, f bot.Forge, repo bot.Repo, number int, body string) error {
+func (w *Worker) upsertComment(ctx context.Context, f commenter, repo bot.Repo, number int, body string) error {
 	release, ok, err := w.store.Lock(ctx, "comment:"+repoKey(repo)+":"+fmt.Sprint(number), time.Minute)
 	if err != nil {
 		return err

@@ -15,6 +15,28 @@ import (
 	"github.com/mlbot/mlbot/jobs/report"
 )
 
+// statusPoster sets commit statuses: the pending, running and final
+// states of a pipeline, and a deploy's status.
+type statusPoster interface {
+	CreateStatus(ctx context.Context, repo bot.Repo, sha string, st bot.Status) error
+}
+
+// approvalAsker asks a maintainer to approve a pull request's run: it
+// marks the commit pending and says why in mlbot's comment.
+type approvalAsker interface {
+	statusPoster
+	commenter
+}
+
+// pullRequestHost is what routing a pull request event asks of its host:
+// permissions for admission, the approval request, the pending status and
+// the notes of a merge.
+type pullRequestHost interface {
+	approvalAsker
+	notePoster
+	permissionChecker
+}
+
 // handleWebhook routes one delivery: it decides which commit, if any,
 // needs a pipeline, marks it pending on the host and queues the pipeline.
 func (w *Worker) handleWebhook(ctx context.Context, t *asynq.Task) error {
@@ -22,9 +44,9 @@ func (w *Worker) handleWebhook(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return fmt.Errorf("webhook payload: %v: %w", err, asynq.SkipRetry)
 	}
-	fs, ok := w.forges[d.Forge]
-	if !ok {
-		return fmt.Errorf("delivery %s from unconfigured forge %q: %w", d.ID, d.Forge, asynq.SkipRetry)
+	fs, err := w.forgeSet(d.Forge)
+	if err != nil {
+		return fmt.Errorf("delivery %s: %w", d.ID, err)
 	}
 	ev, err := fs.Webhook.Parse(d.Type, d.Body)
 	if err != nil {
@@ -60,7 +82,7 @@ func (w *Worker) handleWebhook(ctx context.Context, t *asynq.Task) error {
 	}
 }
 
-func (w *Worker) routePush(ctx context.Context, log *slog.Logger, f bot.Forge, ev *bot.Event) error {
+func (w *Worker) routePush(ctx context.Context, log *slog.Logger, f statusPoster, ev *bot.Event) error {
 	switch {
 	case ev.Deleted:
 		log.Debug("push ignored: ref deleted", "ref", ev.Ref)
@@ -83,7 +105,7 @@ func (w *Worker) routePush(ctx context.Context, log *slog.Logger, f bot.Forge, e
 	return w.startPipeline(ctx, f, p)
 }
 
-func (w *Worker) routePullRequest(ctx context.Context, log *slog.Logger, f bot.Forge, ev *bot.Event) error {
+func (w *Worker) routePullRequest(ctx context.Context, log *slog.Logger, f pullRequestHost, ev *bot.Event) error {
 	pr := ev.PR
 	if pr.HeadSHA != "" && !pr.Updated.IsZero() {
 		// Every event that names the head says which commit it was at the
@@ -184,7 +206,7 @@ func (w *Worker) routePullRequest(ctx context.Context, log *slog.Logger, f bot.F
 // runs as trusted (with the repository's secrets). Trusted authors' code
 // runs; everyone else's, and every fork's, only once a trusted member
 // approved that very commit with /ok-to-test.
-func (w *Worker) admission(ctx context.Context, f bot.Forge, repo bot.Repo, pr *bot.PullRequest) (admitted, trusted bool, err error) {
+func (w *Worker) admission(ctx context.Context, f permissionChecker, repo bot.Repo, pr *bot.PullRequest) (admitted, trusted bool, err error) {
 	trusted, err = w.trusted(ctx, f, repo, pr)
 	if err != nil || trusted {
 		return trusted, trusted, err
@@ -196,7 +218,7 @@ func (w *Worker) admission(ctx context.Context, f bot.Forge, repo bot.Repo, pr *
 // trusted reports whether the pull request's author may run code through
 // mlbot: not from a fork, and with write access confirmed by the host.
 // GitHub's author_association rules out outsiders without a host call.
-func (w *Worker) trusted(ctx context.Context, f bot.Forge, repo bot.Repo, pr *bot.PullRequest) (bool, error) {
+func (w *Worker) trusted(ctx context.Context, f permissionChecker, repo bot.Repo, pr *bot.PullRequest) (bool, error) {
 	who := pr.Author
 	if pr.AuthorID != 0 {
 		// The host's own id of the author beats the login of whoever
@@ -220,7 +242,7 @@ func (w *Worker) trusted(ctx context.Context, f bot.Forge, repo bot.Repo, pr *bo
 
 // awaitApproval marks an untrusted head as waiting and says so in the pull
 // request's one comment.
-func (w *Worker) awaitApproval(ctx context.Context, f bot.Forge, repo bot.Repo, pr *bot.PullRequest) error {
+func (w *Worker) awaitApproval(ctx context.Context, f approvalAsker, repo bot.Repo, pr *bot.PullRequest) error {
 	if err := w.store.SetCurrentRun(ctx, repo, pr.Number, ""); err != nil {
 		return err
 	}
@@ -233,7 +255,7 @@ func (w *Worker) awaitApproval(ctx context.Context, f bot.Forge, repo bot.Repo, 
 
 // startPipeline records the run, queues its task and marks the commit
 // pending. Each step tolerates having been done by an earlier attempt.
-func (w *Worker) startPipeline(ctx context.Context, f bot.Forge, p PipelinePayload) error {
+func (w *Worker) startPipeline(ctx context.Context, f statusPoster, p PipelinePayload) error {
 	run := p.newRun()
 	if _, err := w.store.CreateRun(ctx, run); err != nil {
 		return err
@@ -312,7 +334,7 @@ func (w *Worker) enqueuePipeline(ctx context.Context, p PipelinePayload) error {
 	return err
 }
 
-func (w *Worker) setStatus(ctx context.Context, f bot.Forge, repo bot.Repo, sha, ref string, st bot.State, desc, url string) error {
+func (w *Worker) setStatus(ctx context.Context, f statusPoster, repo bot.Repo, sha, ref string, st bot.State, desc, url string) error {
 	return f.CreateStatus(ctx, repo, sha, bot.Status{Context: StatusContext, State: st, Description: desc, TargetURL: url, Ref: ref})
 }
 

@@ -26,6 +26,25 @@ type ForgeSet struct {
 	Forge   bot.Forge
 }
 
+// forgeSet returns the configured host named name (Event.Forge,
+// Repo.Forge). A host missing from the configuration will not appear on a
+// retry either, so its error skips retries.
+func (w *Worker) forgeSet(name string) (ForgeSet, error) {
+	fs, ok := w.forges[name]
+	if !ok {
+		return ForgeSet{}, fmt.Errorf("forge %q is not configured: %w", name, asynq.SkipRetry)
+	}
+	return fs, nil
+}
+
+// forgeOf returns the client of repo's host; see forgeSet. Each handler
+// looks its forge up once and hands the steps the narrow interface they
+// need.
+func (w *Worker) forgeOf(repo bot.Repo) (bot.Forge, error) {
+	fs, err := w.forgeSet(repo.Forge)
+	return fs.Forge, err
+}
+
 // Options configures a Worker.
 type Options struct {
 	// Redis is shared with the caller, who closes it.
