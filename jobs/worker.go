@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -123,6 +122,9 @@ type Worker struct {
 	// inflight counts pipeline handlers still running, which asynq's
 	// Shutdown does not wait for once its timeout has passed.
 	inflight sync.WaitGroup
+	// sweeper is the background loop; wg counts its goroutine.
+	sweeper *sweeper
+	wg      sync.WaitGroup
 }
 
 // New returns a Worker; Start runs it.
@@ -193,6 +195,8 @@ func New(opts Options) (*Worker, error) {
 	for _, fs := range opts.Forges {
 		w.forges[fs.Forge.Name()] = fs
 	}
+	w.sweeper = newSweeper(sweeperParams{logger: opts.Logger, dataDir: opts.DataDir,
+		workspaceAge: 2*opts.MaxPipelineTimeout + time.Hour, logAge: runTTL})
 	logger := asynqLogger{opts.Logger}
 	w.events = asynq.NewServerFromRedisClient(opts.Redis, asynq.Config{
 		Concurrency:              8,
@@ -237,14 +241,20 @@ func (w *Worker) Signer() *TaskSigner { return w.signer }
 // Registry returns the model registry, for its HTTP API.
 func (w *Worker) Registry() *registry.Registry { return w.registry }
 
-// Start starts both task servers; they run until Shutdown.
+// Start starts the background sweeper and both task servers; they run
+// until Shutdown. The order:
+//  1. the sweeper, which removes the leftovers of crashed attempts (its
+//     age limits keep it off anything the servers create meanwhile);
+//  2. the event server (webhooks, reports);
+//  3. the pipeline server (pipelines, deploys).
 func (w *Worker) Start() error {
-	w.sweep()
+	w.sweeper.start(&w.wg)
 	mux := asynq.NewServeMux()
 	mux.Use(w.signer.Middleware(w.log), instrument)
 	mux.HandleFunc(TypeWebhook, skipPermanent(w.handleWebhook))
 	mux.HandleFunc(TypeReport, skipPermanent(w.handleReport))
 	if err := w.events.Start(mux); err != nil {
+		w.stopBackground()
 		return fmt.Errorf("start event workers: %w", err)
 	}
 	pmux := asynq.NewServeMux()
@@ -253,37 +263,16 @@ func (w *Worker) Start() error {
 	pmux.HandleFunc(TypeDeploy, w.handleDeploy)
 	if err := w.pipelines.Start(pmux); err != nil {
 		w.events.Shutdown()
+		w.stopBackground()
 		return fmt.Errorf("start pipeline workers: %w", err)
 	}
 	return nil
 }
 
-// sweep removes what crashed attempts left in DataDir: workspaces older
-// than any task may run (so another worker sharing the directory loses
-// nothing in use) and logs older than the runs that link them.
-func (w *Worker) sweep() {
-	now := time.Now()
-	for dir, maxAge := range map[string]time.Duration{
-		filepath.Join(w.opts.DataDir, "work"): 2*w.opts.MaxPipelineTimeout + time.Hour,
-		filepath.Join(w.opts.DataDir, "logs"): runTTL,
-	} {
-		entries, err := os.ReadDir(dir)
-		if err != nil {
-			continue
-		}
-		for _, e := range entries {
-			info, err := e.Info()
-			if err == nil && now.Sub(info.ModTime()) > maxAge {
-				if err := os.RemoveAll(filepath.Join(dir, e.Name())); err == nil {
-					w.log.Info("swept a leftover", "path", filepath.Join(dir, e.Name()))
-				}
-			}
-		}
-	}
-}
-
 // Shutdown stops taking tasks, lets running ones finish for up to
-// ShutdownTimeout, and requeues the rest.
+// ShutdownTimeout, and requeues the rest. It stops in the reverse order of
+// Start: the pipeline server (and the pipelines still running), the event
+// server, then the sweeper.
 func (w *Worker) Shutdown() {
 	w.pipelines.Shutdown()
 	// asynq has requeued what still runs and cancelled its context; wait
@@ -297,8 +286,15 @@ func (w *Worker) Shutdown() {
 		w.log.Error("pipelines still running after shutdown; their processes may outlive mlbot")
 	}
 	w.events.Shutdown()
+	w.stopBackground()
 	// The client and inspector share the caller's Redis connection, which
 	// the caller closes.
+}
+
+// stopBackground stops the background loops and waits for them.
+func (w *Worker) stopBackground() {
+	w.sweeper.shutdown()
+	w.wg.Wait()
 }
 
 // retryDelay honours a host's Retry-After, and otherwise backs off

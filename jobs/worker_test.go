@@ -259,7 +259,7 @@ func TestSweepRemovesOnlyOldLeftovers(t *testing.T) {
 	if err := os.Chtimes(old, long, long); err != nil {
 		t.Fatal(err)
 	}
-	w.sweep()
+	w.sweeper.sweep()
 	if _, err := os.Stat(old); !os.IsNotExist(err) {
 		t.Error("an old workspace survived the sweep")
 	}
