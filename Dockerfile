@@ -46,7 +46,12 @@ COPY --from=build /out/mlbot /usr/local/bin/mlbot
 ENV MLBOT_DATA_DIR=/var/lib/mlbot \
     HOME=/var/lib/mlbot
 WORKDIR /var/lib/mlbot
-# Numeric, so that Kubernetes' runAsNonRoot can verify it.
+# Numeric, so that Kubernetes' runAsNonRoot can verify it. Steps run in a
+# namespace sandbox made with user namespaces, which Docker's default seccomp
+# profile forbids: run with --security-opt seccomp=unconfined (or a profile
+# that allows clone/unshare with namespace flags), or mlbot refuses to start
+# and says so. As this non-root user, steps run as uid 10001 on the host,
+# with mlbot's data directory, home and processes hidden from them.
 USER 10001:10001
 EXPOSE 8080
 ENTRYPOINT ["mlbot"]
