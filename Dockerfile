@@ -46,13 +46,14 @@ COPY --from=build /out/mlbot /usr/local/bin/mlbot
 ENV MLBOT_DATA_DIR=/var/lib/mlbot \
     HOME=/var/lib/mlbot
 WORKDIR /var/lib/mlbot
-# Numeric, so that Kubernetes' runAsNonRoot can verify it. Steps run in a
-# namespace sandbox made with user namespaces, which Docker's default seccomp
-# profile forbids: run with --security-opt seccomp=unconfined (or a profile
-# that allows clone/unshare with namespace flags), or mlbot refuses to start
-# and says so. As this non-root user, steps run as uid 10001 on the host,
-# with mlbot's data directory, home and processes hidden from them.
-USER 10001:10001
+# mlbot runs as root in its container so that every step runs in the
+# namespace sandbox as MLBOT_SANDBOX_UID (200000), a uid that owns nothing,
+# with mlbot's data directory, files and processes hidden from it. Docker's
+# defaults forbid the sandbox's namespaces and /proc: run with
+#   --security-opt seccomp=unconfined --security-opt systempaths=unconfined
+# (checked with Docker 28), or mlbot refuses to start and says why. As the
+# image's unprivileged user 10001 (--user 10001), Docker refused the user
+# namespace (fork/exec: permission denied) on the machine this was checked on.
 EXPOSE 8080
 ENTRYPOINT ["mlbot"]
 CMD ["serve"]
