@@ -142,3 +142,14 @@ func randomName() string {
 	rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// CheckMemoryCgroup reports whether this process can make the memory
+// cgroups that tell an out-of-memory kill apart (nil), or why not.
+func CheckMemoryCgroup() error {
+	cg, err := newMemoryCgroup(64 << 20)
+	if err != nil {
+		return err
+	}
+	cg.remove()
+	return nil
+}

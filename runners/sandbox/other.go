@@ -11,3 +11,6 @@ func MaybeInit() {}
 func Run(ctx context.Context, opts Options, step Step) (Result, error) {
 	return Result{ExitCode: -1}, ErrUnsupported
 }
+
+// CheckMemoryCgroup fails: there are no cgroups here.
+func CheckMemoryCgroup() error { return ErrUnsupported }
