@@ -354,23 +354,23 @@ func (w *Worker) runDeploy(ctx context.Context, f cloneAuthorizer, repo bot.Repo
 			extra = append(extra, name+"="+val)
 		}
 	}
-	fmt.Fprintf(sink, "$ %s\n", env.Command)
 	// The deploy sees its checkout and the restored artifacts (root), and
 	// keeps the network: it ships the model somewhere.
-	res, err := w.opts.Runner.Run(ctx, runners.Spec{Name: "deploy", Command: env.Command, Dir: dir, Workspace: root,
+	res, end, err := runStep(ctx, w.opts.Runner, runners.Spec{Name: "deploy", Command: env.Command, Dir: dir, Workspace: root,
 		Network: true, Writable: w.opts.DeployPaths, Env: runners.ChildEnv(os.Environ(), w.opts.Secrets, extra...), Timeout: time.Hour, Output: sink})
 	sink.Close()
 	tail := sink.Tail(logTailLines)
-	switch {
-	case err != nil:
+	if err != nil {
 		return tail, err
-	case res.Canceled:
-		return tail, fmt.Errorf("deploy cancelled: %w", context.Cause(ctx))
-	case res.OOMKilled:
+	}
+	switch end {
+	case stepCanceled:
+		return tail, canceledError(ctx, "deploy")
+	case stepOOMKilled:
 		return tail, errors.New("the deploy command ran out of memory and was killed")
-	case res.TimedOut:
+	case stepTimedOut:
 		return tail, errors.New("the deploy command did not finish within an hour")
-	case res.ExitCode != 0:
+	case stepExited:
 		return tail, fmt.Errorf("the deploy command exited with status %d", res.ExitCode)
 	}
 	return tail, nil

@@ -129,17 +129,16 @@ func (e *Executor) Run(ctx context.Context, dir string, run *Run) (*configs.Repo
 			fmt.Fprintf(sink, "mlbot: %s\n", run.Detail)
 			return cfg, nil
 		}
-		fmt.Fprintf(sink, "$ %s\n", s.cmd)
-		res, err := e.Runner.Run(ctx, runners.Spec{Name: s.name, Command: s.cmd, Dir: dir, Env: env, Timeout: left, Output: sink,
+		res, end, err := runStep(ctx, e.Runner, runners.Spec{Name: s.name, Command: s.cmd, Dir: dir, Env: env, Timeout: left, Output: sink,
 			Network: network})
 		*s.took = res.Duration
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", s.name, err)
 		}
-		switch {
-		case res.Canceled:
-			return nil, fmt.Errorf("%s cancelled: %w", s.name, context.Cause(ctx))
-		case res.OOMKilled:
+		switch end {
+		case stepCanceled:
+			return nil, canceledError(ctx, s.name)
+		case stepOOMKilled:
 			what := fmt.Sprintf("%s ran out of memory and was killed (exit status %d)", s.name, res.ExitCode)
 			if res.ExitCode == 0 {
 				// A helper process died, the step carried on: its result
@@ -149,11 +148,11 @@ func (e *Executor) Run(ctx context.Context, dir string, run *Run) (*configs.Repo
 			run.Outcome, run.Detail = report.OutcomeStepFailed, what+e.memoryLimitNote()
 			fmt.Fprintf(sink, "mlbot: %s\n", run.Detail)
 			return cfg, nil
-		case res.TimedOut:
+		case stepTimedOut:
 			run.Outcome, run.Detail = report.OutcomeTimedOut, fmt.Sprintf("%s did not finish within the pipeline timeout of %s; its process group was killed", s.name, timeout)
 			fmt.Fprintf(sink, "mlbot: %s\n", run.Detail)
 			return cfg, nil
-		case res.ExitCode != 0:
+		case stepExited:
 			run.Outcome, run.Detail = report.OutcomeStepFailed, fmt.Sprintf("%s exited with status %d", s.name, res.ExitCode)
 			fmt.Fprintf(sink, "mlbot: %s\n", run.Detail)
 			return cfg, nil

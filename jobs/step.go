@@ -1,0 +1,59 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/mlbot/mlbot/runners"
+)
+
+// stepEnd is how a step that ran ended, in the terms the pipeline and a
+// deploy report it.
+type stepEnd int
+
+const (
+	// stepSucceeded: the step exited with status 0.
+	stepSucceeded stepEnd = iota
+	// stepCanceled: the task's context was cancelled and the step killed.
+	stepCanceled
+	// stepOOMKilled: a process of the step ran out of memory and was killed.
+	stepOOMKilled
+	// stepTimedOut: the step's timeout expired and it was killed.
+	stepTimedOut
+	// stepExited: the step exited with a non-zero status.
+	stepExited
+)
+
+// runStep is the one step path of the pipeline and the deploys: it writes
+// the command line to spec.Output, runs spec with r and says how the step
+// ended. The error is r's own, returned as is: the step could not be
+// started or waited for.
+func runStep(ctx context.Context, r runners.Runner, spec runners.Spec) (runners.Result, stepEnd, error) {
+	fmt.Fprintf(spec.Output, "$ %s\n", spec.Command)
+	res, err := r.Run(ctx, spec)
+	if err != nil {
+		return res, stepSucceeded, err
+	}
+	return res, classify(res), nil
+}
+
+// classify maps a runner's result to how the step ended; the checks come
+// in this order because a killed step also has a non-zero exit status.
+func classify(res runners.Result) stepEnd {
+	switch {
+	case res.Canceled:
+		return stepCanceled
+	case res.OOMKilled:
+		return stepOOMKilled
+	case res.TimedOut:
+		return stepTimedOut
+	case res.ExitCode != 0:
+		return stepExited
+	}
+	return stepSucceeded
+}
+
+// canceledError is the error of a step that was cancelled with ctx.
+func canceledError(ctx context.Context, name string) error {
+	return fmt.Errorf("%s cancelled: %w", name, context.Cause(ctx))
+}
