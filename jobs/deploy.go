@@ -356,12 +356,18 @@ func (w *Worker) runDeploy(ctx context.Context, f cloneAuthorizer, repo bot.Repo
 	}
 	// The deploy sees its checkout and the restored artifacts (root), and
 	// keeps the network: it ships the model somewhere.
-	res, end, err := runStep(ctx, w.opts.Runner, runners.Spec{Name: "deploy", Command: env.Command, Dir: dir, Workspace: root,
-		Network: true, Writable: w.opts.DeployPaths, Env: runners.ChildEnv(os.Environ(), w.opts.Secrets, extra...), Timeout: time.Hour, Output: sink})
+	r, err := w.opts.Runners.Get(runners.Local)
+	if err != nil {
+		sink.Close()
+		return sink.Tail(logTailLines), err
+	}
+	res, last, end := runJob(ctx, r, runners.Job{Steps: []runners.Step{{Name: "deploy", Command: env.Command}}, Dir: dir, Workspace: root,
+		Network: true, Writable: w.opts.DeployPaths, Env: runners.ChildEnv(os.Environ(), w.opts.Secrets, extra...), Timeout: time.Hour,
+		Output: sink, Log: logPath})
 	sink.Close()
 	tail := sink.Tail(logTailLines)
-	if err != nil {
-		return tail, err
+	if res.InfraError != nil {
+		return tail, res.InfraError
 	}
 	switch end {
 	case stepCanceled:
@@ -371,7 +377,7 @@ func (w *Worker) runDeploy(ctx context.Context, f cloneAuthorizer, repo bot.Repo
 	case stepTimedOut:
 		return tail, errors.New("the deploy command did not finish within an hour")
 	case stepExited:
-		return tail, fmt.Errorf("the deploy command exited with status %d", res.ExitCode)
+		return tail, fmt.Errorf("the deploy command exited with status %d", last.ExitCode)
 	}
 	return tail, nil
 }

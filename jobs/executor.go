@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -25,7 +26,9 @@ const deadlineSlack = 10 * time.Second
 // Executor runs a repository's pipeline in a checked-out directory. The
 // worker uses it for every commit, and `mlbot run` for a working copy.
 type Executor struct {
-	Runner runners.Runner
+	// Runners holds the runners a repository may choose with
+	// `pipeline.runner`; an empty choice is runners.Local.
+	Runners runners.Set
 	// LogDir receives one log file per run.
 	LogDir string
 	// Secrets are masked in logs and kept from the child's environment.
@@ -87,7 +90,12 @@ func (e *Executor) Run(ctx context.Context, dir string, run *Run) (*configs.Repo
 		fmt.Fprintf(sink, "mlbot: invalid %s:\n%s\n", configs.RepoConfigFile, err)
 		return nil, nil
 	}
-	if cfg.Pipeline.Runner != "" && cfg.Pipeline.Runner != "local" {
+	runnerName := cfg.Pipeline.Runner
+	if runnerName == "" {
+		runnerName = runners.Local
+	}
+	r, err := e.Runners.Get(runnerName)
+	if err != nil {
 		// Running it locally instead would silently ignore the isolation
 		// the repository asked for.
 		run.Outcome, run.Detail = report.OutcomeConfigError, fmt.Sprintf("%s: runner %q is not available in this mlbot; use runner: local", configs.RepoConfigFile, cfg.Pipeline.Runner)
@@ -115,48 +123,54 @@ func (e *Executor) Run(ctx context.Context, dir string, run *Run) (*configs.Repo
 	// Untrusted code never gets the network; trusted code keeps it unless
 	// the repository turns it off.
 	network := run.Trusted && cfg.Pipeline.Network != "none"
-	steps := []struct {
-		name, cmd string
-		took      *time.Duration
-	}{{"train", cfg.Pipeline.Train, &run.Train}, {"evaluate", cfg.Pipeline.Evaluate, &run.Evaluate}}
-	for _, s := range steps {
-		if s.cmd == "" {
-			continue
+	job := pipelineJob(cfg, dir, env, network, sink, logPath)
+	took := map[string]*time.Duration{"train": &run.Train, "evaluate": &run.Evaluate}
+	var (
+		res  runners.JobResult
+		last runners.StepResult
+		end  stepEnd
+	)
+	if job.Timeout = time.Until(deadline); job.Timeout <= 0 {
+		// Zero would mean no bound at all: the first step finds no time.
+		if len(job.Steps) > 0 {
+			last, end = runners.StepResult{Name: job.Steps[0].Name, NotStarted: true}, stepNotStarted
 		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			run.Outcome, run.Detail = report.OutcomeTimedOut, fmt.Sprintf("no time was left for %s within the pipeline timeout of %s", s.name, timeout)
-			fmt.Fprintf(sink, "mlbot: %s\n", run.Detail)
-			return cfg, nil
+	} else {
+		res, last, end = runJob(ctx, r, job)
+	}
+	for _, sr := range res.Steps {
+		if d := took[sr.Name]; d != nil {
+			*d = sr.Duration
 		}
-		res, end, err := runStep(ctx, e.Runner, runners.Spec{Name: s.name, Command: s.cmd, Dir: dir, Env: env, Timeout: left, Output: sink,
-			Network: network})
-		*s.took = res.Duration
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", s.name, err)
+	}
+	if res.InfraError != nil {
+		return nil, fmt.Errorf("%s: %w", last.Name, res.InfraError)
+	}
+	switch end {
+	case stepNotStarted:
+		run.Outcome, run.Detail = report.OutcomeTimedOut, fmt.Sprintf("no time was left for %s within the pipeline timeout of %s", last.Name, timeout)
+		fmt.Fprintf(sink, "mlbot: %s\n", run.Detail)
+		return cfg, nil
+	case stepCanceled:
+		return nil, canceledError(ctx, last.Name)
+	case stepOOMKilled:
+		what := fmt.Sprintf("%s ran out of memory and was killed (exit status %d)", last.Name, last.ExitCode)
+		if last.ExitCode == 0 {
+			// A helper process died, the step carried on: its result
+			// is not to be trusted.
+			what = fmt.Sprintf("a process of %s ran out of memory and was killed", last.Name)
 		}
-		switch end {
-		case stepCanceled:
-			return nil, canceledError(ctx, s.name)
-		case stepOOMKilled:
-			what := fmt.Sprintf("%s ran out of memory and was killed (exit status %d)", s.name, res.ExitCode)
-			if res.ExitCode == 0 {
-				// A helper process died, the step carried on: its result
-				// is not to be trusted.
-				what = fmt.Sprintf("a process of %s ran out of memory and was killed", s.name)
-			}
-			run.Outcome, run.Detail = report.OutcomeStepFailed, what+e.memoryLimitNote()
-			fmt.Fprintf(sink, "mlbot: %s\n", run.Detail)
-			return cfg, nil
-		case stepTimedOut:
-			run.Outcome, run.Detail = report.OutcomeTimedOut, fmt.Sprintf("%s did not finish within the pipeline timeout of %s; its process group was killed", s.name, timeout)
-			fmt.Fprintf(sink, "mlbot: %s\n", run.Detail)
-			return cfg, nil
-		case stepExited:
-			run.Outcome, run.Detail = report.OutcomeStepFailed, fmt.Sprintf("%s exited with status %d", s.name, res.ExitCode)
-			fmt.Fprintf(sink, "mlbot: %s\n", run.Detail)
-			return cfg, nil
-		}
+		run.Outcome, run.Detail = report.OutcomeStepFailed, what+e.memoryLimitNote()
+		fmt.Fprintf(sink, "mlbot: %s\n", run.Detail)
+		return cfg, nil
+	case stepTimedOut:
+		run.Outcome, run.Detail = report.OutcomeTimedOut, fmt.Sprintf("%s did not finish within the pipeline timeout of %s; its process group was killed", last.Name, timeout)
+		fmt.Fprintf(sink, "mlbot: %s\n", run.Detail)
+		return cfg, nil
+	case stepExited:
+		run.Outcome, run.Detail = report.OutcomeStepFailed, fmt.Sprintf("%s exited with status %d", last.Name, last.ExitCode)
+		fmt.Fprintf(sink, "mlbot: %s\n", run.Detail)
+		return cfg, nil
 	}
 	metrics, err := report.ReadFiles(ctx, dir, cfg.Pipeline.Metrics)
 	if err != nil {
@@ -190,6 +204,20 @@ func verdict(base map[string]float64, run *Run) report.Outcome {
 		return report.OutcomePassed
 	}
 	return report.OutcomeGateFailed
+}
+
+// pipelineJob is the job of cfg's pipeline in dir: its train and
+// evaluate steps (those it has), in that order, with the patterns of the
+// files the pipeline writes. The caller sets the timeout.
+func pipelineJob(cfg *configs.RepoConfig, dir string, env []string, network bool, out io.Writer, logPath string) runners.Job {
+	job := runners.Job{Dir: dir, Env: env, Network: network, Output: out, Log: logPath,
+		Metrics: cfg.Pipeline.Metrics, Artifacts: cfg.Pipeline.Artifacts, Image: cfg.Pipeline.Image}
+	for _, s := range []runners.Step{{Name: "train", Command: cfg.Pipeline.Train}, {Name: "evaluate", Command: cfg.Pipeline.Evaluate}} {
+		if s.Command != "" {
+			job.Steps = append(job.Steps, s)
+		}
+	}
+	return job
 }
 
 func specs(cfg *configs.RepoConfig) map[string]report.Spec {

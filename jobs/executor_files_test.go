@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mlbot/mlbot/jobs/report"
+	"github.com/mlbot/mlbot/runners"
 )
 
 // A checkout decides what its .mlbot.yml and metrics files are: a link to
@@ -47,7 +48,7 @@ func TestExecutorReadsTheCheckoutSafely(t *testing.T) {
 			dir, outside := t.TempDir(), t.TempDir()
 			tt.prepare(t, dir, outside)
 			runner := &fakeRunner{}
-			e := &Executor{Runner: runner, LogDir: t.TempDir()}
+			e := &Executor{Runners: runners.Set{runners.Local: runner}, LogDir: t.TempDir()}
 			run := &Run{ID: "r1", Kind: KindPullRequest, SHA: strings.Repeat("a", 40)}
 			done := make(chan error, 1)
 			go func() {

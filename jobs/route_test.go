@@ -16,6 +16,7 @@ import (
 	"github.com/mlbot/mlbot/bot"
 	"github.com/mlbot/mlbot/bot/github"
 	"github.com/mlbot/mlbot/jobs/report"
+	"github.com/mlbot/mlbot/runners"
 )
 
 // routePublicURL is where the test workers say run pages are served.
@@ -45,7 +46,7 @@ func newRouteWorkerOn(t *testing.T, rdb redis.UniversalClient, f *fakeForge, all
 	w, err := New(Options{
 		Redis:       rdb,
 		Forges:      []ForgeSet{{Webhook: &github.Webhook{}, Forge: f}},
-		Runner:      &fakeRunner{},
+		Runners:     runners.Set{runners.Local: &fakeRunner{}},
 		DataDir:     t.TempDir(),
 		PublicURL:   routePublicURL,
 		RepoAllowed: allowed,

@@ -22,25 +22,25 @@ const (
 	stepTimedOut
 	// stepExited: the step exited with a non-zero status.
 	stepExited
+	// stepNotStarted: no time was left to start the step.
+	stepNotStarted
 )
 
-// runStep is the one step path of the pipeline and the deploys: it writes
-// the command line to spec.Output, runs spec with r and says how the step
-// ended. The error is r's own, returned as is: the step could not be
-// started or waited for.
-func runStep(ctx context.Context, r runners.Runner, spec runners.Spec) (runners.Result, stepEnd, error) {
-	fmt.Fprintf(spec.Output, "$ %s\n", spec.Command)
-	res, err := r.Run(ctx, spec)
-	if err != nil {
-		return res, stepSucceeded, err
-	}
-	return res, classify(res), nil
+// runJob is the one step path of the pipeline and the deploys: it runs
+// job with r and says how its last step ended. A JobResult with an
+// InfraError means that step could not be started or waited for.
+func runJob(ctx context.Context, r runners.Runner, job runners.Job) (runners.JobResult, runners.StepResult, stepEnd) {
+	res := runners.RunJob(ctx, r, job)
+	last, _ := res.Last()
+	return res, last, classify(last)
 }
 
-// classify maps a runner's result to how the step ended; the checks come
+// classify maps a step's result to how the step ended; the checks come
 // in this order because a killed step also has a non-zero exit status.
-func classify(res runners.Result) stepEnd {
+func classify(res runners.StepResult) stepEnd {
 	switch {
+	case res.NotStarted:
+		return stepNotStarted
 	case res.Canceled:
 		return stepCanceled
 	case res.OOMKilled:

@@ -49,7 +49,9 @@ type Options struct {
 	// Redis is shared with the caller, who closes it.
 	Redis  redis.UniversalClient
 	Forges []ForgeSet
-	Runner runners.Runner
+	// Runners holds the runners of this process by name; it must hold
+	// runners.Local, which deploys use.
+	Runners runners.Set
 	// StepMemoryLimit is the memory limit of one step, in bytes, quoted
 	// when a step runs out of memory (0: not known).
 	StepMemoryLimit int64
@@ -129,8 +131,11 @@ type Worker struct {
 
 // New returns a Worker; Start runs it.
 func New(opts Options) (*Worker, error) {
-	if opts.Redis == nil || opts.Runner == nil || len(opts.Forges) == 0 {
+	if opts.Redis == nil || len(opts.Forges) == 0 {
 		return nil, errors.New("jobs: Redis, Runner and at least one forge are required")
+	}
+	if _, err := opts.Runners.Get(runners.Local); err != nil {
+		return nil, fmt.Errorf("jobs: Redis, Runner and at least one forge are required: %w", err)
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -185,7 +190,7 @@ func New(opts Options) (*Worker, error) {
 		forges:   map[string]ForgeSet{},
 		store:    NewStore(opts.Redis, opts.KeyPrefix),
 		registry: registry.New(opts.Redis, opts.KeyPrefix, artifacts),
-		exec: &Executor{Runner: opts.Runner, LogDir: filepath.Join(opts.DataDir, "logs"),
+		exec: &Executor{Runners: opts.Runners, LogDir: filepath.Join(opts.DataDir, "logs"),
 			Secrets: opts.Secrets, MaxTimeout: opts.MaxPipelineTimeout, SecretEnv: opts.SecretEnv,
 			MemoryLimit: opts.StepMemoryLimit},
 		client:    asynq.NewClientFromRedisClient(opts.Redis),

@@ -71,10 +71,13 @@ func newApp(cfg *configs.Server, log *slog.Logger, withHTTP bool) (*app, error) 
 	if wrapRunner != nil {
 		runner = wrapRunner(cfg, runner)
 	}
+	// The runner set is built once, here: the one place a runner name of
+	// .mlbot.yml becomes a runner (docker and kubernetes join it later).
+	runnerSet := runners.Set{runners.Local: runner}
 	w, err := jobs.New(jobs.Options{
 		Redis:              a.rdb,
 		Forges:             forges,
-		Runner:             runner,
+		Runners:            runnerSet,
 		StepMemoryLimit:    stepMemory,
 		DeployPaths:        cfg.DeployPaths,
 		DataDir:            cfg.DataDir,

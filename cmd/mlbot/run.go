@@ -11,6 +11,7 @@ import (
 
 	"github.com/mlbot/mlbot/jobs"
 	"github.com/mlbot/mlbot/jobs/report"
+	"github.com/mlbot/mlbot/runners"
 	"github.com/mlbot/mlbot/runners/git"
 	"github.com/mlbot/mlbot/runners/local"
 )
@@ -39,7 +40,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	exec := &jobs.Executor{Runner: local.New(), LogDir: filepath.Join(tmp, "logs")}
+	exec := &jobs.Executor{Runners: runners.Set{runners.Local: local.New()}, LogDir: filepath.Join(tmp, "logs")}
 
 	// The head runs in place, uncommitted changes included: this is the
 	// change about to be pushed.
