@@ -1,6 +1,10 @@
 // Package runners runs a command of a pipeline in a workspace. Each way of
 // running (a local process, a Docker container, a Kubernetes Job) is one
 // subpackage implementing Runner; runners/git checks out the workspace.
+//
+// The contract between mlbot and its runners is a Job in and a JobResult
+// out (job.go): RunJob drives a Runner one Spec a step. A Set (set.go)
+// holds the runners of a process by the names .mlbot.yml uses.
 package runners
 
 import (
