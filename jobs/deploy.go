@@ -14,12 +14,12 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/mlbot/mlbot/bot"
 	"github.com/mlbot/mlbot/configs"
 	"github.com/mlbot/mlbot/jobs/registry"
 	"github.com/mlbot/mlbot/jobs/report"
+	"github.com/mlbot/mlbot/jobs/store"
 	"github.com/mlbot/mlbot/jobs/verify"
 	"github.com/mlbot/mlbot/runners"
 	"github.com/mlbot/mlbot/runners/git"
@@ -68,16 +68,16 @@ func (w *Worker) requestDeploy(ctx context.Context, key string, repo bot.Repo, r
 	if err != nil {
 		return nil, err
 	}
-	queue := w.store.key("deployq", repoKey(repo), env)
+	line := w.store.DeployLine(repoKey(repo), env)
 	if prev, err := w.registry.GetDeploy(ctx, id); err == nil {
-		return prev, w.enqueueDeploy(ctx, prev, repo, ref, queue)
+		return prev, w.enqueueDeploy(ctx, prev, repo, ref, line)
 	} else if !errors.Is(err, registry.ErrNotFound) {
 		return nil, err
 	}
 	d := registry.Deploy{ID: id, Repo: repoKey(repo), Env: env, Version: v.Number, SHA: v.SHA,
 		State: registry.DeployQueued, Reason: reason, RequestedBy: by, PR: pr, Requested: time.Now().UTC(), Kind: kind, Forced: forced}
 	if kind != registry.KindRollback {
-		ids, err := w.opts.Redis.LRange(ctx, queue, 0, -1).Result()
+		ids, err := line.IDs(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -96,32 +96,19 @@ func (w *Worker) requestDeploy(ctx context.Context, key string, repo bot.Repo, r
 		return nil, err
 	}
 	deploysRequested.WithLabelValues(env).Inc()
-	return &d, w.enqueueDeploy(ctx, &d, repo, ref, queue)
+	return &d, w.enqueueDeploy(ctx, &d, repo, ref, line)
 }
 
 // enqueueDeploy makes sure deploy d has its task and its place in the
 // environment's line; both steps tolerate having been done before.
-func (w *Worker) enqueueDeploy(ctx context.Context, d *registry.Deploy, repo bot.Repo, ref, queue string) error {
+func (w *Worker) enqueueDeploy(ctx context.Context, d *registry.Deploy, repo bot.Repo, ref string, line *store.DeployLine) error {
 	b, _ := json.Marshal(DeployPayload{DeployID: d.ID, Repo: repo, Ref: ref})
 	_, err := w.client.EnqueueContext(ctx, w.signer.NewTask(TypeDeploy, b), asynq.TaskID("deploy:"+d.ID),
 		asynq.Queue(QueueDeploy), asynq.MaxRetry(100), asynq.Timeout(w.opts.MaxPipelineTimeout), asynq.Retention(runRetention))
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		return err
 	}
-	return w.joinLine(ctx, queue, d.ID)
-}
-
-// joinLine appends id to an environment's line unless it is in it.
-func (w *Worker) joinLine(ctx context.Context, queue, id string) error {
-	if _, err := w.opts.Redis.LPos(ctx, queue, id, redis.LPosArgs{}).Result(); err == nil {
-		return nil
-	} else if !errors.Is(err, redis.Nil) {
-		return err
-	}
-	if err := w.opts.Redis.RPush(ctx, queue, id).Err(); err != nil {
-		return err
-	}
-	return w.opts.Redis.Expire(ctx, queue, runRetention).Err()
+	return line.Join(ctx, d.ID)
 }
 
 // errWaitTurn makes asynq retry a deploy whose environment is busy.
@@ -159,11 +146,11 @@ func (w *Worker) handleDeploy(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return fmt.Errorf("deploy %s: %w", d.ID, err)
 	}
-	queue := w.store.key("deployq", d.Repo, d.Env)
+	line := w.store.DeployLine(d.Repo, d.Env)
 	if d.Done() {
 		// Done before; a retry only redoes what may not have happened (each
 		// step remembers it did).
-		w.opts.Redis.LRem(ctx, queue, 0, d.ID)
+		line.Leave(ctx, d.ID)
 		if d.State == registry.DeployRolledBack {
 			if err := w.autoRollback(ctx, p, d, d.Detail); err != nil {
 				return err
@@ -176,13 +163,13 @@ func (w *Worker) handleDeploy(ctx context.Context, t *asynq.Task) error {
 		v, _ := w.registry.Get(ctx, d.Repo, d.Version)
 		return w.replyDeploy(ctx, f, p.Repo, d, v, "")
 	}
-	if err := w.joinLine(ctx, queue, d.ID); err != nil {
+	if err := line.Join(ctx, d.ID); err != nil {
 		return err
 	}
 	// Wait for the requests ahead, skipping those dropped, finished, or
 	// left without a task by a crash between recording and queueing.
 	for {
-		head, err := w.opts.Redis.LIndex(ctx, queue, 0).Result()
+		head, err := line.Head(ctx)
 		if err != nil {
 			return err
 		}
@@ -193,7 +180,7 @@ func (w *Worker) handleDeploy(ctx context.Context, t *asynq.Task) error {
 		info, taskErr := w.inspector.GetTaskInfo(QueueDeploy, "deploy:"+head)
 		dead := errors.Is(taskErr, asynq.ErrTaskNotFound) || (taskErr == nil && info.State == asynq.TaskStateArchived)
 		if err != nil || dead || ahead.Done() {
-			w.opts.Redis.LRem(ctx, queue, 1, head)
+			line.Skip(ctx, head)
 			continue
 		}
 		return errWaitTurn
@@ -206,7 +193,7 @@ func (w *Worker) handleDeploy(ctx context.Context, t *asynq.Task) error {
 		return errWaitTurn
 	}
 	defer lease.Release()
-	defer w.heartbeat(ctx, lease, deployLease)()
+	defer lease.Heartbeat(ctx, deployLease)()
 
 	if d.State == registry.DeployRunning {
 		// A worker died mid-deploy. Running the command again could deploy
@@ -395,7 +382,7 @@ func (w *Worker) finishDeploy(ctx context.Context, f deployReporter, p DeployPay
 	if err := w.registry.SaveDeploy(ctx, *d); err != nil {
 		return err
 	}
-	w.opts.Redis.LRem(ctx, w.store.key("deployq", d.Repo, d.Env), 0, d.ID)
+	w.store.DeployLine(d.Repo, d.Env).Leave(ctx, d.ID)
 	deploysFinished.WithLabelValues(d.Env, d.State).Inc()
 	envURL := ""
 	if env != nil {
@@ -454,8 +441,11 @@ func (w *Worker) replyDeploy(ctx context.Context, f notePoster, repo bot.Repo, d
 	}
 	// A refusal's reply was written when it was refused, with the check's
 	// table; anything else is written now.
-	body, err := w.opts.Redis.Get(ctx, w.store.key("deployreplybody", d.ID)).Result()
-	if errors.Is(err, redis.Nil) {
+	body, ok, err := w.store.DeployReply(ctx, d.ID)
+	if err != nil {
+		return err
+	}
+	if !ok {
 		rd := report.Deploy{State: d.State, Env: d.Env, Version: d.Version, SHA: d.SHA, Why: d.Reason, EnvURL: envURL,
 			Detail: d.Detail, Against: d.Against, LogTail: d.LogTail, LogURL: w.deployURL(d.ID)}
 		if d.Forced {
@@ -465,8 +455,6 @@ func (w *Worker) replyDeploy(ctx context.Context, f notePoster, repo bot.Repo, d
 			rd.Metrics = v.Metrics
 		}
 		body = ReplyMarker + "\n" + redact(report.StripFormatMarkdown(report.RenderDeploy(rd)), w.opts.Secrets)
-	} else if err != nil {
-		return err
 	}
 	if len(body) > bot.MaxCommentLength {
 		body = body[:bot.MaxCommentLength-10] + "\n…"
@@ -491,7 +479,7 @@ func (w *Worker) refuseDeploy(ctx context.Context, f deployReporter, p DeployPay
 		if err := w.keepMergeNote(ctx, p.Repo, d.SHA, "deploy:"+d.Env, body); err != nil {
 			return err
 		}
-	} else if err := w.opts.Redis.SetNX(ctx, w.store.key("deployreplybody", d.ID), body, runRetention).Err(); err != nil {
+	} else if err := w.store.KeepDeployReply(ctx, d.ID, body); err != nil {
 		return err
 	}
 	return w.finishDeploy(ctx, f, p, d, v, nil)
@@ -593,24 +581,6 @@ func (w *Worker) previousVersion(ctx context.Context, repo, env string, current 
 		}
 	}
 	return nil, nil
-}
-
-// heartbeat renews a lease for ttl at a third of ttl until stop is called.
-func (w *Worker) heartbeat(ctx context.Context, lease *Lease, ttl time.Duration) (stop func()) {
-	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	go func() {
-		t := time.NewTicker(ttl / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				lease.Renew(ctx, ttl)
-			}
-		}
-	}()
-	return cancel
 }
 
 func (w *Worker) setDeployStatus(ctx context.Context, f statusPoster, repo bot.Repo, sha, ref, name string, st bot.State, desc, id string) {

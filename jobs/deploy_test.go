@@ -97,7 +97,7 @@ func TestDeployInterruptedIsNotRunTwice(t *testing.T) {
 		t.Errorf("pull request #3 got %d replies: %+v", n, f.comments[3])
 	}
 	// The environment is free for the next deploy.
-	if n, _ := w.opts.Redis.LLen(ctx, w.store.key("deployq", repoKey(deployRepo), "production")).Result(); n != 0 {
+	if n, _ := w.store.DeployLine(repoKey(deployRepo), "production").Len(ctx); n != 0 {
 		t.Errorf("deploy queue holds %d entries after the interrupted deploy", n)
 	}
 }

@@ -25,11 +25,7 @@ type notePoster interface {
 // postMergeNotes. Storing it first keeps it from being lost between the
 // decision and the post.
 func (w *Worker) keepMergeNote(ctx context.Context, repo bot.Repo, sha, key, body string) error {
-	k := w.store.key("mergenotes", repoKey(repo), sha)
-	if err := w.opts.Redis.HSetNX(ctx, k, key, report.StripFormatMarkdown(body)).Err(); err != nil {
-		return err
-	}
-	return w.opts.Redis.Expire(ctx, k, runRetention).Err()
+	return w.store.KeepMergeNote(ctx, repo, sha, key, report.StripFormatMarkdown(body))
 }
 
 // noteMerge keeps a note about default-branch commit sha and posts it.
@@ -55,7 +51,7 @@ func (w *Worker) postMergeNotes(ctx context.Context, f notePoster, repo bot.Repo
 		return errNotesBusy
 	}
 	defer release()
-	notes, err := w.opts.Redis.HGetAll(ctx, w.store.key("mergenotes", repoKey(repo), sha)).Result()
+	notes, err := w.store.MergeNotes(ctx, repo, sha)
 	if err != nil || len(notes) == 0 {
 		return err
 	}

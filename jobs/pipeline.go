@@ -47,7 +47,7 @@ func (w *Worker) handlePipeline(ctx context.Context, t *asynq.Task) error {
 		return errWaitTurn
 	}
 	defer lease.Release()
-	defer w.heartbeat(ctx, lease, runLease)()
+	defer lease.Heartbeat(ctx, runLease)()
 	run, err := w.store.GetRun(ctx, p.RunID)
 	if errors.Is(err, ErrNoRun) {
 		run = p.newRun()
@@ -288,7 +288,7 @@ func (w *Worker) findBase(ctx context.Context, p PipelinePayload, co git.Checkou
 		}
 	}
 	defer lease.Release()
-	defer w.heartbeat(ctx, lease, runLease)()
+	defer lease.Heartbeat(ctx, runLease)()
 	// A clone of its own, not a worktree of the head's repository.
 	dir := filepath.Join(root, "base")
 	bco := git.Checkout{URL: co.URL, Auth: co.Auth, Dir: dir}

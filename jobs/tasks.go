@@ -35,12 +35,13 @@ const (
 const StatusContext = "mlbot/train-eval"
 
 // webhookRetention keeps accepted deliveries' task ids so that a redelivery
-// within a day is recognised as a duplicate.
-const webhookRetention = 24 * time.Hour
+// within a day is recognised as a duplicate (store.WebhookRetention).
+const webhookRetention = store.WebhookRetention
 
 // runRetention keeps finished pipeline and report task ids, so that a
-// duplicate delivery of the same commit does not train it again.
-const runRetention = 7 * 24 * time.Hour
+// duplicate delivery of the same commit does not train it again
+// (store.RunRetention).
+const runRetention = store.RunRetention
 
 // RunKind says why a run exists (store.RunKind).
 type RunKind = store.RunKind

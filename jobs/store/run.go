@@ -1,7 +1,9 @@
-// Package store holds mlbot's state in Redis. For now it holds the read
-// model of a run (Run, its states and kinds, ErrNoRun), so that the pages
-// in web can read runs without importing the task handlers of jobs; the
-// Store itself and every key and TTL move here with the rest of issue 14.
+// Package store holds mlbot's state in Redis: runs and their read model
+// (Run, its states and kinds, ErrNoRun), ids, pull request heads, comment
+// ids, leases, cancel flags, once-only marks, merge notes and the deploy
+// line. Every key it writes and every TTL is declared in keys.go. The
+// pages in web read runs through it without importing the task handlers
+// of jobs.
 package store
 
 import (

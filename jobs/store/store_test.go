@@ -1,4 +1,4 @@
-package jobs
+package store
 
 import (
 	"context"
@@ -13,22 +13,16 @@ import (
 	"github.com/mlbot/mlbot/jobs/report"
 )
 
-// jobsRedisDB is the jobs package's own Redis database (see redistest).
-const jobsRedisDB = 1
+// storeRedisDB is the store package's own Redis database (see redistest).
+const storeRedisDB = 5
 
-// testRedis returns a client of the jobs package's Redis database, emptied
-// for this test. Tests sharing the database must not run in parallel.
-func testRedis(t *testing.T) *redis.Client {
-	t.Helper()
-	c := redis.NewClient(redistest.Options(t, jobsRedisDB))
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-// testStore returns a Store on an empty database.
+// testStore returns a Store on an empty database. Tests sharing the
+// database must not run in parallel.
 func testStore(t *testing.T) *Store {
 	t.Helper()
-	return NewStore(testRedis(t), "mlbot:")
+	c := redis.NewClient(redistest.Options(t, storeRedisDB))
+	t.Cleanup(func() { c.Close() })
+	return New(c, "mlbot:")
 }
 
 var storeRepo = bot.Repo{Forge: "github", FullName: "Acme/Model", DefaultBranch: "main", Host: "github.com"}
@@ -186,7 +180,7 @@ func TestStoreCommentID(t *testing.T) {
 			t.Fatalf("after SetCommentID(%d): CommentID = %d, %v; want %d", st.set, got, err, st.want)
 		}
 	}
-	if n, _ := s.rdb.Exists(ctx, s.key("comment", repoKey(storeRepo), "5")).Result(); n != 0 {
+	if n, _ := s.rdb.Exists(ctx, s.commentKey(RepoKey(storeRepo), "5")).Result(); n != 0 {
 		t.Errorf("forgetting a comment id left its key in Redis")
 	}
 }
@@ -245,7 +239,7 @@ func TestStoreLockExpiredLeaseIsNotReleasedByItsOldHolder(t *testing.T) {
 	// The lease runs out (deleted here rather than waited for, so that the
 	// test does not depend on time) and a new holder takes it. The first
 	// holder's late release must not delete the new holder's lease.
-	if err := s.rdb.Del(ctx, s.key("lock", "short")).Err(); err != nil {
+	if err := s.rdb.Del(ctx, s.lockKey("short")).Err(); err != nil {
 		t.Fatal(err)
 	}
 	release2, ok, err := s.Lock(ctx, "short", time.Minute)
@@ -257,4 +251,95 @@ func TestStoreLockExpiredLeaseIsNotReleasedByItsOldHolder(t *testing.T) {
 		t.Errorf("an expired holder's release freed the new holder's lease")
 	}
 	release2()
+}
+
+// TestClaimIDKeepsItsIDAsLongAsRuns checks the mapping outlives a finished
+// run's asynq task id and lives as long as the run record, so that a late
+// redelivery finds the run instead of training again.
+func TestClaimIDKeepsItsIDAsLongAsRuns(t *testing.T) {
+	ctx := context.Background()
+	s := testStore(t)
+	// A dedupe key as jobs derives them: a SHA-256 in hex.
+	const deployKey = "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8"
+	if _, err := s.ClaimID(ctx, "deploy", deployKey); err != nil {
+		t.Fatal(err)
+	}
+	ttl, err := s.rdb.TTL(ctx, s.idKey("deploy", deployKey)).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ttl < RunTTL-time.Minute || ttl > RunTTL {
+		t.Errorf("the id mapping lives %s, want %s", ttl, RunTTL)
+	}
+}
+
+// TestHeadAt drives the head history /ok-to-test approves by: the head a
+// pull request had at a time is the newest head seen at or before it.
+func TestHeadAt(t *testing.T) {
+	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	type obs struct {
+		sha      string
+		at       time.Time
+		received time.Duration // after t0, on mlbot's clock
+	}
+	tests := []struct {
+		name    string
+		history []obs
+		comment time.Time
+		want    string
+		wantErr error
+	}{
+		{"nothing seen", nil, at(time.Minute), "", ErrNoHeadHistory},
+		{"comment before the first head", []obs{{"a", at(time.Minute), 0}}, at(30 * time.Second), "", ErrBeforeHeads},
+		{"the only head", []obs{{"a", at(0), 0}}, at(time.Minute), "a", nil},
+		{"same second as the head counts", []obs{{"a", at(0), 0}}, at(0), "a", nil},
+		{"written before a later push", []obs{{"a", at(0), 0}, {"b", at(2 * time.Minute), time.Minute}}, at(time.Minute), "a", nil},
+		{"written after a later push", []obs{{"a", at(0), 0}, {"b", at(2 * time.Minute), time.Minute}}, at(3 * time.Minute), "b", nil},
+		{"events delivered out of order", []obs{{"b", at(2 * time.Minute), 0}, {"a", at(0), time.Minute}}, at(time.Minute), "a", nil},
+		{"a retried older event does not move the head back", []obs{{"a", at(0), 0}, {"b", at(2 * time.Minute), time.Minute}, {"a", at(0), 2 * time.Minute}}, at(3 * time.Minute), "b", nil},
+		{"force-pushed back to an earlier head", []obs{{"a", at(0), 0}, {"b", at(time.Minute), time.Minute}, {"a", at(2 * time.Minute), 2 * time.Minute}}, at(3 * time.Minute), "a", nil},
+		{"between the push away and back", []obs{{"a", at(0), 0}, {"b", at(time.Minute), time.Minute}, {"a", at(2 * time.Minute), 2 * time.Minute}}, at(90 * time.Second), "b", nil},
+		{"two heads in one host second: the one received last", []obs{{"a", at(0), 0}, {"b", at(0), time.Second}}, at(time.Minute), "b", nil},
+		{"an edit event re-states the head", []obs{{"a", at(0), 0}, {"b", at(time.Minute), time.Minute}, {"b", at(5 * time.Minute), 5 * time.Minute}}, at(10 * time.Minute), "b", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			s := testStore(t)
+			for _, o := range tc.history {
+				if err := s.RecordHead(ctx, storeRepo, 7, o.sha, o.at, t0.Add(o.received)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := s.HeadAt(ctx, storeRepo, 7, tc.comment)
+			if !errors.Is(err, tc.wantErr) || got != tc.want {
+				t.Errorf("HeadAt = %q, %v; want %q, %v", got, err, tc.want, tc.wantErr)
+			}
+			// Another pull request's history is its own.
+			if got, err := s.HeadAt(ctx, storeRepo, 8, tc.comment); !errors.Is(err, ErrNoHeadHistory) {
+				t.Errorf("pull request 8: HeadAt = %q, %v; want ErrNoHeadHistory", got, err)
+			}
+		})
+	}
+}
+
+// TestHeadHistoryIsBounded keeps the newest observations only.
+func TestHeadHistoryIsBounded(t *testing.T) {
+	ctx := context.Background()
+	s := testStore(t)
+	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	for i := range HeadHistory + 20 {
+		if err := s.RecordHead(ctx, storeRepo, 1, "sha"+string(rune('a'+i%26)), t0.Add(time.Duration(i)*time.Minute), t0.Add(time.Duration(i)*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k := s.prHeadsKey(RepoKey(storeRepo), "1")
+	if n, err := s.rdb.ZCard(ctx, k).Result(); err != nil || n != HeadHistory {
+		t.Errorf("%d observations kept (%v), want %d", n, err, HeadHistory)
+	}
+	// The oldest were dropped: a comment from then can no longer be placed.
+	if _, err := s.HeadAt(ctx, storeRepo, 1, t0.Add(time.Minute)); !errors.Is(err, ErrBeforeHeads) {
+		t.Errorf("HeadAt before the kept history = %v, want ErrBeforeHeads", err)
+	}
 }

@@ -1,0 +1,117 @@
+package store
+
+import (
+	"strings"
+	"time"
+
+	"github.com/mlbot/mlbot/bot"
+)
+
+// Every Redis key mlbot writes outside asynq's own queues is built in this
+// file, and every TTL those keys live for is declared here, so that what
+// mlbot keeps and for how long can be read in one place (asynq's
+// internal/base does the same for its keys). Keys start with the Store's
+// prefix ("mlbot:"); the parts below follow it, joined by ":".
+
+// TTLs and bounds of what the Store keeps.
+const (
+	// RunTTL bounds how long run records, and everything indexed by run
+	// (baselines, heads, comment ids, approvals, pull requests, merges),
+	// are kept. Run logs on disk are cleaned up after it too.
+	RunTTL = 90 * 24 * time.Hour
+
+	// IDTTL is how long a dedupe key keeps its id: as long as the runs it
+	// names are kept, so a late redelivery finds the run instead of
+	// training again.
+	IDTTL = RunTTL
+
+	// CancelTTL is how long a request to cancel a run is kept.
+	CancelTTL = 24 * time.Hour
+
+	// PermissionTTL is how long a user's permission is trusted before the
+	// host is asked again: long enough for a burst of commands, short
+	// enough that a revoked member loses power within a minute.
+	PermissionTTL = time.Minute
+
+	// WebhookRetention keeps accepted deliveries' task ids so that a
+	// redelivery within it is recognised, and marks once-only work done
+	// (MarkDone) for as long.
+	WebhookRetention = 24 * time.Hour
+
+	// RunRetention keeps finished pipeline, report and deploy task ids,
+	// an environment's deploy line, deploy replies and merge notes.
+	RunRetention = 7 * 24 * time.Hour
+
+	// HeadHistory bounds the head observations kept per pull request.
+	HeadHistory = 100
+)
+
+// RepoKey is the part of a key that names a repository: its forge and its
+// full name, lower-cased.
+func RepoKey(r bot.Repo) string { return r.Forge + ":" + strings.ToLower(r.FullName) }
+
+// key joins parts under the Store's prefix.
+func (s *Store) key(parts ...string) string { return s.prefix + strings.Join(parts, ":") }
+
+// runKey holds a run record (JSON), for RunTTL.
+func (s *Store) runKey(id string) string { return s.key("run", id) }
+
+// idKey maps a dedupe key of kind ("run", "deploy") to its random id, for
+// IDTTL.
+func (s *Store) idKey(kind, key string) string { return s.key("id", kind, key) }
+
+// baselineKey is a hash of a repository's baseline runs by commit, for
+// RunTTL from the newest.
+func (s *Store) baselineKey(repo string) string { return s.key("baseline", repo) }
+
+// prHeadKey holds a pull request's newest head commit; its ":at" twin the
+// receive time (µs) of the delivery that named it. Both for RunTTL.
+func (s *Store) prHeadKey(repo string, pr string) string { return s.key("prhead", repo, pr) }
+
+// prHeadsKey is a sorted set of a pull request's head observations by the
+// host's time, the newest HeadHistory of them, for RunTTL.
+func (s *Store) prHeadsKey(repo string, pr string) string { return s.key("prheads", repo, pr) }
+
+// commentKey holds the id of mlbot's comment on a pull request, for RunTTL.
+func (s *Store) commentKey(repo string, pr string) string { return s.key("comment", repo, pr) }
+
+// cancelKey holds why run id was asked to stop, for CancelTTL.
+func (s *Store) cancelKey(id string) string { return s.key("cancel", id) }
+
+// lockKey holds a lease's token, for the lease's own TTL.
+func (s *Store) lockKey(name string) string { return s.key("lock", name) }
+
+// prKey holds what mlbot last learned of a pull request (JSON), for RunTTL.
+func (s *Store) prKey(repo string, pr string) string { return s.key("pr", repo, pr) }
+
+// prRunKey holds the run a pull request now follows, for RunTTL.
+func (s *Store) prRunKey(repo string, pr string) string { return s.key("prrun", repo, pr) }
+
+// approvedKey holds who approved a pull request's head commit, for RunTTL.
+func (s *Store) approvedKey(repo string, pr string, sha string) string {
+	return s.key("approved", repo, pr, sha)
+}
+
+// doneKey marks once-only work done, for WebhookRetention or the caller's
+// TTL.
+func (s *Store) doneKey(key string) string { return s.key("done", key) }
+
+// permKey caches a user's permission on a repository, for PermissionTTL.
+func (s *Store) permKey(repo string, user string) string { return s.key("perm", repo, user) }
+
+// mergedKey holds the pull request merged as a commit, for RunTTL.
+func (s *Store) mergedKey(repo string, sha string) string { return s.key("merged", repo, sha) }
+
+// mergeNotesKey is a hash of the notes kept about a default-branch commit,
+// by note key, for RunRetention.
+func (s *Store) mergeNotesKey(repo string, sha string) string {
+	return s.key("mergenotes", repo, sha)
+}
+
+// deployLineKey is the list of deploy ids waiting for an environment, in
+// request order, for RunRetention from the newest.
+func (s *Store) deployLineKey(repo string, env string) string { return s.key("deployq", repo, env) }
+
+// deployReplyKey holds the reply written when a deploy was refused, for
+// RunRetention.
+func (s *Store) deployReplyKey(id string) string { return s.key("deployreplybody", id) }
