@@ -184,12 +184,13 @@ func New(opts Options) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
+	st := NewStore(opts.Redis, opts.KeyPrefix)
 	w := &Worker{
 		opts:     opts,
 		log:      opts.Logger,
 		forges:   map[string]ForgeSet{},
-		store:    NewStore(opts.Redis, opts.KeyPrefix),
-		registry: registry.New(opts.Redis, opts.KeyPrefix, artifacts),
+		store:    st,
+		registry: registry.New(st, artifacts),
 		exec: &Executor{Runners: opts.Runners, LogDir: filepath.Join(opts.DataDir, "logs"),
 			Secrets: opts.Secrets, MaxTimeout: opts.MaxPipelineTimeout, SecretEnv: opts.SecretEnv,
 			MemoryLimit: opts.StepMemoryLimit},

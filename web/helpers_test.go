@@ -13,6 +13,7 @@ import (
 	"github.com/mlbot/mlbot/jobs"
 	"github.com/mlbot/mlbot/jobs/registry"
 	"github.com/mlbot/mlbot/jobs/registry/registrytest"
+	"github.com/mlbot/mlbot/jobs/store"
 )
 
 // webRedisDB is the Redis database of this package's tests.
@@ -42,7 +43,7 @@ func testStore(t *testing.T) *jobs.Store {
 func newRegistry(t *testing.T) *registry.Registry {
 	t.Helper()
 	rdb, prefix := registrytest.Redis(t)
-	return registry.New(rdb, prefix, &registry.ArtifactStore{Dir: t.TempDir()})
+	return registry.New(store.New(rdb, prefix), &registry.ArtifactStore{Dir: t.TempDir()})
 }
 
 // writeFiles creates files (slash paths → content) under dir.

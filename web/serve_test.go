@@ -23,7 +23,7 @@ func TestPagesServeWithoutWorkers(t *testing.T) {
 	ctx := context.Background()
 	rdb := testRedis(t)
 	runs := jobs.NewStore(rdb, "mlbot:")
-	reg := registry.New(rdb, "mlbot:", &registry.ArtifactStore{Dir: t.TempDir()})
+	reg := registry.New(runs, &registry.ArtifactStore{Dir: t.TempDir()})
 
 	run := &store.Run{ID: jobs.NewID(), Kind: store.KindPullRequest, Repo: bot.Repo{Forge: "github", FullName: "acme/model"},
 		SHA: "abc123", State: store.RunFinished, Outcome: report.OutcomePassed, Created: time.Now().UTC()}

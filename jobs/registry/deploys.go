@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"sort"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // Deploy states.
@@ -89,8 +87,6 @@ const deployHistory = 200
 // that a deploy's page cannot be found by guessing.
 func NewDeployID() string { return randomHex(16) }
 
-func (r *Registry) deployKey(id string) string { return r.prefix + "registry:deploy:" + id }
-
 // SaveDeploy creates or updates deploy d (by its ID) and keeps it in the
 // history of its repository and environment, which is ordered by Requested
 // (a zero Requested becomes that of the stored deploy, or now) and capped at
@@ -115,46 +111,10 @@ func (r *Registry) SaveDeploy(ctx context.Context, d Deploy) error {
 	if err != nil {
 		return fmt.Errorf("registry: save deploy %s: %w", d.ID, err)
 	}
-	hist := r.repoKey(d.Repo, "deploys:"+d.Env)
-	_, err = r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, r.deployKey(d.ID), b, 0)
-		// NX keeps a deploy's place in the history when it is updated.
-		p.ZAddNX(ctx, hist, redis.Z{Score: float64(d.Requested.UnixMicro()), Member: d.ID})
-		p.SAdd(ctx, r.repoKey(d.Repo, "envs"), d.Env)
-		p.SAdd(ctx, r.reposKey(), d.Repo)
-		return nil
-	})
-	if err != nil {
+	if err := r.db.SaveDeployRecord(ctx, d.ID, d.Repo, d.Env, d.Requested, b); err != nil {
 		return fmt.Errorf("registry: save deploy %s: %w", d.ID, err)
 	}
-	return r.trimDeploys(ctx, hist)
-}
-
-// trimDeploys forgets the oldest deploys of a history beyond its cap,
-// records included. Two workers trimming at once delete the same ids,
-// which is harmless.
-func (r *Registry) trimDeploys(ctx context.Context, hist string) error {
-	old, err := r.rdb.ZRange(ctx, hist, 0, -deployHistory-1).Result()
-	if err != nil || len(old) == 0 {
-		if err != nil {
-			return fmt.Errorf("registry: trimming deploy history: %w", err)
-		}
-		return nil
-	}
-	keys := make([]string, len(old))
-	members := make([]any, len(old))
-	for i, id := range old {
-		keys[i] = r.deployKey(id)
-		members[i] = id
-	}
-	_, err = r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.ZRem(ctx, hist, members...)
-		for _, k := range keys {
-			p.Del(ctx, k)
-		}
-		return nil
-	})
-	if err != nil {
+	if err := r.db.TrimDeployHistory(ctx, d.Repo, d.Env, deployHistory); err != nil {
 		return fmt.Errorf("registry: trimming deploy history: %w", err)
 	}
 	return nil
@@ -162,12 +122,12 @@ func (r *Registry) trimDeploys(ctx context.Context, hist string) error {
 
 // GetDeploy returns the deploy with id, or an error wrapping ErrNotFound.
 func (r *Registry) GetDeploy(ctx context.Context, id string) (*Deploy, error) {
-	b, err := r.rdb.Get(ctx, r.deployKey(id)).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("deploy %s: %w", id, ErrNotFound)
-	}
+	b, ok, err := r.db.DeployRecord(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("registry: reading deploy %s: %w", id, err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("deploy %s: %w", id, ErrNotFound)
 	}
 	var d Deploy
 	if err := json.Unmarshal(b, &d); err != nil {
@@ -209,7 +169,7 @@ func (r *Registry) Current(ctx context.Context, repo, env string) (*Deploy, erro
 // each (stopping when it returns false) or, when each is nil, returning them.
 // n is how many history entries the range held.
 func (r *Registry) deploys(ctx context.Context, repo, env string, start, stop int64, each func(Deploy) bool) (_ []Deploy, n int, err error) {
-	ids, err := r.rdb.ZRevRange(ctx, r.repoKey(repo, "deploys:"+env), start, stop).Result()
+	ids, err := r.db.DeployHistory(ctx, repo, env, start, stop)
 	if err != nil {
 		return nil, 0, fmt.Errorf("registry: reading deploys of %s %s: %w", repo, env, err)
 	}
@@ -217,28 +177,13 @@ func (r *Registry) deploys(ctx context.Context, repo, env string, start, stop in
 	if len(ids) == 0 {
 		return out, len(ids), nil
 	}
-	keys := make([]string, len(ids))
-	for i, id := range ids {
-		keys[i] = r.deployKey(id)
-	}
-	// One GET per key rather than MGET: deploy records are in different
-	// Redis Cluster slots, and a pipeline costs one round trip all the same.
-	cmds, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, k := range keys {
-			p.Get(ctx, k)
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
+	records, err := r.db.DeployRecords(ctx, ids)
+	if err != nil {
 		return nil, 0, fmt.Errorf("registry: reading deploys of %s %s: %w", repo, env, err)
 	}
-	for i, c := range cmds {
-		b, err := c.(*redis.StringCmd).Bytes()
-		if errors.Is(err, redis.Nil) {
+	for i, b := range records {
+		if b == nil {
 			continue // trimmed by a concurrent SaveDeploy
-		}
-		if err != nil {
-			return nil, 0, fmt.Errorf("registry: reading deploy %s: %w", ids[i], err)
 		}
 		var d Deploy
 		if err := json.Unmarshal(b, &d); err != nil {
@@ -255,7 +200,7 @@ func (r *Registry) deploys(ctx context.Context, repo, env string, start, stop in
 
 // Environments returns the environments repo was ever deployed to, sorted.
 func (r *Registry) Environments(ctx context.Context, repo string) ([]string, error) {
-	envs, err := r.rdb.SMembers(ctx, r.repoKey(normRepo(repo), "envs")).Result()
+	envs, err := r.db.DeployEnvironments(ctx, normRepo(repo))
 	if err != nil {
 		return nil, fmt.Errorf("registry: listing environments of %s: %w", repo, err)
 	}

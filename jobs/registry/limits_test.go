@@ -13,6 +13,7 @@ import (
 
 	"github.com/mlbot/mlbot/jobs/registry"
 	"github.com/mlbot/mlbot/jobs/registry/registrytest"
+	"github.com/mlbot/mlbot/jobs/store"
 )
 
 // sparse makes a file of size bytes that takes no disk space.
@@ -73,8 +74,8 @@ func TestRecordArtifactLimits(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			rdb, prefix := registrytest.Redis(t)
-			store := &registry.ArtifactStore{Dir: t.TempDir(), MaxFileBytes: tc.perFile, MaxRunBytes: tc.perRun}
-			r := registry.New(rdb, prefix, store)
+			artifacts := &registry.ArtifactStore{Dir: t.TempDir(), MaxFileBytes: tc.perFile, MaxRunBytes: tc.perRun}
+			r := registry.New(store.New(rdb, prefix), artifacts)
 			dir := t.TempDir()
 			for p, size := range tc.files {
 				sparse(t, filepath.Join(dir, filepath.FromSlash(p)), size)
@@ -100,7 +101,7 @@ func TestRecordArtifactLimits(t *testing.T) {
 			if le.PerRun != tc.wantPerRun || le.Size != tc.wantSize || le.Limit != tc.wantAt {
 				t.Errorf("LimitError %+v, want per-run %v size %d limit %d", le, tc.wantPerRun, tc.wantSize, tc.wantAt)
 			}
-			if got := storedFiles(t, store.Dir); len(got) != 0 {
+			if got := storedFiles(t, artifacts.Dir); len(got) != 0 {
 				t.Errorf("the store holds %v after a refused run", got)
 			}
 			if list, _ := r.List(ctx, repo); len(list) != 0 {

@@ -5,21 +5,11 @@
 // directory that may be shared by many workers), so a deploy or a rollback
 // on any worker ships exactly the bytes that were evaluated.
 //
-// The records live in Redis under the caller's key prefix:
-//
-//	<prefix>registry:repos                    set of repo keys
-//	<prefix>registry:{<repo>}:seq             last version number (INCR)
-//	<prefix>registry:{<repo>}:runs            hash run id → version number
-//	<prefix>registry:{<repo>}:versions        hash version number → Version JSON
-//	<prefix>registry:{<repo>}:envs            set of environments deployed to
-//	<prefix>registry:{<repo>}:deploys:<env>   sorted set of deploy ids by request time
-//	<prefix>registry:deploy:<id>              Deploy JSON
-//
-// The braces are a Redis Cluster hash tag: a repository's keys share a slot,
-// so the version-allocation script may touch them together.
+// The records live in Redis, kept by package jobs/store (its keys.go lists
+// the keys) behind the narrow Records interface this package declares.
 //
 // The package imports nothing of mlbot's but internal/workspace (itself a
-// leaf), so that jobs may import it.
+// leaf), so that jobs, jobs/report and jobs/store may import it.
 package registry
 
 import (
@@ -31,11 +21,8 @@ import (
 	"path"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/mlbot/mlbot/internal/workspace"
 )
@@ -107,15 +94,48 @@ var ErrAmbiguous = errors.New("registry: ambiguous repository")
 // artifact bytes in an ArtifactStore. It is safe for concurrent use, also by
 // many processes sharing one Redis.
 type Registry struct {
-	rdb    redis.UniversalClient
-	prefix string
-	store  *ArtifactStore
+	db    Records
+	store *ArtifactStore
 }
 
-// New returns a Registry using keys that start with prefix ("mlbot:") and
-// keeping artifacts in store.
-func New(rdb redis.UniversalClient, prefix string, store *ArtifactStore) *Registry {
-	return &Registry{rdb: rdb, prefix: prefix, store: store}
+// Records keeps the registry's versions and deploys, as JSON; the
+// *store.Store of package jobs/store satisfies it.
+type Records interface {
+	// ClaimModelVersion returns the version number of run runID of repo,
+	// allocating the repository's next one, atomically, if it has none.
+	ClaimModelVersion(ctx context.Context, repo, runID string) (int, error)
+	// AddModelVersion stores a version unless it is stored, and lists repo.
+	AddModelVersion(ctx context.Context, repo string, number int, b []byte) error
+	// ModelVersion returns a version; ok is false when it is not stored.
+	ModelVersion(ctx context.Context, repo string, number int) (b []byte, ok bool, err error)
+	// ModelVersionOfRun returns the number claimed for a run; ok is false
+	// when it claimed none.
+	ModelVersionOfRun(ctx context.Context, repo, runID string) (n int, ok bool, err error)
+	// ModelVersions returns every version of repo by number.
+	ModelVersions(ctx context.Context, repo string) (map[string]string, error)
+	// ModelRepos returns the repositories with versions or deploys.
+	ModelRepos(ctx context.Context) ([]string, error)
+	// SaveDeployRecord stores a deploy and places it in its environment's
+	// history by requested, keeping the place it has.
+	SaveDeployRecord(ctx context.Context, id, repo, env string, requested time.Time, b []byte) error
+	// TrimDeployHistory forgets the deploys of an environment beyond the
+	// newest keep.
+	TrimDeployHistory(ctx context.Context, repo, env string, keep int) error
+	// DeployRecord returns a deploy; ok is false when it is not stored.
+	DeployRecord(ctx context.Context, id string) (b []byte, ok bool, err error)
+	// DeployHistory returns entries start..stop, newest first, of an
+	// environment's history.
+	DeployHistory(ctx context.Context, repo, env string, start, stop int64) ([]string, error)
+	// DeployRecords returns the deploys of ids, nil for one not stored.
+	DeployRecords(ctx context.Context, ids []string) ([][]byte, error)
+	// DeployEnvironments returns the environments repo was deployed to.
+	DeployEnvironments(ctx context.Context, repo string) ([]string, error)
+}
+
+// New returns a Registry keeping its records in db and artifacts in
+// artifacts.
+func New(db Records, artifacts *ArtifactStore) *Registry {
+	return &Registry{db: db, store: artifacts}
 }
 
 // Store returns the artifact store the registry records into, for a deploy
@@ -124,27 +144,6 @@ func (r *Registry) Store() *ArtifactStore { return r.store }
 
 // normRepo makes repo keys case-insensitive, as forges treat names.
 func normRepo(repo string) string { return strings.ToLower(strings.TrimSpace(repo)) }
-
-func (r *Registry) repoKey(repo, part string) string {
-	return r.prefix + "registry:{" + repo + "}:" + part
-}
-
-func (r *Registry) reposKey() string { return r.prefix + "registry:repos" }
-
-// claimScript allocates the next version number for a run, unless the run
-// already has one. One script makes "look up the run, INCR, remember the
-// run" atomic: two workers recording the same run (asynq delivers at least
-// once) get one number, never two.
-//
-// KEYS[1] runs hash, KEYS[2] sequence; ARGV[1] run id.
-// Returns {number, 1 if newly allocated else 0}.
-var claimScript = redis.NewScript(`
-local n = redis.call("HGET", KEYS[1], ARGV[1])
-if n then return {tonumber(n), 0} end
-n = redis.call("INCR", KEYS[2])
-redis.call("HSET", KEYS[1], ARGV[1], n)
-return {n, 1}
-`)
 
 // Record stores the version made by run v.RunID of repository v.Repo. The
 // artifacts are named by names, not by v.Artifacts (which is ignored and
@@ -187,11 +186,10 @@ func (r *Registry) Record(ctx context.Context, v Version, dir string, names []st
 		v.Metrics = map[string]float64{}
 	}
 
-	res, err := claimScript.Run(ctx, r.rdb, []string{r.repoKey(v.Repo, "runs"), r.repoKey(v.Repo, "seq")}, v.RunID).Int64Slice()
+	v.Number, err = r.db.ClaimModelVersion(ctx, v.Repo, v.RunID)
 	if err != nil {
 		return Version{}, fmt.Errorf("registry: allocating a version number: %w", err)
 	}
-	v.Number = int(res[0])
 	b, err := json.Marshal(v)
 	if err != nil {
 		return Version{}, fmt.Errorf("registry: record run %s: %w", v.RunID, err)
@@ -200,10 +198,7 @@ func (r *Registry) Record(ctx context.Context, v Version, dir string, names []st
 	// theirs to share and the first description written wins. A number
 	// claimed by a worker that died before this line is filled in by the
 	// retry, which finds the claim and writes here.
-	if err := r.rdb.HSetNX(ctx, r.repoKey(v.Repo, "versions"), strconv.Itoa(v.Number), b).Err(); err != nil {
-		return Version{}, fmt.Errorf("registry: saving version %d: %w", v.Number, err)
-	}
-	if err := r.rdb.SAdd(ctx, r.reposKey(), v.Repo).Err(); err != nil {
+	if err := r.db.AddModelVersion(ctx, v.Repo, v.Number, b); err != nil {
 		return Version{}, fmt.Errorf("registry: saving version %d: %w", v.Number, err)
 	}
 	stored, err := r.Get(ctx, v.Repo, v.Number)
@@ -216,12 +211,12 @@ func (r *Registry) Record(ctx context.Context, v Version, dir string, names []st
 // Get returns version number of repo, or an error wrapping ErrNotFound.
 func (r *Registry) Get(ctx context.Context, repo string, number int) (*Version, error) {
 	repo = normRepo(repo)
-	b, err := r.rdb.HGet(ctx, r.repoKey(repo, "versions"), strconv.Itoa(number)).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("version %d of %s: %w", number, repo, ErrNotFound)
-	}
+	b, ok, err := r.db.ModelVersion(ctx, repo, number)
 	if err != nil {
 		return nil, fmt.Errorf("registry: reading version %d of %s: %w", number, repo, err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("version %d of %s: %w", number, repo, ErrNotFound)
 	}
 	var v Version
 	if err := json.Unmarshal(b, &v); err != nil {
@@ -234,12 +229,12 @@ func (r *Registry) Get(ctx context.Context, repo string, number int) (*Version, 
 // when the run recorded none.
 func (r *Registry) ByRun(ctx context.Context, repo, runID string) (*Version, error) {
 	repo = normRepo(repo)
-	n, err := r.rdb.HGet(ctx, r.repoKey(repo, "runs"), runID).Int()
-	if errors.Is(err, redis.Nil) {
-		return nil, nil
-	}
+	n, ok, err := r.db.ModelVersionOfRun(ctx, repo, runID)
 	if err != nil {
 		return nil, fmt.Errorf("registry: looking up run %s: %w", runID, err)
+	}
+	if !ok {
+		return nil, nil
 	}
 	v, err := r.Get(ctx, repo, n)
 	if errors.Is(err, ErrNotFound) {
@@ -254,7 +249,7 @@ func (r *Registry) ByRun(ctx context.Context, repo, runID string) (*Version, err
 // the registry does not know.
 func (r *Registry) List(ctx context.Context, repo string) ([]Version, error) {
 	repo = normRepo(repo)
-	all, err := r.rdb.HGetAll(ctx, r.repoKey(repo, "versions")).Result()
+	all, err := r.db.ModelVersions(ctx, repo)
 	if err != nil {
 		return nil, fmt.Errorf("registry: listing versions of %s: %w", repo, err)
 	}
@@ -272,7 +267,7 @@ func (r *Registry) List(ctx context.Context, repo string) ([]Version, error) {
 
 // Repos returns the repo keys that have versions or deploys, sorted.
 func (r *Registry) Repos(ctx context.Context) ([]string, error) {
-	repos, err := r.rdb.SMembers(ctx, r.reposKey()).Result()
+	repos, err := r.db.ModelRepos(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("registry: listing repositories: %w", err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/mlbot/mlbot/jobs/registry"
 	"github.com/mlbot/mlbot/jobs/registry/registrytest"
+	"github.com/mlbot/mlbot/jobs/store"
 )
 
 const repo = "github:acme/model"
@@ -27,7 +28,7 @@ const repo = "github:acme/model"
 func newRegistry(t *testing.T) *registry.Registry {
 	t.Helper()
 	rdb, prefix := registrytest.Redis(t)
-	return registry.New(rdb, prefix, &registry.ArtifactStore{Dir: t.TempDir()})
+	return registry.New(store.New(rdb, prefix), &registry.ArtifactStore{Dir: t.TempDir()})
 }
 
 // writeFiles creates files (slash paths → content) under dir.

@@ -115,3 +115,29 @@ func (s *Store) deployLineKey(repo string, env string) string { return s.key("de
 // deployReplyKey holds the reply written when a deploy was refused, for
 // RunRetention.
 func (s *Store) deployReplyKey(id string) string { return s.key("deployreplybody", id) }
+
+// The model registry's records (package registry, through the Store):
+//
+//	registry:repos                    set of repo keys
+//	registry:{<repo>}:seq             last version number (INCR)
+//	registry:{<repo>}:runs            hash run id → version number
+//	registry:{<repo>}:versions        hash version number → Version JSON
+//	registry:{<repo>}:envs            set of environments deployed to
+//	registry:{<repo>}:deploys:<env>   sorted set of deploy ids by request time
+//	registry:deploy:<id>              Deploy JSON
+//
+// The braces are a Redis Cluster hash tag: a repository's keys share a slot,
+// so the version-allocation script may touch them together. The registry's
+// records do not expire; a deploy history is capped instead (TrimDeploys).
+
+// registryRepoKey is key part of registry repository repo (a registry
+// repo key, lower-cased).
+func (s *Store) registryRepoKey(repo, part string) string {
+	return s.prefix + "registry:{" + repo + "}:" + part
+}
+
+// registryReposKey is the set of repositories the registry knows.
+func (s *Store) registryReposKey() string { return s.prefix + "registry:repos" }
+
+// registryDeployKey holds deploy record id (JSON).
+func (s *Store) registryDeployKey(id string) string { return s.prefix + "registry:deploy:" + id }
