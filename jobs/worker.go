@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/mlbot/mlbot/bot"
 	"github.com/mlbot/mlbot/jobs/registry"
+	"github.com/mlbot/mlbot/jobs/store"
 	"github.com/mlbot/mlbot/runners"
 )
 
@@ -47,7 +47,7 @@ func (w *Worker) forgeOf(repo bot.Repo) (bot.Forge, error) {
 // Options configures a Worker.
 type Options struct {
 	// Redis is shared with the caller, who closes it.
-	Redis  redis.UniversalClient
+	Redis  store.UniversalClient
 	Forges []ForgeSet
 	// Runners holds the runners of this process by name; it must hold
 	// runners.Local, which deploys use.

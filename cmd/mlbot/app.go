@@ -16,13 +16,13 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/mlbot/mlbot/bot"
 	"github.com/mlbot/mlbot/bot/github"
 	"github.com/mlbot/mlbot/bot/gitlab"
 	"github.com/mlbot/mlbot/configs"
 	"github.com/mlbot/mlbot/jobs"
+	"github.com/mlbot/mlbot/jobs/store"
 	"github.com/mlbot/mlbot/runners"
 	"github.com/mlbot/mlbot/web"
 )
@@ -34,7 +34,7 @@ var wrapRunner func(cfg *configs.Server, r runners.Runner) runners.Runner
 type app struct {
 	cfg    *configs.Server
 	log    *slog.Logger
-	rdb    *redis.Client
+	rdb    *store.Client
 	mini   *miniredis.Miniredis
 	forges []jobs.ForgeSet
 	worker *jobs.Worker
@@ -127,14 +127,14 @@ func (a *app) openRedis() error {
 		}
 		a.mini = mr
 		a.log.Warn("MLBOT_REDIS_URL is not set: using an in-process Redis. NOTHING SURVIVES A RESTART — queued work, runs and comment ids are lost, and other workers cannot join. Set MLBOT_REDIS_URL for real use.")
-		a.rdb = redis.NewClient(&redis.Options{Addr: mr.Addr(), Password: password})
+		a.rdb = store.DialAddr(mr.Addr(), password)
 		return nil
 	}
-	opt, err := redis.ParseURL(a.cfg.RedisURL)
+	rdb, err := store.Dial(a.cfg.RedisURL)
 	if err != nil {
 		return fmt.Errorf("MLBOT_REDIS_URL: %w", err)
 	}
-	a.rdb = redis.NewClient(opt)
+	a.rdb = rdb
 	return nil
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mlbot/mlbot/jobs/registry"
 	"github.com/mlbot/mlbot/jobs/registry/registrytest"
+	"github.com/mlbot/mlbot/jobs/store"
 	"github.com/mlbot/mlbot/web"
 )
 
@@ -25,7 +26,7 @@ func modelsServer(t *testing.T) (url string, weightsDigest string) {
 	t.Helper()
 	ctx := context.Background()
 	rdb, prefix := registrytest.Redis(t)
-	reg := registry.New(rdb, prefix, &registry.ArtifactStore{Dir: t.TempDir()})
+	reg := registry.New(store.New(rdb, prefix), &registry.ArtifactStore{Dir: t.TempDir()})
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "model"), 0o755)
 	weights := []byte("weights of the model")
