@@ -64,9 +64,12 @@ func (s *Store) idKey(kind, key string) string { return s.key("id", kind, key) }
 // RunTTL from the newest.
 func (s *Store) baselineKey(repo string) string { return s.key("baseline", repo) }
 
-// prHeadKey holds a pull request's newest head commit; its ":at" twin the
-// receive time (µs) of the delivery that named it. Both for RunTTL.
+// prHeadKey holds a pull request's newest head commit, for RunTTL.
 func (s *Store) prHeadKey(repo string, pr string) string { return s.key("prhead", repo, pr) }
+
+// prHeadAtKey holds the receive time (µs) of the delivery that named the
+// pull request's newest head, for RunTTL.
+func (s *Store) prHeadAtKey(repo string, pr string) string { return s.key("prhead", repo, pr, "at") }
 
 // prHeadsKey is a sorted set of a pull request's head observations by the
 // host's time, the newest HeadHistory of them, for RunTTL.

@@ -144,9 +144,9 @@ func (s *Store) AdvanceHead(ctx context.Context, repo bot.Repo, pr int, sha stri
 	if received.IsZero() {
 		received = time.Now()
 	}
-	k := s.prHeadKey(RepoKey(repo), strconv.Itoa(pr))
-	n, err := advanceScript.Run(ctx, s.rdb, []string{k, k + ":at"}, sha, received.UnixMicro(), int(RunTTL.Seconds())).Int()
-	return n == 1, err
+	r, n := RepoKey(repo), strconv.Itoa(pr)
+	res, err := advanceScript.Run(ctx, s.rdb, []string{s.prHeadKey(r, n), s.prHeadAtKey(r, n)}, sha, received.UnixMicro(), int(RunTTL.Seconds())).Int()
+	return res == 1, err
 }
 
 var advanceScript = redis.NewScript(`
