@@ -15,9 +15,10 @@ type Step struct {
 	Command string
 }
 
-// Resources is what a job asks of the machine it runs on. It is a
-// placeholder for the runners that schedule work (docker, kubernetes); the
-// local runner ignores it and applies the operator's sandbox limits.
+// Resources is what a job asks of the machine it runs on, for the
+// runners that make a container or pod (docker, kubernetes); the local
+// runner ignores it and applies the operator's sandbox limits. Empty
+// fields ask for the runner's defaults.
 type Resources struct {
 	// CPU is a CPU quantity in the Kubernetes notation ("2", "500m").
 	CPU string
@@ -25,11 +26,22 @@ type Resources struct {
 	Memory string
 	// GPUs is the number of GPUs the job needs.
 	GPUs int
+	// ShmSize is the size of /dev/shm in the Kubernetes notation ("1Gi").
+	ShmSize string
+	// NodeSelector and Tolerations place a Kubernetes pod (ignored elsewhere).
+	NodeSelector map[string]string
+	// Tolerations are Kubernetes tolerations, each "key=value:effect",
+	// "key:effect" or "key" (operator Exists).
+	Tolerations []string
 }
 
 // Job is what a runner is asked to run: steps in order in one workspace,
 // each starting only when the one before it succeeded.
 type Job struct {
+	// ID names the job uniquely (the run's id, or a deploy's): the runners
+	// that leave the worker label their containers with it and find them
+	// again by it after a worker restart.
+	ID string
 	// Steps run in order; the job stops at the first that does not succeed.
 	Steps []Step
 	// Dir is the working directory of every step (the checkout).
@@ -121,11 +133,23 @@ func (r JobResult) Last() (StepResult, bool) {
 	return r.Steps[len(r.Steps)-1], true
 }
 
-// RunJob runs job's steps with r, one Spec a step: it writes each
+// JobRunner is a Runner that runs a whole job at once, in one container
+// or pod, instead of one Spec a step; RunJob hands it the job.
+type JobRunner interface {
+	Runner
+	// RunJob runs job's steps in order, like the package's RunJob.
+	RunJob(ctx context.Context, job Job) JobResult
+}
+
+// RunJob runs job's steps with r, one Spec a step (or all at once when r
+// is a JobRunner): it writes each
 // command line to job.Output, gives each step what is left of
 // job.Timeout, and stops at the first step that does not succeed or that
 // r cannot run.
 func RunJob(ctx context.Context, r Runner, job Job) JobResult {
+	if jr, ok := r.(JobRunner); ok {
+		return jr.RunJob(ctx, job)
+	}
 	out := JobResult{Log: job.Log}
 	var deadline time.Time
 	if job.Timeout > 0 {
