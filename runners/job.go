@@ -75,6 +75,10 @@ type Job struct {
 	// Log names where Output ends up (a log file's path); it comes back in
 	// JobResult.Log.
 	Log string
+	// Notify, when set, receives a short word for the people waiting while
+	// the job waits on something other than itself ("waiting for a GPU
+	// node"), for the commit status. Runners call it rarely, never per line.
+	Notify func(msg string)
 }
 
 // Spec is the Spec of step i of the job, bounded by timeout.
