@@ -81,6 +81,28 @@ type Pipeline struct {
 	// (or "default") keeps the host's network for trusted runs. Untrusted
 	// runs never have network.
 	Network string
+	// Resources is what the docker and kubernetes runners ask for the run;
+	// the operator bounds it (Server.RunnerLimits).
+	Resources Resources
+}
+
+// Resources is `pipeline.resources`: what a run asks of its container or
+// pod. Zero values ask for the runner's defaults.
+type Resources struct {
+	// CPU in millicores (`cpu: 2` is 2000, `cpu: 500m` is 500).
+	CPUMilli int64
+	// MemoryBytes is the memory limit (`memory: 8Gi`).
+	MemoryBytes int64
+	// GPUs is the number of GPUs (`gpus: 1`).
+	GPUs int
+	// ShmBytes is the size of /dev/shm (`shm_size: 1Gi`), which PyTorch's
+	// data loaders fill.
+	ShmBytes int64
+	// NodeSelector places a Kubernetes pod on nodes with these labels.
+	NodeSelector map[string]string
+	// Tolerations are Kubernetes tolerations, each "key=value:effect",
+	// "key:effect" or "key".
+	Tolerations []string
 }
 
 // MetricSpec holds the gates a metric must pass. A nil bound is not checked.

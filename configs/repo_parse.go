@@ -154,6 +154,7 @@ func (d *decoder) pipeline(key, v *yaml.Node, p *Pipeline) {
 			}
 		}},
 		{"image", func(_, v *yaml.Node) { p.Image, _ = d.str(v, "pipeline.image") }},
+		{"resources", func(_, v *yaml.Node) { p.Resources = d.resources(v) }},
 		{"network", func(_, v *yaml.Node) {
 			s, ok := d.str(v, "pipeline.network")
 			if ok && s != "none" && s != "default" {
@@ -169,6 +170,71 @@ func (d *decoder) pipeline(key, v *yaml.Node, p *Pipeline) {
 		return
 	}
 	d.require(present, key, where, "train", "metrics")
+}
+
+// tolerationRE is a toleration: key[=value][:effect].
+var tolerationRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_./-]*(=[A-Za-z0-9_.-]*)?(:(NoSchedule|PreferNoSchedule|NoExecute))?$`)
+
+// labelRE is a Kubernetes label key or value, loosely: the API server has
+// the last word.
+var labelRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9_./-]{0,251}[A-Za-z0-9])?$`)
+
+func (d *decoder) resources(v *yaml.Node) Resources {
+	var r Resources
+	quantity := func(n *yaml.Node, path string, parse func(string) (int64, error), into *int64) {
+		s, ok := d.str(n, path)
+		if !ok {
+			return
+		}
+		q, err := parse(s)
+		if err != nil {
+			d.errorf(n, "%s: %v", path, err)
+			return
+		}
+		*into = q
+	}
+	d.object(v, "pipeline.resources", []field{
+		{"cpu", func(_, n *yaml.Node) { quantity(n, "pipeline.resources.cpu", ParseCPU, &r.CPUMilli) }},
+		{"memory", func(_, n *yaml.Node) { quantity(n, "pipeline.resources.memory", ParseBytes, &r.MemoryBytes) }},
+		{"shm_size", func(_, n *yaml.Node) { quantity(n, "pipeline.resources.shm_size", ParseBytes, &r.ShmBytes) }},
+		{"gpus", func(_, n *yaml.Node) {
+			g, ok := d.integer(n, "pipeline.resources.gpus")
+			if ok && (g < 0 || g > 64) {
+				d.errorf(n, "pipeline.resources.gpus: must be between 0 and 64, got %d", g)
+				return
+			}
+			r.GPUs = g
+		}},
+		{"node_selector", func(_, n *yaml.Node) {
+			ps, ok := d.mapping(n, "pipeline.resources.node_selector")
+			if !ok {
+				return
+			}
+			r.NodeSelector = make(map[string]string, len(ps))
+			for _, p := range ps {
+				k, _ := d.str(p.key, "pipeline.resources.node_selector")
+				val, ok := d.str(p.value, "pipeline.resources.node_selector."+k)
+				if !ok {
+					continue
+				}
+				if !labelRE.MatchString(k) || (val != "" && !labelRE.MatchString(val)) {
+					d.errorf(p.key, "pipeline.resources.node_selector: %q: %q is not a label key and value", k, val)
+					continue
+				}
+				r.NodeSelector[k] = val
+			}
+		}},
+		{"tolerations", func(_, n *yaml.Node) {
+			r.Tolerations, _ = d.strList(n, "pipeline.resources.tolerations", func(s string, at *yaml.Node) bool {
+				if !tolerationRE.MatchString(s) {
+					d.errorf(at, "pipeline.resources.tolerations: %q is not key[=value][:NoSchedule|PreferNoSchedule|NoExecute]", s)
+					return false
+				}
+				return true
+			})
+		}},
+	})
+	return r
 }
 
 // checkRelPath refuses paths that would leave the checkout: the runner reads

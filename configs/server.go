@@ -134,6 +134,18 @@ type Server struct {
 	// APIToken is the bearer token that /api/v1 requires (MLBOT_API_TOKEN,
 	// at least 16 characters); unset, the API is off and answers 404.
 	APIToken string
+	// Runners names the runners this mlbot offers to .mlbot.yml
+	// (MLBOT_RUNNERS, default "local"); docker and kubernetes are opt-in.
+	Runners []string
+	// AgentBinary is a statically linked mlbot binary that the container
+	// runners inject to run `mlbot agent` in any image (MLBOT_AGENT_BINARY;
+	// default: this process's own executable).
+	AgentBinary string
+	// Docker bounds what the docker runner gives a run (MLBOT_DOCKER_*).
+	Docker RunnerLimits
+	// K8s bounds what the kubernetes runner gives a run (MLBOT_K8S_*) and
+	// where it puts the run's Job.
+	K8s Kubernetes
 	// Secrets maps the names listed in MLBOT_SECRETS (comma-separated, or
 	// the config file key "secrets") to their values in the process
 	// environment; trusted runs whose .mlbot.yml asks for them receive them.
@@ -263,6 +275,49 @@ func (s *Server) Validate() error {
 		fail("MLBOT_API_TOKEN (--api-token) must be at least 16 characters, got %d: generate one with `openssl rand -hex 32`", len(s.APIToken))
 	}
 	return errors.Join(errs...)
+}
+
+// validateRunners checks the runner settings.
+func (s *Server) validateRunners(fail func(string, ...any)) {
+	for _, r := range s.Runners {
+		if indexOf(runners, r) < 0 {
+			fail("MLBOT_RUNNERS (--runners): unknown runner %q%s", r, didYouMean(r, runners))
+		}
+	}
+	for _, l := range []struct {
+		lim    RunnerLimits
+		prefix string
+	}{{s.Docker, "MLBOT_DOCKER_"}, {s.K8s.RunnerLimits, "MLBOT_K8S_"}} {
+		if l.lim.MaxCPU != "" {
+			if _, err := ParseCPU(l.lim.MaxCPU); err != nil {
+				fail("%sMAX_CPU: %v", l.prefix, err)
+			}
+		}
+		if l.lim.MaxMemory < 0 || l.lim.MaxGPUs < 0 {
+			fail("%sMAX_MEMORY and %sMAX_GPUS must not be negative", l.prefix, l.prefix)
+		}
+		for _, g := range l.lim.Images {
+			if _, err := path.Match(g, ""); err != nil {
+				fail("%sIMAGES: %q: %v", l.prefix, g, err)
+			}
+		}
+	}
+	if indexOf(s.Runners, "kubernetes") >= 0 {
+		if s.K8s.Namespace == "" {
+			fail("MLBOT_RUNNERS names kubernetes but MLBOT_K8S_NAMESPACE (--k8s-namespace) is not set")
+		}
+		if s.K8s.AgentImage == "" {
+			fail("MLBOT_RUNNERS names kubernetes but MLBOT_K8S_AGENT_IMAGE (--k8s-agent-image), the mlbot image whose binary pods run as their agent, is not set")
+		}
+		if s.K8s.PendingTimeout <= 0 {
+			fail("MLBOT_K8S_PENDING_TIMEOUT (--k8s-pending-timeout) must be positive, got %s", s.K8s.PendingTimeout)
+		}
+		if s.K8s.AgentURL != "" {
+			if err := checkHTTPURL(s.K8s.AgentURL); err != nil {
+				fail("MLBOT_K8S_AGENT_URL (--k8s-agent-url): %v", err)
+			}
+		}
+	}
 }
 
 func oneOf(s string, choices ...string) bool {

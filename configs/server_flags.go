@@ -89,6 +89,24 @@ var serverSettings = []setting{
 	{flag: "max-artifact-bytes", help: "largest artifact a run may record, in `bytes` (suffixes KiB, MiB, GiB allowed); a larger one fails the run", def: "2GiB", field: func(s *Server) any { return &s.MaxArtifactBytes }, bytes: true},
 	{flag: "max-run-artifact-bytes", help: "largest total of one run's artifacts, in `bytes` (suffixes KiB, MiB, GiB allowed)", def: "10GiB", field: func(s *Server) any { return &s.MaxRunArtifactBytes }, bytes: true},
 	{flag: "task-key", help: "`key` (32 characters or more) that signs mlbot's tasks in Redis; every process of an install needs the same; prefer the env var", def: "a random key kept in --data-dir/task.key", field: func(s *Server) any { return &s.TaskKey }},
+	{flag: "runners", help: "comma-separated `runners` that .mlbot.yml may choose: local, docker, kubernetes", field: func(s *Server) any { return &s.Runners }},
+	{flag: "agent-binary", help: "statically linked mlbot `file` that the docker and kubernetes runners inject to run `mlbot agent`", def: "this mlbot's own executable", field: func(s *Server) any { return &s.AgentBinary }},
+	{flag: "docker-images", help: "comma-separated image `globs` the docker runner may run, such as pytorch/pytorch:* (none: it runs nothing)", field: func(s *Server) any { return &s.Docker.Images }},
+	{flag: "docker-max-cpu", help: "most CPU one docker run may ask for (a `quantity` such as 8 or 500m)", def: "no bound", field: func(s *Server) any { return &s.Docker.MaxCPU }},
+	{flag: "docker-max-memory", help: "most memory one docker run may ask for, in `bytes` (suffixes KiB, MiB, GiB allowed); also the default limit", def: "no bound", field: func(s *Server) any { return &s.Docker.MaxMemory }, bytes: true},
+	{flag: "docker-max-gpus", help: "most GPUs one docker run may ask for (a `number`)", field: func(s *Server) any { return &s.Docker.MaxGPUs }},
+	{flag: "k8s-images", help: "comma-separated image `globs` the kubernetes runner may run (none: it runs nothing)", field: func(s *Server) any { return &s.K8s.Images }},
+	{flag: "k8s-max-cpu", help: "most CPU one kubernetes run may ask for (a `quantity` such as 8 or 500m)", def: "no bound", field: func(s *Server) any { return &s.K8s.MaxCPU }},
+	{flag: "k8s-max-memory", help: "most memory one kubernetes run may ask for, in `bytes` (suffixes KiB, MiB, GiB allowed); also the default limit", def: "no bound", field: func(s *Server) any { return &s.K8s.MaxMemory }, bytes: true},
+	{flag: "k8s-max-gpus", help: "most GPUs one kubernetes run may ask for (a `number`)", field: func(s *Server) any { return &s.K8s.MaxGPUs }},
+	{flag: "k8s-namespace", help: "`namespace` of the runs' Jobs", field: func(s *Server) any { return &s.K8s.Namespace }},
+	{flag: "k8s-service-account", help: "service `account` of the runs' pods (its token is never mounted)", field: func(s *Server) any { return &s.K8s.ServiceAccount }},
+	{flag: "k8s-runtime-class", help: "runtime `class` of the runs' pods, such as gvisor or nvidia", field: func(s *Server) any { return &s.K8s.RuntimeClass }},
+	{flag: "k8s-image-pull-secrets", help: "comma-separated `secrets` the runs' pods pull images with", field: func(s *Server) any { return &s.K8s.ImagePullSecrets }},
+	{flag: "k8s-pending-timeout", help: "how long a run's pod may wait to be scheduled before the run fails (a `duration`)", field: func(s *Server) any { return &s.K8s.PendingTimeout }},
+	{flag: "k8s-agent-image", help: "mlbot `image` whose binary the runs' init container copies into the pod", field: func(s *Server) any { return &s.K8s.AgentImage }},
+	{flag: "k8s-agent-url", help: "`URL` at which pods reach mlbot", def: "MLBOT_PUBLIC_URL", field: func(s *Server) any { return &s.K8s.AgentURL }},
+	{flag: "k8s-kubeconfig", help: "kubeconfig `file` of the cluster", def: "the in-cluster service account", field: func(s *Server) any { return &s.K8s.Kubeconfig }},
 	{flag: "api-token", help: "bearer `token` that /api/v1 requires (16 characters or more); prefer the env var", def: "none: the API is off", field: func(s *Server) any { return &s.APIToken }},
 }
 
@@ -116,6 +134,8 @@ func defaultServer() *Server {
 		// keeps every version.
 		MaxArtifactBytes:    2 << 30,
 		MaxRunArtifactBytes: 10 << 30,
+		Runners:             []string{"local"},
+		K8s:                 Kubernetes{PendingTimeout: 10 * time.Minute},
 	}
 }
 

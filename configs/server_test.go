@@ -67,6 +67,8 @@ func TestLoadDefaults(t *testing.T) {
 
 		MaxArtifactBytes:    2 << 30,
 		MaxRunArtifactBytes: 10 << 30,
+		Runners:             []string{"local"},
+		K8s:                 Kubernetes{PendingTimeout: 10 * time.Minute},
 	}
 	if !reflect.DeepEqual(s, want) {
 		t.Errorf("defaults\n got: %+v\nwant: %+v", s, want)
@@ -102,6 +104,8 @@ func TestLoadExampleFile(t *testing.T) {
 
 		MaxArtifactBytes:    2 << 30,
 		MaxRunArtifactBytes: 10 << 30,
+		Runners:             []string{"local"},
+		K8s:                 Kubernetes{PendingTimeout: 10 * time.Minute},
 	}
 	if !reflect.DeepEqual(s, want) {
 		t.Errorf("loaded\n got: %+v\nwant: %+v", s, want)
@@ -237,7 +241,10 @@ func TestFlagHelp(t *testing.T) {
 		"gitlab-url", "gitlab-token", "gitlab-webhook-secret", "insecure-no-webhook-secret", "concurrency",
 		"queues", "log-level", "log-format", "max-pipeline-timeout", "task-check-interval", "shutdown-timeout", "retry-base", "prometheus-url",
 		"max-webhook-bytes", "unsafe-no-sandbox", "deploy-paths", "sandbox-uid", "sandbox-memory", "sandbox-cpu", "sandbox-processes",
-		"max-artifact-bytes", "max-run-artifact-bytes", "task-key", "api-token", "config"}
+		"max-artifact-bytes", "max-run-artifact-bytes", "task-key", "api-token", "config",
+		"runners", "agent-binary", "docker-images", "docker-max-cpu", "docker-max-memory", "docker-max-gpus",
+		"k8s-images", "k8s-max-cpu", "k8s-max-memory", "k8s-max-gpus", "k8s-namespace", "k8s-service-account",
+		"k8s-runtime-class", "k8s-image-pull-secrets", "k8s-pending-timeout", "k8s-agent-image", "k8s-agent-url", "k8s-kubeconfig"}
 	count := 0
 	fs.VisitAll(func(*flag.Flag) { count++ })
 	if count != len(names) {

@@ -41,6 +41,13 @@ type Executor struct {
 	// MemoryLimit is a step's memory limit in bytes, quoted when a step
 	// runs out of memory (0: not known).
 	MemoryLimit int64
+	// Limits returns the operator's bounds of a container runner by name
+	// and the prefix of their settings; false for a runner without any
+	// (configs.Server.Limits). Nil bounds nothing.
+	Limits func(runner string) (configs.RunnerLimits, string, bool)
+	// Notify, when set, tells the people waiting on run what its runner
+	// is waiting for (a Pending pod); see runners.Job.Notify.
+	Notify func(run *Run, msg string)
 }
 
 // memoryLimitNote names the memory limit for an out-of-memory report.
@@ -102,6 +109,13 @@ func (e *Executor) Run(ctx context.Context, dir string, run *Run) (*configs.Repo
 		fmt.Fprintf(sink, "mlbot: %s\n", run.Detail)
 		return nil, nil
 	}
+	resources, err := e.bound(runnerName, cfg.Pipeline)
+	if err != nil {
+		// Refused before anything starts, quoting the operator's limit.
+		run.Outcome, run.Detail = report.OutcomeConfigError, fmt.Sprintf("%s: %v", configs.RepoConfigFile, err)
+		fmt.Fprintf(sink, "mlbot: %s\n", run.Detail)
+		return nil, nil
+	}
 	run.ConfigDigest, run.Order, run.Specs = cfg.Digest(), cfg.MetricOrder, specs(cfg)
 	timeout := cfg.Pipeline.Timeout
 	if e.MaxTimeout > 0 && timeout > e.MaxTimeout {
@@ -124,6 +138,10 @@ func (e *Executor) Run(ctx context.Context, dir string, run *Run) (*configs.Repo
 	// the repository turns it off.
 	network := run.Trusted && cfg.Pipeline.Network != "none"
 	job := pipelineJob(cfg, dir, env, network, sink, logPath)
+	job.ID, job.Resources = run.ID, resources
+	if e.Notify != nil {
+		job.Notify = func(msg string) { e.Notify(run, msg) }
+	}
 	took := map[string]*time.Duration{"train": &run.Train, "evaluate": &run.Evaluate}
 	var (
 		res  runners.JobResult
@@ -160,7 +178,11 @@ func (e *Executor) Run(ctx context.Context, dir string, run *Run) (*configs.Repo
 			// is not to be trusted.
 			what = fmt.Sprintf("a process of %s ran out of memory and was killed", last.Name)
 		}
-		run.Outcome, run.Detail = report.OutcomeStepFailed, what+e.memoryLimitNote()
+		note := e.memoryLimitNote()
+		if resources.Memory != "" {
+			note = fmt.Sprintf("; the limit is %s (pipeline.resources.memory, or the operator's default)", resources.Memory)
+		}
+		run.Outcome, run.Detail = report.OutcomeStepFailed, what+note
 		fmt.Fprintf(sink, "mlbot: %s\n", run.Detail)
 		return cfg, nil
 	case stepTimedOut:
@@ -181,6 +203,34 @@ func (e *Executor) Run(ctx context.Context, dir string, run *Run) (*configs.Repo
 	run.Metrics = metrics
 	fmt.Fprintf(sink, "mlbot: %d metrics collected\n", len(metrics))
 	return cfg, nil
+}
+
+// bound checks p against the operator's bounds of runner and returns
+// what the run's container or pod gets; the local runner has none here
+// (its sandbox limits apply).
+func (e *Executor) bound(runner string, p configs.Pipeline) (runners.Resources, error) {
+	if e.Limits == nil {
+		return runners.Resources{}, nil
+	}
+	lim, prefix, ok := e.Limits(runner)
+	if !ok {
+		return runners.Resources{}, nil
+	}
+	if err := lim.Check(p, prefix); err != nil {
+		return runners.Resources{}, err
+	}
+	r := lim.Apply(p.Resources)
+	out := runners.Resources{GPUs: r.GPUs, NodeSelector: r.NodeSelector, Tolerations: r.Tolerations}
+	if r.CPUMilli > 0 {
+		out.CPU = configs.FormatCPU(r.CPUMilli)
+	}
+	if r.MemoryBytes > 0 {
+		out.Memory = configs.FormatBytes(r.MemoryBytes)
+	}
+	if r.ShmBytes > 0 {
+		out.ShmSize = configs.FormatBytes(r.ShmBytes)
+	}
+	return out, nil
 }
 
 // Decide sets the outcome of a run that produced metrics, compared against

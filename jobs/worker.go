@@ -13,6 +13,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/mlbot/mlbot/bot"
+	"github.com/mlbot/mlbot/configs"
 	"github.com/mlbot/mlbot/jobs/registry"
 	"github.com/mlbot/mlbot/jobs/store"
 	"github.com/mlbot/mlbot/runners"
@@ -44,6 +45,20 @@ func (w *Worker) forgeOf(repo bot.Repo) (bot.Forge, error) {
 	return fs.Forge, err
 }
 
+// notifyWaiting shows on run's commit status what its runner waits for
+// ("waiting for a GPU node"), best effort: the run goes on either way.
+func (w *Worker) notifyWaiting(run *Run, msg string) {
+	f, err := w.forgeOf(run.Repo)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		err = w.setStatus(ctx, f, run.Repo, run.SHA, refOf(run.PR, run.Branch), bot.StateRunning, msg, w.runURL(run.ID))
+	}
+	if err != nil {
+		w.log.Warn("waiting status not set", "run", run.ID, "err", err)
+	}
+}
+
 // Options configures a Worker.
 type Options struct {
 	// Redis is shared with the caller, who closes it.
@@ -55,6 +70,9 @@ type Options struct {
 	// StepMemoryLimit is the memory limit of one step, in bytes, quoted
 	// when a step runs out of memory (0: not known).
 	StepMemoryLimit int64
+	// RunnerLimits returns the operator's bounds of a container runner
+	// (configs.Server.Limits); nil bounds nothing.
+	RunnerLimits func(runner string) (configs.RunnerLimits, string, bool)
 	// DeployPaths are host directories deploy commands may write besides
 	// their workspace (MLBOT_DEPLOY_PATHS).
 	DeployPaths []string
@@ -193,7 +211,7 @@ func New(opts Options) (*Worker, error) {
 		registry: registry.New(st, artifacts),
 		exec: &Executor{Runners: opts.Runners, LogDir: filepath.Join(opts.DataDir, "logs"),
 			Secrets: opts.Secrets, MaxTimeout: opts.MaxPipelineTimeout, SecretEnv: opts.SecretEnv,
-			MemoryLimit: opts.StepMemoryLimit},
+			MemoryLimit: opts.StepMemoryLimit, Limits: opts.RunnerLimits},
 		client:    asynq.NewClientFromRedisClient(opts.Redis),
 		signer:    signer,
 		inspector: asynq.NewInspectorFromRedisClient(opts.Redis),
@@ -201,6 +219,7 @@ func New(opts Options) (*Worker, error) {
 	for _, fs := range opts.Forges {
 		w.forges[fs.Forge.Name()] = fs
 	}
+	w.exec.Notify = w.notifyWaiting
 	w.sweeper = newSweeper(sweeperParams{logger: opts.Logger, dataDir: opts.DataDir,
 		workspaceAge: 2*opts.MaxPipelineTimeout + time.Hour, logAge: runTTL})
 	logger := asynqLogger{opts.Logger}

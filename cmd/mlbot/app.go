@@ -79,6 +79,7 @@ func newApp(cfg *configs.Server, log *slog.Logger, withHTTP bool) (*app, error) 
 		Forges:             forges,
 		Runners:            runnerSet,
 		StepMemoryLimit:    stepMemory,
+		RunnerLimits:       cfg.Limits,
 		DeployPaths:        cfg.DeployPaths,
 		DataDir:            cfg.DataDir,
 		PublicURL:          strings.TrimRight(cfg.PublicURL, "/"),
