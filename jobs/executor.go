@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -45,6 +46,12 @@ type Executor struct {
 	// and the prefix of their settings; false for a runner without any
 	// (configs.Server.Limits). Nil bounds nothing.
 	Limits func(runner string) (configs.RunnerLimits, string, bool)
+	// RunLogs, when set, receives each run's log as it is written, for the
+	// run page's live log (the store).
+	RunLogs runLogAppender
+	// Logger reports what goes wrong on the side (the live log); nil is
+	// slog.Default().
+	Logger *slog.Logger
 	// Notify, when set, tells the people waiting on run what its runner
 	// is waiting for (a Pending pod); see runners.Job.Notify.
 	Notify func(run *Run, msg string)
@@ -71,8 +78,20 @@ func (e *Executor) Run(ctx context.Context, dir string, run *Run) (*configs.Repo
 	if err != nil {
 		return nil, err
 	}
+	var mirror *logMirror
+	if e.RunLogs != nil {
+		lg := e.Logger
+		if lg == nil {
+			lg = slog.Default()
+		}
+		mirror = newLogMirror(e.RunLogs, run.ID, lg)
+		sink.Mirror = mirror
+	}
 	defer func() {
 		sink.Close()
+		if mirror != nil {
+			mirror.Close()
+		}
 		run.LogPath, run.LogTail = logPath, sink.Tail(logTailLines)
 	}()
 	// Through package workspace: the checkout is the repository's to shape

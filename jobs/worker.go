@@ -219,7 +219,7 @@ func New(opts Options) (*Worker, error) {
 	for _, fs := range opts.Forges {
 		w.forges[fs.Forge.Name()] = fs
 	}
-	w.exec.Notify = w.notifyWaiting
+	w.exec.Notify, w.exec.RunLogs, w.exec.Logger = w.notifyWaiting, st, opts.Logger
 	w.sweeper = newSweeper(sweeperParams{logger: opts.Logger, dataDir: opts.DataDir,
 		workspaceAge: 2*opts.MaxPipelineTimeout + time.Hour, logAge: runTTL})
 	logger := asynqLogger{opts.Logger}

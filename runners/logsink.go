@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 )
@@ -30,6 +31,11 @@ type LogSink struct {
 	// TailBytes is the size of the in-memory tail. Change it only before
 	// the first Write.
 	TailBytes int
+	// Mirror, when set, receives exactly what the file receives (masked,
+	// capped, with the truncation notice), for the live log of the run
+	// page. Its Write must not block for long: the step's output waits on
+	// it. Set it only before the first Write.
+	Mirror io.Writer
 
 	mu        sync.Mutex
 	file      *os.File
@@ -124,6 +130,9 @@ func (s *LogSink) truncate() {
 }
 
 func (s *LogSink) writeFile(p []byte) {
+	if s.Mirror != nil && len(p) > 0 {
+		s.Mirror.Write(p)
+	}
 	if s.bw == nil || s.err != nil || len(p) == 0 {
 		return
 	}

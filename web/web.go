@@ -14,6 +14,9 @@ import (
 type Options struct {
 	// Runs reads the runs the run page shows.
 	Runs RunReader
+	// Logs reads the runs' live logs (nil: the page shows the log file or
+	// the tail kept with the run, and nothing streams).
+	Logs LogReader
 	// Deploys reads the deploys the deploy page shows.
 	Deploys DeployReader
 	// Models reads the model versions and deploys of GET /api/v1/models.
@@ -41,6 +44,8 @@ func New(opts Options) *Server {
 // /api/v1/models behind the bearer token).
 func (s *Server) Register(mux *http.ServeMux) {
 	mux.Handle("GET /runs/{id}", s.RunPage())
+	mux.Handle("GET /runs/{id}/log/stream", s.LogStream())
+	mux.Handle("GET /assets/", s.Assets())
 	mux.Handle("GET /deploys/{id}", s.DeployPage())
 	if s.opts.APIToken != "" {
 		// Without a token the API is off: its paths answer 404.

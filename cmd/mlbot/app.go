@@ -221,6 +221,7 @@ func (a *app) routes() http.Handler {
 	// need no asynq server. Without a token the API is off (404).
 	web.New(web.Options{
 		Runs:     a.worker.Store(),
+		Logs:     a.worker.Store(),
 		Deploys:  a.worker.Registry(),
 		Models:   a.worker.Registry(),
 		DataDir:  a.cfg.DataDir,

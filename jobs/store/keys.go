@@ -44,6 +44,10 @@ const (
 
 	// HeadHistory bounds the head observations kept per pull request.
 	HeadHistory = 100
+
+	// MaxRunLogBytes bounds the log of one run kept for the run page; the
+	// log sink caps what it sends at the same size (runners.DefaultMaxFileBytes).
+	MaxRunLogBytes = 16<<20 + 4096
 )
 
 // RepoKey is the part of a key that names a repository: its forge and its
@@ -52,6 +56,10 @@ func RepoKey(r bot.Repo) string { return r.Forge + ":" + strings.ToLower(r.FullN
 
 // key joins parts under the Store's prefix.
 func (s *Store) key(parts ...string) string { return s.prefix + strings.Join(parts, ":") }
+
+// runLogKey holds a run's log as the page streams it (a string that only
+// grows, at most MaxRunLogBytes), for RunTTL.
+func (s *Store) runLogKey(id string) string { return s.key("runlog", id) }
 
 // runKey holds a run record (JSON), for RunTTL.
 func (s *Store) runKey(id string) string { return s.key("run", id) }
