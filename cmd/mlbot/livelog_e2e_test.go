@@ -17,7 +17,6 @@ func liveModel(epochs int, every string) map[string]string {
 	return files
 }
 
-
 // runningURL waits for sha's "running" status and returns its run page.
 func (e *e2e) runningURL(sha string) string {
 	e.t.Helper()
