@@ -96,6 +96,7 @@ type latencyBench struct {
 	git     *gitClock
 	hc      *http.Client
 	pushes  int
+	dataDir string
 }
 
 // latencyIteration is one head pushed and its timeline.
@@ -131,7 +132,7 @@ func newLatencyBench(b *testing.B, mlbotYML string) *latencyBench {
 	}
 	b.Cleanup(a.Shutdown)
 	lb := &latencyBench{b: b, sb: sb, url: url, hook: url + "/webhooks/github", git: gc,
-		hc: &http.Client{Timeout: 30 * time.Second}}
+		hc: &http.Client{Timeout: 30 * time.Second}, dataDir: cfg.DataDir}
 
 	// The baseline on main, then the pull request opened once (untimed
 	// warm-up: first connections, first clone of the repository).
