@@ -48,6 +48,18 @@ const (
 	// MaxRunLogBytes bounds the log of one run kept for the run page; the
 	// log sink caps what it sends at the same size (runners.DefaultMaxFileBytes).
 	MaxRunLogBytes = 16<<20 + 4096
+
+	// MaxAgentLogBytes bounds the log bytes kept of one agent session:
+	// past it, chunks are accepted and counted, so the agent's offset
+	// still advances, but not stored.
+	MaxAgentLogBytes = 16 << 20
+
+	// MaxAgentFiles bounds the metric files, and separately the artifact
+	// records, kept of one agent session.
+	MaxAgentFiles = 64
+
+	// MaxAgentSteps bounds the step reports kept of one agent session.
+	MaxAgentSteps = 256
 )
 
 // RepoKey is the part of a key that names a repository: its forge and its
@@ -152,3 +164,31 @@ func (s *Store) registryReposKey() string { return s.prefix + "registry:repos" }
 
 // registryDeployKey holds deploy record id (JSON).
 func (s *Store) registryDeployKey(id string) string { return s.prefix + "registry:deploy:" + id }
+
+// An agent session (agent.go) lives for the TTL its Open was given, the
+// same for every key of it; Close deletes them all at once. The keys of
+// one session share the hash tag {<id>}, so a script may touch them
+// together on a Redis Cluster:
+//
+//	agent:{<id>}:session    hash: job (JSON), token (sha256 hex of the
+//	                        bearer token), expires (Unix ms), logn (log
+//	                        length including bytes past the cap), done,
+//	                        error
+//	agent:{<id>}:log        string: the first MaxAgentLogBytes of the log
+//	agent:{<id>}:metrics    hash: relative path → metric file's bytes
+//	agent:{<id>}:artifacts  hash: relative path → "sha256:<hex> <size>"
+//	agent:{<id>}:steps      list of step reports (JSON), in order
+//	agent:token:<sha256>    the run id a token hash stands for
+
+// agentKey is part of agent session id's keys.
+func (s *Store) agentKey(id, part string) string { return s.prefix + "agent:{" + id + "}:" + part }
+
+// agentKeys are all of agent session id's own keys, the session first.
+func (s *Store) agentKeys(id string) []string {
+	return []string{s.agentKey(id, "session"), s.agentKey(id, "log"), s.agentKey(id, "metrics"),
+		s.agentKey(id, "artifacts"), s.agentKey(id, "steps")}
+}
+
+// agentTokenKey maps the sha256 (hex) of an agent's bearer token to its
+// run id, for the session's TTL.
+func (s *Store) agentTokenKey(tokenHash string) string { return s.prefix + "agent:token:" + tokenHash }
