@@ -290,27 +290,40 @@ redis.call("HSET", KEYS[2], ARGV[1], ARGV[2])
 redis.call("PEXPIREAT", KEYS[2], exp)
 return 1`)
 
-// AddAgentStep appends a step report (JSON) to session id's.
-// ErrAgentLimit when it holds MaxAgentSteps.
-func (s *Store) AddAgentStep(ctx context.Context, id string, report []byte) error {
+// ErrAgentStepGap is returned by AddAgentStep for a report whose index is
+// past the next one expected.
+var ErrAgentStepGap = errors.New("agent step report out of order")
+
+// AddAgentStep appends the report (JSON) of step index to session id's,
+// if index is the number of reports held; a report of an index held
+// already is ignored (added is false), so that a retried request changes
+// nothing. ErrAgentStepGap when index is past the next; ErrAgentLimit
+// when the session holds MaxAgentSteps.
+func (s *Store) AddAgentStep(ctx context.Context, id string, index int, report []byte) (added bool, err error) {
 	n, err := addAgentStepScript.Run(ctx, s.rdb, []string{s.agentKey(id, "session"), s.agentKey(id, "steps")},
-		report, MaxAgentSteps).Int()
+		report, index, MaxAgentSteps).Int()
 	if err != nil {
-		return fmt.Errorf("agent %s step: %w", id, err)
+		return false, fmt.Errorf("agent %s step %d: %w", id, index, err)
 	}
 	switch n {
 	case -1:
-		return fmt.Errorf("agent %s step: %w", id, ErrNoAgent)
+		return false, fmt.Errorf("agent %s step %d: %w", id, index, ErrNoAgent)
 	case -2:
-		return fmt.Errorf("agent %s step: more than %d: %w", id, MaxAgentSteps, ErrAgentLimit)
+		return false, fmt.Errorf("agent %s step %d: more than %d: %w", id, index, MaxAgentSteps, ErrAgentLimit)
+	case -3:
+		return false, fmt.Errorf("agent %s step %d: %w", id, index, ErrAgentStepGap)
 	}
-	return nil
+	return n == 1, nil
 }
 
 var addAgentStepScript = redis.NewScript(`
 local exp = redis.call("HGET", KEYS[1], "expires")
 if not exp then return -1 end
-if redis.call("LLEN", KEYS[2]) >= tonumber(ARGV[2]) then return -2 end
+local n = redis.call("LLEN", KEYS[2])
+local i = tonumber(ARGV[2])
+if i < n then return 0 end
+if i > n then return -3 end
+if n >= tonumber(ARGV[3]) then return -2 end
 redis.call("RPUSH", KEYS[2], ARGV[1])
 redis.call("PEXPIREAT", KEYS[2], exp)
 return 1`)

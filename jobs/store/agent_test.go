@@ -147,10 +147,17 @@ func TestAgentFilesStepsAndDone(t *testing.T) {
 		t.Errorf("AgentArtifacts = %d, a/7.bin %+v, %v", len(arts), arts["a/7.bin"], err)
 	}
 
-	for _, r := range []string{`{"name":"train"}`, `{"name":"evaluate"}`} {
-		if err := s.AddAgentStep(ctx, agentID, []byte(r)); err != nil {
-			t.Fatal(err)
+	for i, r := range []string{`{"name":"train"}`, `{"name":"evaluate"}`} {
+		if added, err := s.AddAgentStep(ctx, agentID, i, []byte(r)); err != nil || !added {
+			t.Fatalf("AddAgentStep(%d) = %v, %v; want true, nil", i, added, err)
 		}
+	}
+	// A retried report is ignored; one that skips an index is refused.
+	if added, err := s.AddAgentStep(ctx, agentID, 1, []byte(`{"name":"again"}`)); err != nil || added {
+		t.Errorf("AddAgentStep of step 1 again = %v, %v; want false, nil", added, err)
+	}
+	if _, err := s.AddAgentStep(ctx, agentID, 3, []byte(`{}`)); !errors.Is(err, ErrAgentStepGap) {
+		t.Errorf("AddAgentStep(3) after 0 and 1: err = %v, want ErrAgentStepGap", err)
 	}
 	steps, err := s.AgentSteps(ctx, agentID)
 	if err != nil || len(steps) != 2 || string(steps[0]) != `{"name":"train"}` || string(steps[1]) != `{"name":"evaluate"}` {
@@ -174,11 +181,11 @@ func TestAgentStepLimit(t *testing.T) {
 	s := testStore(t)
 	openTestAgent(t, s, time.Hour)
 	for i := range MaxAgentSteps {
-		if err := s.AddAgentStep(ctx, agentID, []byte(`{}`)); err != nil {
+		if _, err := s.AddAgentStep(ctx, agentID, i, []byte(`{}`)); err != nil {
 			t.Fatalf("step %d: %v", i, err)
 		}
 	}
-	if err := s.AddAgentStep(ctx, agentID, []byte(`{}`)); !errors.Is(err, ErrAgentLimit) {
+	if _, err := s.AddAgentStep(ctx, agentID, MaxAgentSteps, []byte(`{}`)); !errors.Is(err, ErrAgentLimit) {
 		t.Errorf("step %d: err = %v, want ErrAgentLimit", MaxAgentSteps+1, err)
 	}
 }
@@ -199,7 +206,7 @@ func TestAgentKeysExpireWithTheSession(t *testing.T) {
 	if err := s.AddAgentArtifact(ctx, agentID, "model.pt", AgentArtifact{Digest: "sha256:00", Size: 1}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AddAgentStep(ctx, agentID, []byte("{}")); err != nil {
+	if _, err := s.AddAgentStep(ctx, agentID, 0, []byte("{}")); err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range append(s.agentKeys(agentID), s.agentTokenKey(agentHash)) {
@@ -226,7 +233,7 @@ func TestAgentCloseDeletesEverything(t *testing.T) {
 	if err := s.AddAgentArtifact(ctx, agentID, "model.pt", AgentArtifact{Digest: "sha256:00", Size: 1}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AddAgentStep(ctx, agentID, []byte("{}")); err != nil {
+	if _, err := s.AddAgentStep(ctx, agentID, 0, []byte("{}")); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.CloseAgent(ctx, agentID); err != nil {
@@ -247,7 +254,7 @@ func TestAgentCloseDeletesEverything(t *testing.T) {
 	_, writes["log"] = s.AppendAgentLog(ctx, agentID, 3, []byte("late"))
 	writes["metric"] = s.PutAgentMetric(ctx, agentID, "m.json", []byte("{}"))
 	writes["artifact"] = s.AddAgentArtifact(ctx, agentID, "model.pt", AgentArtifact{Digest: "sha256:00"})
-	writes["step"] = s.AddAgentStep(ctx, agentID, []byte("{}"))
+	_, writes["step"] = s.AddAgentStep(ctx, agentID, 1, []byte("{}"))
 	writes["done"] = s.FinishAgent(ctx, agentID, "")
 	_, writes["read"] = s.ReadAgentLog(ctx, agentID, 0, 10)
 	for what, err := range writes {

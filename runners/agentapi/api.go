@@ -39,7 +39,8 @@ const (
 const DefaultWorkdir = "/workspace"
 
 // Paths of the agent API, relative to mlbot's base URL. Every request
-// carries "Authorization: Bearer <token>".
+// carries "Authorization: Bearer <token>"; a missing, wrong, expired or
+// revoked token is answered 401 with no detail.
 const (
 	// PathJob answers GET with the run's Job as JSON.
 	PathJob = "/api/v1/agent/job"
@@ -51,16 +52,27 @@ const (
 	// HeaderLogOffset set to the log's new length; a chunk that does not
 	// start at the log's current length is refused with 416 and
 	// HeaderLogOffset set to that length, from which the agent resends.
+	// A chunk may hold at most MaxLogChunkBytes (413 otherwise); an empty
+	// one asks for the log's length. mlbot keeps the first 16 MiB of a
+	// log and counts the rest, so the offset goes on advancing.
 	PathLog = "/api/v1/agent/log"
 	// PathFiles takes PUT at PathFiles + kind + "/" + slash-separated path,
 	// kind being KindMetrics or KindArtifacts, the body the file and
-	// HeaderDigest its "sha256:<hex>". 201 when stored; 400 when the
-	// digest does not match or the path is not one the job's patterns
-	// name; 413 over the job's size limit.
+	// HeaderDigest its "sha256:<hex>". The path must be clean and
+	// relative, and name a file of the job's Metrics (one of them
+	// exactly) or Artifacts (as the pipeline expands them: a file, a
+	// directory's file, a match of a pattern). 201 when stored; 400 when
+	// the digest does not match or the path is not one the job names;
+	// 413 over MaxMetricFileBytes, the job's MaxArtifactBytes, or the
+	// run's limit of 64 files of a kind. A file uploaded again replaces
+	// the first.
 	PathFiles = "/api/v1/agent/files/"
-	// PathSteps takes POST of a StepReport as JSON when a step ends.
+	// PathSteps takes POST of a StepReport as JSON when a step ends: 204.
+	// A report whose Index was reported already is ignored, so a retry is
+	// harmless; one that skips an index is refused with 409.
 	PathSteps = "/api/v1/agent/steps"
-	// PathDone takes POST of a Done as JSON when the agent ends.
+	// PathDone takes POST of a Done as JSON when the agent ends: 204. The
+	// first Done stays; later ones change nothing.
 	PathDone = "/api/v1/agent/done"
 )
 
@@ -83,6 +95,9 @@ const (
 // MaxMetricFileBytes bounds one metric file.
 const MaxMetricFileBytes = 1 << 20
 
+// MaxLogChunkBytes bounds the body of one PATCH of PathLog.
+const MaxLogChunkBytes = 1 << 20
+
 // Job is what the agent runs, as PathJob serves it.
 type Job struct {
 	// RunID names the run (for the agent's own messages).
@@ -100,11 +115,14 @@ type Job struct {
 	Metrics   []string `json:"metrics"`
 	Artifacts []string `json:"artifacts"`
 	// MaxArtifactBytes bounds each artifact; the server refuses more.
+	// Zero means the server's default (2 GiB, as the model registry's).
 	MaxArtifactBytes int64 `json:"max_artifact_bytes"`
 }
 
 // StepReport is how one step ended, as the agent reports it.
 type StepReport struct {
+	// Index is the step's position in Job.Steps, from 0.
+	Index      int      `json:"index"`
 	Name       string   `json:"name"`
 	ExitCode   int      `json:"exit_code"`
 	Duration   Duration `json:"duration"`
