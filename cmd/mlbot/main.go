@@ -25,6 +25,7 @@ Usage:
   mlbot serve     [flags]   webhook server and workers in one process
   mlbot worker    [flags]   workers only (any number, against the same Redis)
   mlbot run       [flags]   run the pipeline on a local working copy and print the PR comment
+  mlbot agent               run a job in a container for the docker or kubernetes runner
   mlbot validate  [file]    check a .mlbot.yml
   mlbot demo      [flags]   the whole flow offline: simulator, Redis, git, webhooks
   mlbot models    list|show model versions and where they run (--repo owner/name)
@@ -53,6 +54,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		"serve":    cmdServe,
 		"worker":   cmdWorker,
 		"run":      cmdRun,
+		"agent":    cmdAgent,
 		"validate": cmdValidate,
 		"demo":     cmdDemo,
 		"models":   cmdModels,
