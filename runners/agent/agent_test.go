@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -438,5 +439,37 @@ func TestOptionsFromEnv(t *testing.T) {
 	delete(env, agentapi.EnvToken)
 	if _, err := OptionsFromEnv(func(k string) string { return env[k] }); err == nil {
 		t.Error("OptionsFromEnv without a token: no error")
+	}
+}
+
+// TestRunOverAUnixSocket runs a job against the hub's handler served on a
+// unix socket, as the docker runner gives it to a container without a
+// network.
+func TestRunOverAUnixSocket(t *testing.T) {
+	s := newServer(t)
+	sock := filepath.Join(t.TempDir(), "mlbot.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: s.hub.Handler()}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	job := agentapi.Job{Steps: []runners.Step{{Name: "train", Command: `echo '{"a": 1}' > m.json; echo over the socket`}},
+		Env: baseEnv, Metrics: []string{"m.json"}}
+	opts := s.open(t, "socket", job, t.TempDir())
+	opts.URL = "unix://" + sock
+	if err := Run(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	if log := s.log(t, "socket"); !strings.Contains(log, "\nover the socket\n") {
+		t.Errorf("log = %q", log)
+	}
+	dst := t.TempDir()
+	if err := s.hub.Collect(context.Background(), "socket", dst); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dst, "m.json")); err != nil || string(b) != "{\"a\": 1}\n" {
+		t.Errorf("collected m.json = %q, %v", b, err)
 	}
 }
