@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/mlbot/mlbot/runners/agentapi"
@@ -223,7 +224,7 @@ func (a *agent) fetchSource(ctx context.Context) error {
 			return err
 		}
 		defer rc.Close()
-		if err := os.RemoveAll(a.opts.Workdir); err != nil {
+		if err := emptyDir(a.opts.Workdir); err != nil {
 			return permanentError{err}
 		}
 		err = unpack(rc, a.opts.Workdir)
@@ -235,6 +236,25 @@ func (a *agent) fetchSource(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("fetch the source: %w", err)
+	}
+	return nil
+}
+
+// emptyDir makes dir an empty directory: it keeps dir itself, which may
+// be a mount point (the docker runner's tmpfs), and removes what is in it,
+// such as a download cut short.
+func emptyDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -219,6 +219,8 @@ func TestRunStopsAtAFailingStep(t *testing.T) {
 		Env: baseEnv, Metrics: []string{"metrics.json"},
 	}
 	opts := s.open(t, "fail", job, t.TempDir())
+	// A workdir that exists (a mount point) is kept and emptied.
+	writeTree(t, opts.Workdir, map[string]string{"stale/file": "from before"})
 	err := Run(context.Background(), opts)
 	var se *StepError
 	if !errors.As(err, &se) || se.Report.ExitCode != 3 || ExitCode(err) != 3 {
@@ -230,6 +232,9 @@ func TestRunStopsAtAFailingStep(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(opts.Workdir, "evaluated")); err == nil {
 		t.Error("the step after the failed one ran")
+	}
+	if _, err := os.Stat(filepath.Join(opts.Workdir, "stale")); err == nil {
+		t.Error("the workdir was not emptied before the source was unpacked")
 	}
 	dst := t.TempDir()
 	if err := s.hub.Collect(context.Background(), "fail", dst); err != nil || len(listFiles(t, dst)) != 0 {
