@@ -434,3 +434,28 @@ func TestStepsAndDone(t *testing.T) {
 		t.Errorf("JobResult = %+v", res)
 	}
 }
+
+// TestSweep removes the directory of a run whose session expired without
+// a Close, and keeps those of open runs and of recent ones.
+func TestSweep(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	f.open(t, runA, testJob(), time.Hour)
+	f.open(t, runB, testJob(), time.Hour)
+	// B's session ends as an expiry would: its keys go, its files stay.
+	if err := f.store.CloseAgent(ctx, runB); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := f.hub.Sweep(ctx, time.Hour); err != nil || n != 0 {
+		t.Errorf("Sweep(1h) = %d, %v; want nothing removed: the directories are new", n, err)
+	}
+	if n, err := f.hub.Sweep(ctx, 0); err != nil || n != 1 {
+		t.Errorf("Sweep(0) = %d, %v; want B's directory removed", n, err)
+	}
+	if _, err := os.Stat(filepath.Join(f.dataDir, "agent", runB)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("B's directory: %v, want it gone", err)
+	}
+	if _, err := os.Stat(filepath.Join(f.dataDir, "agent", runA, sourceName)); err != nil {
+		t.Errorf("A's source after Sweep: %v", err)
+	}
+}
