@@ -63,12 +63,14 @@ func TestCLIBasics(t *testing.T) {
 		stdoutOnly bool // nothing on stderr
 	}{
 		{name: "version", args: []string{"version"}, exactOut: "mlbot " + version + "\n", stdoutOnly: true},
-		{name: "--help", args: []string{"--help"}, stdout: []string{"Usage:", "mlbot serve", "mlbot worker", "mlbot run", "mlbot validate", "mlbot demo", "mlbot version"}, stdoutOnly: true},
+		{name: "--help", args: []string{"--help"}, stdout: []string{"Usage:", "mlbot serve", "mlbot worker", "mlbot run", "mlbot validate", "mlbot demo", "mlbot agent", "mlbot version"}, stdoutOnly: true},
 		{name: "-h", args: []string{"-h"}, stdout: []string{"Usage:"}, stdoutOnly: true},
 		{name: "help", args: []string{"help"}, stdout: []string{"Usage:"}, stdoutOnly: true},
 		{name: "no command", args: nil, code: 2, stderr: []string{"Usage:"}, noStdout: true},
 		{name: "unknown command", args: []string{"deploy-everything"}, code: 2, stderr: []string{`unknown command "deploy-everything"`, "Usage:"}, noStdout: true},
 		{name: "unknown flag", args: []string{"validate", "--bogus"}, code: 1, stderr: []string{"bogus"}, noStdout: true},
+		{name: "agent without its environment", args: []string{"agent"}, code: 125, stderr: []string{"MLBOT_AGENT_URL", "MLBOT_AGENT_TOKEN"}, noStdout: true},
+		{name: "agent --help", args: []string{"agent", "--help"}, stderr: []string{"usage: mlbot agent", "MLBOT_AGENT_WORKDIR"}, noStdout: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
