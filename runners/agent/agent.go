@@ -140,6 +140,9 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	a := &agent{opts: opts, client: c}
+	reapCtx, stopReaping := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopReaping()
+	go children.run(reapCtx)
 	// The pusher outlives a cancelled ctx, so the last output and the
 	// reason of the stop still reach mlbot.
 	a.log = newLogPusher(context.WithoutCancel(ctx), c, 0, opts.push)

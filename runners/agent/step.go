@@ -54,12 +54,18 @@ func runStep(ctx context.Context, command, dir string, env []string, timeout, gr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 
 	start := time.Now()
-	err = cmd.Start()
+	children.start(func() int {
+		if err = cmd.Start(); err != nil {
+			return 0
+		}
+		return cmd.Process.Pid
+	})
 	pw.Close() // the children hold their copies
 	if err != nil {
 		return stepResult{exitCode: -1}, fmt.Errorf("start: %w", err)
 	}
 	pgid := cmd.Process.Pid // Setpgid makes the shell its group's leader
+	defer children.done(pgid)
 
 	var exited atomic.Bool
 	copied := make(chan struct{})
