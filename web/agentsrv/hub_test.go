@@ -459,3 +459,10 @@ func TestSweep(t *testing.T) {
 		t.Errorf("A's source after Sweep: %v", err)
 	}
 }
+
+// TestLimitsAgree keeps the store's bound of a metric file the contract's.
+func TestLimitsAgree(t *testing.T) {
+	if store.MaxAgentMetricBytes != agentapi.MaxMetricFileBytes {
+		t.Errorf("store.MaxAgentMetricBytes = %d, agentapi.MaxMetricFileBytes = %d", store.MaxAgentMetricBytes, agentapi.MaxMetricFileBytes)
+	}
+}
