@@ -527,10 +527,12 @@ func joinDetail(a, b string) string {
 // why it breached ("" when it held) and what it observed.
 func (w *Worker) verifyDeploy(ctx context.Context, env configs.Environment) (breach, observed string) {
 	if w.opts.PrometheusURL == "" {
+		verifications.WithLabelValues(env.Name, "skipped").Inc()
 		return "", "not verified: MLBOT_PROMETHEUS_URL is not set"
 	}
 	vf, err := verify.New(w.opts.PrometheusURL)
 	if err != nil {
+		verifications.WithLabelValues(env.Name, "error").Inc()
 		return "", "not verified: " + err.Error()
 	}
 	res, err := vf.Run(ctx, *env.Verify)
@@ -546,11 +548,17 @@ func (w *Worker) verifyDeploy(ctx context.Context, env configs.Environment) (bre
 		obs = fmt.Sprintf(" (observed %s: %s)", env.Verify.Query, strings.Join(vals, ", "))
 	}
 	if err != nil {
+		if ctx.Err() == nil {
+			// A shutdown is not a verification that failed.
+			verifications.WithLabelValues(env.Name, "error").Inc()
+		}
 		return "", "not verified: " + err.Error() + obs
 	}
 	if res.Breached {
+		verifications.WithLabelValues(env.Name, "breached").Inc()
 		return res.Reason, obs
 	}
+	verifications.WithLabelValues(env.Name, "passed").Inc()
 	return "", strings.TrimPrefix(obs, " ")
 }
 

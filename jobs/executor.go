@@ -176,6 +176,7 @@ func (e *Executor) Run(ctx context.Context, dir string, run *Run) (*configs.Repo
 		res, last, end = runJob(ctx, r, job)
 	}
 	for _, sr := range res.Steps {
+		observeStep(sr)
 		if d := took[sr.Name]; d != nil {
 			*d = sr.Duration
 		}

@@ -143,12 +143,14 @@ func (w *Worker) execute(ctx context.Context, f cloneAuthorizer, p PipelinePaylo
 	if p.PR != nil && p.PR.BaseSHA != "" {
 		want = append(want, p.PR.BaseSHA)
 	}
+	cloneStart := time.Now()
 	if err := co.Fetch(ctx, want...); err != nil {
 		return fmt.Errorf("fetch %s: %w", p.SHA, err)
 	}
 	if err := co.Checkout(ctx, p.SHA); err != nil {
 		return fmt.Errorf("checkout %s: %w", p.SHA, err)
 	}
+	observeStage(stageClone, cloneStart)
 	// The base is found, and run if need be, before any of the head's code
 	// runs: what an untrusted training leaves in .git must not touch the
 	// base, which runs trusted.

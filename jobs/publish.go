@@ -19,6 +19,7 @@ import (
 // (edited, never duplicated) and the commit status. It is a task of its own
 // so that a host error retries the post, never the training.
 func (w *Worker) handleReport(ctx context.Context, t *asynq.Task) error {
+	defer observeStage(stageReport, time.Now())
 	var p ReportPayload
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
 		return fmt.Errorf("report payload: %v: %w", err, asynq.SkipRetry)

@@ -56,6 +56,7 @@ func (w *Worker) handleWebhook(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("parse %s delivery %s: %v: %w", d.Type, d.ID, err, asynq.SkipRetry)
 	}
 	ev.Delivery, ev.Received = d.ID, d.ReceivedAt
+	ctx = withReceived(ctx, d.ReceivedAt)
 	log := w.log.With("forge", d.Forge, "event", d.Type, "delivery", d.ID, "repo", ev.Repo.FullName)
 	if ev.Kind == bot.KindOther || ev.Kind == bot.KindPing {
 		log.Debug("event ignored: not routed", "kind", ev.Kind)
@@ -277,7 +278,7 @@ func (w *Worker) startPipeline(ctx context.Context, f statusPoster, p PipelinePa
 		// setting pending again would hide the result.
 		return nil
 	}
-	return w.setStatus(ctx, f, p.Repo, p.SHA, refOf(p.PR, p.Branch), bot.StatePending, "queued: train and evaluate", w.runURL(p.RunID))
+	return observePending(ctx, w.setStatus(ctx, f, p.Repo, p.SHA, refOf(p.PR, p.Branch), bot.StatePending, "queued: train and evaluate", w.runURL(p.RunID)))
 }
 
 // cancelRun stops a run that has not finished: one still queued finishes

@@ -145,7 +145,13 @@ type Worker struct {
 	// sweeper is the background loop; wg counts its goroutine.
 	sweeper *sweeper
 	wg      sync.WaitGroup
+	// uncountWorkers takes this Worker's task workers out of mlbot_workers;
+	// Start sets it.
+	uncountWorkers func()
 }
+
+// eventWorkers is the concurrency of the event server (webhooks, reports).
+const eventWorkers = 8
 
 // New returns a Worker; Start runs it.
 func New(opts Options) (*Worker, error) {
@@ -224,7 +230,7 @@ func New(opts Options) (*Worker, error) {
 		workspaceAge: 2*opts.MaxPipelineTimeout + time.Hour, logAge: runTTL})
 	logger := asynqLogger{opts.Logger}
 	w.events = asynq.NewServerFromRedisClient(opts.Redis, asynq.Config{
-		Concurrency:              8,
+		Concurrency:              eventWorkers,
 		Queues:                   map[string]int{QueueEvents: 6, QueueReport: 4},
 		TaskCheckInterval:        opts.TaskCheckInterval,
 		DelayedTaskCheckInterval: opts.DelayedTaskCheckInterval,
@@ -275,7 +281,7 @@ func (w *Worker) Registry() *registry.Registry { return w.registry }
 func (w *Worker) Start() error {
 	w.sweeper.start(&w.wg)
 	mux := asynq.NewServeMux()
-	mux.Use(w.signer.Middleware(w.log), instrument)
+	mux.Use(w.signer.Middleware(w.log), instrument(serverEvents))
 	mux.HandleFunc(TypeWebhook, skipPermanent(w.handleWebhook))
 	mux.HandleFunc(TypeReport, skipPermanent(w.handleReport))
 	if err := w.events.Start(mux); err != nil {
@@ -283,7 +289,7 @@ func (w *Worker) Start() error {
 		return fmt.Errorf("start event workers: %w", err)
 	}
 	pmux := asynq.NewServeMux()
-	pmux.Use(w.signer.Middleware(w.log), instrument)
+	pmux.Use(w.signer.Middleware(w.log), instrument(serverPipelines))
 	pmux.HandleFunc(TypePipeline, w.handlePipeline)
 	pmux.HandleFunc(TypeDeploy, w.handleDeploy)
 	if err := w.pipelines.Start(pmux); err != nil {
@@ -291,6 +297,7 @@ func (w *Worker) Start() error {
 		w.stopBackground()
 		return fmt.Errorf("start pipeline workers: %w", err)
 	}
+	w.uncountWorkers = countWorkers(map[string]int{serverEvents: eventWorkers, serverPipelines: w.opts.Concurrency})
 	return nil
 }
 
@@ -312,6 +319,10 @@ func (w *Worker) Shutdown() {
 	}
 	w.events.Shutdown()
 	w.stopBackground()
+	if w.uncountWorkers != nil {
+		w.uncountWorkers()
+		w.uncountWorkers = nil
+	}
 	// The client and inspector share the caller's Redis connection, which
 	// the caller closes.
 }
