@@ -203,10 +203,10 @@ func (a *app) routes() http.Handler {
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	// The deployed-model gauges are read from Redis per app, so that each
-	// app (tests run several) exports its own registry.
+	// The deployed-model gauges and the queue depths are read from Redis
+	// per app, so that each app (tests run several) exports its own registry.
 	own := prometheus.NewRegistry()
-	own.MustRegister(a.worker.DeployedCollector())
+	own.MustRegister(a.worker.DeployedCollector(), a.worker.QueueCollector())
 	mux.Handle("GET /metrics", promhttp.HandlerFor(prometheus.Gatherers{prometheus.DefaultGatherer, own}, promhttp.HandlerOpts{}))
 	if !a.withHTTP {
 		return mux
