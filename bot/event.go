@@ -17,6 +17,10 @@ const (
 	KindPullRequest Kind = "pull_request"
 	KindComment     Kind = "comment"
 	KindOther       Kind = "other"
+	// KindCheck is a button pressed on one of the host's check runs: its
+	// Re-run (ActionRerequested) or an action button mlbot put there
+	// (ActionRequestedAction).
+	KindCheck Kind = "check"
 )
 
 // Action is the normalised action of a pull/merge request event.
@@ -37,6 +41,12 @@ const (
 	ActionCreated  Action = "created" // comments
 	ActionDeleted  Action = "deleted" // comments
 	ActionOther    Action = "other"
+	// ActionRerequested: someone asked a check run, or a whole check
+	// suite, to run again.
+	ActionRerequested Action = "rerequested"
+	// ActionRequestedAction: someone pressed one of a check run's action
+	// buttons (CheckRequest.Identifier).
+	ActionRequestedAction Action = "requested_action"
 )
 
 // Repo identifies a repository (GitHub) or project (GitLab).
@@ -131,6 +141,29 @@ type Event struct {
 	SHA     string `json:"sha,omitempty"` // the pushed head ("after")
 	Deleted bool   `json:"deleted,omitempty"`
 
-	PR      *PullRequest `json:"pr,omitempty"`
-	Comment *Comment     `json:"comment,omitempty"`
+	PR      *PullRequest  `json:"pr,omitempty"`
+	Comment *Comment      `json:"comment,omitempty"`
+	Check   *CheckRequest `json:"check,omitempty"`
+}
+
+// CheckRequest is what a KindCheck event asks of a check run or a check
+// suite. Its PR, when the host named one, is the event's PR: GitHub names
+// only pull requests whose head branch is in the repository itself, so a
+// fork's pull request is found through ExternalID instead.
+type CheckRequest struct {
+	// RunID is the host's id of the check run; 0 for a whole suite.
+	RunID int64 `json:"run_id,omitempty"`
+	// SuiteID is the host's id of the check suite.
+	SuiteID int64 `json:"suite_id,omitempty"`
+	// Name is the check run's name ("mlbot/train-eval"); "" for a suite.
+	Name string `json:"name,omitempty"`
+	// HeadSHA is the commit checked.
+	HeadSHA string `json:"head_sha"`
+	// ExternalID is what mlbot set on the check run: its run's id.
+	ExternalID string `json:"external_id,omitempty"`
+	// Identifier names the button pressed, for ActionRequestedAction.
+	Identifier string `json:"identifier,omitempty"`
+	// Updated is when the host last changed the suite (a request to run
+	// it again changes it); zero when the payload has none.
+	Updated time.Time `json:"updated,omitzero"`
 }

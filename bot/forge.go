@@ -23,7 +23,9 @@ const (
 	StateCanceled State = "canceled"
 )
 
-// Status is a commit status (GitHub) or external commit status (GitLab).
+// Status is a commit status (GitHub) or external commit status (GitLab),
+// or a check run where the host has them (see CheckRunHost): one per
+// commit and Context, created once and then updated.
 type Status struct {
 	Context     string // "mlbot/train-eval"
 	State       State
@@ -32,6 +34,76 @@ type Status struct {
 	// Ref is the branch the commit was pushed to, where the host wants it
 	// (GitLab attaches the status to that branch's pipeline); may be "".
 	Ref string
+
+	// The fields below are what a check run shows beyond a commit status
+	// (GitHub, when mlbot is a GitHub App; see CheckRunHost). Hosts that
+	// keep commit statuses show Description alone and ignore them.
+
+	// Title is the check run's one-line headline; Description when empty.
+	Title string
+	// Summary and Text are the check run's markdown: the summary shown
+	// first, the text as details. Each is at most MaxCheckText characters.
+	Summary string
+	Text    string
+	// ExternalID is mlbot's id of what the check reports (a run or deploy
+	// id); the host hands it back when someone presses a button.
+	ExternalID string
+	// Actions are the buttons of a completed check run, at most
+	// MaxCheckActions.
+	Actions []CheckAction
+	// Conclusion refines State for a check run: a success that judged
+	// nothing (ConclusionNeutral), a pending status that waits for a
+	// person (ConclusionActionRequired) or a failure by time limit
+	// (ConclusionTimedOut). Empty: the conclusion State implies.
+	Conclusion Conclusion
+}
+
+// Conclusion is a check run conclusion State alone cannot express, in
+// GitHub's words.
+type Conclusion string
+
+// Check run conclusions beyond success, failure and cancelled.
+const (
+	// ConclusionNeutral: the run finished without a verdict to give (no
+	// base to compare with); it does not block a merge.
+	ConclusionNeutral Conclusion = "neutral"
+	// ConclusionActionRequired: nothing runs until a person acts (a
+	// maintainer's /ok-to-test).
+	ConclusionActionRequired Conclusion = "action_required"
+	// ConclusionTimedOut: the run reached its time limit.
+	ConclusionTimedOut Conclusion = "timed_out"
+)
+
+// CheckAction is a button on a check run. Pressing it sends a
+// requested_action event carrying Identifier.
+type CheckAction struct {
+	// Label is the button's text, at most 20 characters.
+	Label string
+	// Description says what it does, at most 40 characters.
+	Description string
+	// Identifier names the action to mlbot, at most 20 characters.
+	Identifier string
+}
+
+// Check run limits, as GitHub documents them.
+const (
+	// MaxCheckText is the longest check run summary or text, in characters.
+	MaxCheckText = 65535
+	// MaxCheckActions is how many buttons a check run may have.
+	MaxCheckActions = 3
+	// MaxActionLabel, MaxActionDescription and MaxActionIdentifier bound
+	// a button's fields, in characters.
+	MaxActionLabel       = 20
+	MaxActionDescription = 40
+	MaxActionIdentifier  = 20
+)
+
+// CheckRunHost is implemented by a Forge that may show check runs. A
+// host's client shows them only where it can (GitHub, authenticated as a
+// GitHub App); elsewhere CreateStatus sets commit statuses as before.
+type CheckRunHost interface {
+	// ShowsCheckRuns reports whether CreateStatus creates check runs.
+	ShowsCheckRuns() bool
 }
 
 // Forge is everything mlbot asks of a code host after a webhook arrived.

@@ -135,6 +135,7 @@ func TestWebhookHandler(t *testing.T) {
 	push := handlerFixture(t, "github/push.branch.go-scm.json")
 	ping := handlerFixture(t, "github/ping.octokit.json")
 	checkRun := handlerFixture(t, "github/check_run.completed.octokit.json")
+	status := handlerFixture(t, "github/status.octokit.json")
 	glPush := handlerFixture(t, "gitlab/push.go-scm.json")
 	glTagPush := handlerFixture(t, "gitlab/tag_push.created.go-scm.json")
 	malformed := []byte(`{"ref": "refs/heads/main",`)
@@ -222,8 +223,14 @@ func TestWebhookHandler(t *testing.T) {
 		},
 		{
 			name: "ignored event type", forge: "github",
-			header: githubHeaders("check_run", "check-run-1", checkRun), body: checkRun,
+			header: githubHeaders("status", "status-1", status), body: status,
 			wantCode: http.StatusOK, wantEvent: "other", wantBody: "ignored",
+		},
+		{
+			// Check runs reach a worker only when someone pressed a button.
+			name: "check run completed", forge: "github",
+			header: githubHeaders("check_run", "check-run-1", checkRun), body: checkRun,
+			wantCode: http.StatusOK, wantEvent: "check_run", wantBody: "not routed",
 		},
 		{
 			name: "accepted GitHub push", forge: "github",

@@ -61,6 +61,8 @@ type Client struct {
 	// rest serves personal-token and anonymous clients; nil for an App.
 	rest *gh.Client
 	app  *appAuth
+	// checks remembers the check runs an App created (see setCheckRun).
+	checks checkIDs
 }
 
 var _ bot.Forge = (*Client)(nil)
@@ -239,10 +241,17 @@ func (c *Client) restFor(ctx context.Context, repo bot.Repo) (cl *gh.Client, own
 	return inst.client, owner, name, nil
 }
 
-// CreateStatus sets commit status st on sha. GitHub has no cancelled
-// state, so StateCanceled becomes "error" with a description saying so;
-// StateRunning becomes "pending". Descriptions are cut to 140 characters.
+// CreateStatus shows st on sha. Authenticated as a GitHub App, it sets
+// the check run named st.Context (see setCheckRun), with st's title,
+// summary, text, external id and buttons. With a personal access token,
+// which cannot create check runs, it sets a commit status: GitHub has no
+// cancelled state, so StateCanceled becomes "error" with a description
+// saying so; StateRunning becomes "pending". Descriptions are cut to 140
+// characters.
 func (c *Client) CreateStatus(ctx context.Context, repo bot.Repo, sha string, st bot.Status) error {
+	if c.ShowsCheckRuns() {
+		return c.setCheckRun(ctx, repo, sha, st)
+	}
 	state, desc := "", st.Description
 	switch st.State {
 	case bot.StatePending, bot.StateRunning:

@@ -430,7 +430,7 @@ func TestAppAuth(t *testing.T) {
 	}
 	byRepo := map[string]string{}
 	for _, call := range sim.Rec.Calls() {
-		if strings.Contains(call.Path, "/statuses/") || strings.Contains(call.Path, "/comments") {
+		if strings.Contains(call.Path, "/check-runs") || strings.Contains(call.Path, "/comments") {
 			auth := call.Header.Get("Authorization")
 			if !strings.HasPrefix(auth, "token ghs_") {
 				t.Errorf("%s %s used %q, want an installation token", call.Method, call.Path, auth)
@@ -517,7 +517,9 @@ func TestAppAuthRecovery(t *testing.T) {
 		t.Fatalf("CreateStatus after the mint recovered = %v", err)
 	}
 
-	sim.Faults.Add(forgesim.Fault{PathSubstr: "/statuses/", Status: http.StatusUnauthorized, Body: `{"message":"Bad credentials"}`})
+	// An App sets check runs; the first call of one is the lookup of the
+	// commit's existing check run.
+	sim.Faults.Add(forgesim.Fault{PathSubstr: "/check-runs", Status: http.StatusUnauthorized, Body: `{"message":"Bad credentials"}`})
 	if err := createStatus(c); !errors.As(err, &he) || he.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("CreateStatus with a refused token = %v", err)
 	}

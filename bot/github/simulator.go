@@ -56,6 +56,7 @@ type Simulator struct {
 	commitComments map[string][]CommitComment
 	perms          map[string]map[string]simRole // repoKey → lower-case login → role
 	deploys        *deploymentStore
+	checks         checkStore
 	nextID         int64
 	rate           rateState
 	git            http.Handler
@@ -148,6 +149,7 @@ func NewSimulator() *Simulator {
 	s.route("/repos/{owner}/{repo}/issues/{rest...}", authToken, s.issues)
 	s.route("GET /repos/{owner}/{repo}/collaborators/{user}/permission", authToken, s.permission)
 	s.deploymentRoutes()
+	s.checkRoutes()
 	s.handler = forgesim.Wrap(s.Rec, s.Faults, http.HandlerFunc(s.serve))
 	return s
 }
@@ -485,7 +487,7 @@ func (s *Simulator) createAccessToken(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, map[string]any{
 		"token":                token,
 		"expires_at":           time.Now().Add(time.Hour).UTC().Format(time.RFC3339),
-		"permissions":          map[string]string{"contents": "read", "issues": "write", "metadata": "read", "pull_requests": "write", "statuses": "write"},
+		"permissions":          map[string]string{"checks": "write", "contents": "read", "issues": "write", "metadata": "read", "pull_requests": "write", "statuses": "write"},
 		"repository_selection": "selected",
 	})
 }

@@ -99,10 +99,11 @@ func (w *Webhook) Identify(h http.Header, _ []byte) (delivery, eventType string)
 }
 
 // Handles reports whether eventType is one mlbot routes: push,
-// pull_request and issue_comment.
+// pull_request, issue_comment, and check_run and check_suite (of which
+// Precheck lets through only the buttons people press).
 func (w *Webhook) Handles(eventType string) bool {
 	switch eventType {
-	case "push", "pull_request", "issue_comment":
+	case "push", "pull_request", "issue_comment", "check_run", "check_suite":
 		return true
 	}
 	return false
@@ -126,6 +127,10 @@ func (w *Webhook) Parse(eventType string, body []byte) (*bot.Event, error) {
 		err = parsePullRequest(ev, body)
 	case "issue_comment":
 		err = parseIssueComment(ev, body)
+	case "check_run":
+		err = parseCheckRun(ev, body)
+	case "check_suite":
+		err = parseCheckSuite(ev, body)
 	default:
 		ev.Kind = bot.KindOther
 		if eventType == "ping" {

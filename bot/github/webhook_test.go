@@ -50,6 +50,9 @@ type keyFields struct {
 	CommentID                int64
 	CommentAuthor            string
 	OnPR                     bool
+	CheckRun, CheckSuite     int64
+	CheckName, CheckSHA      string
+	Identifier               string
 }
 
 func keyOf(ev *bot.Event) keyFields {
@@ -64,6 +67,9 @@ func keyOf(ev *bot.Event) keyFields {
 	if c := ev.Comment; c != nil {
 		k.CommentID, k.CommentAuthor, k.OnPR = c.ID, c.Author, c.OnPullRequest
 	}
+	if c := ev.Check; c != nil {
+		k.CheckRun, k.CheckSuite, k.CheckName, k.CheckSHA, k.Identifier = c.RunID, c.SuiteID, c.Name, c.HeadSHA, c.Identifier
+	}
 	return k
 }
 
@@ -75,13 +81,13 @@ var fixtureTable = []struct {
 }{
 	{"check_run.completed.octokit.json", keyFields{Kind: bot.KindOther, Repo: "Codertocat/Hello-World", Sender: "Codertocat"}},
 	{"check_run.created.octokit.json", keyFields{Kind: bot.KindOther, Repo: "Codertocat/Hello-World", Sender: "Codertocat"}},
-	{"check_run.requested_action.octokit.json", keyFields{Kind: bot.KindOther, Repo: "electron/electron", Sender: "codebytere"}},
-	{"check_run.rerequested.go-playground.json", keyFields{Kind: bot.KindOther, Repo: "github/hello-world", Sender: "octocat"}},
-	{"check_run.rerequested.octokit.json", keyFields{Kind: bot.KindOther, Repo: "github/hello-world", Sender: "octocat"}},
+	{"check_run.requested_action.octokit.json", keyFields{Kind: bot.KindCheck, Action: bot.ActionRequestedAction, Repo: "electron/electron", Sender: "codebytere", Number: 26764, HeadSHA: "5bd5f196a46b8222fb7484f05faba41a73cf34bd", BaseSHA: "45eee468647309e9e6cdb2a88a3b460a59771fef", HeadRef: "miniak/event-process-id", BaseRef: "master", CheckRun: 1494503112, CheckSuite: 1604239627, CheckName: "API Review", CheckSHA: "5bd5f196a46b8222fb7484f05faba41a73cf34bd", Identifier: "lgtm|26764"}},
+	{"check_run.rerequested.go-playground.json", keyFields{Kind: bot.KindCheck, Action: bot.ActionRerequested, Repo: "github/hello-world", Sender: "octocat", CheckRun: 4, CheckSuite: 5, CheckName: "randscape", CheckSHA: "d6fde92930d4715a2b49857d24b940956b26d2d3"}},
+	{"check_run.rerequested.octokit.json", keyFields{Kind: bot.KindCheck, Action: bot.ActionRerequested, Repo: "github/hello-world", Sender: "octocat", CheckRun: 4, CheckSuite: 5, CheckName: "randscape", CheckSHA: "d6fde92930d4715a2b49857d24b940956b26d2d3"}},
 	{"check_suite.completed.octokit.json", keyFields{Kind: bot.KindOther, Repo: "Codertocat/Hello-World", Sender: "Codertocat"}},
 	{"check_suite.requested.katex.json", keyFields{Kind: bot.KindOther, Repo: "KaTeX/KaTeX", Sender: "ylemkimon"}},
 	{"check_suite.requested.octokit.json", keyFields{Kind: bot.KindOther, Repo: "Codertocat/Hello-World", Sender: "Codertocat"}},
-	{"check_suite.rerequested.octokit.json", keyFields{Kind: bot.KindOther, Repo: "Codertocat/Hello-World", Sender: "octocoders-linter[bot]"}},
+	{"check_suite.rerequested.octokit.json", keyFields{Kind: bot.KindCheck, Action: bot.ActionRerequested, Repo: "Codertocat/Hello-World", Sender: "octocoders-linter[bot]", Number: 2, HeadSHA: "ec26c3e57ca3a959ca5aad62de7213c562f8c821", BaseSHA: "f95f852bd8fca8fcc58a9a2d6c842781e32a215e", HeadRef: "changes", BaseRef: "master", CheckSuite: 118578147, CheckSHA: "ec26c3e57ca3a959ca5aad62de7213c562f8c821"}},
 	{"deployment.created.octokit.json", keyFields{Kind: bot.KindOther, Repo: "Codertocat/Hello-World", Sender: "Codertocat"}},
 	{"deployment_status.created.octokit.json", keyFields{Kind: bot.KindOther, Repo: "Codertocat/Hello-World", Sender: "Codertocat"}},
 	{"installation.created.octokit.json", keyFields{Kind: bot.KindOther, Sender: "Codertocat"}},
@@ -292,7 +298,8 @@ func TestHandles(t *testing.T) {
 	w := &Webhook{}
 	for ev, want := range map[string]bool{
 		"push": true, "pull_request": true, "issue_comment": true,
-		"ping": false, "check_run": false, "check_suite": false, "status": false,
+		"check_run": true, "check_suite": true,
+		"ping": false, "status": false,
 		"pull_request_review": false, "installation": false, "": false,
 	} {
 		if got := w.Handles(ev); got != want {
