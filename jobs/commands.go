@@ -94,9 +94,12 @@ type commandContext struct {
 	cfg      *configs.RepoConfig // of the default branch; nil when it has none
 	delivery string
 	// commentKey names the comment on its host: what a retried task, a
-	// redelivery and a re-sent body of the same comment share.
+	// redelivery and a re-sent body of the same comment share. For a
+	// pressed check button it names the press (see checkKey).
 	commentKey string
-	log        *slog.Logger
+	// user wrote the comment, or pressed the button.
+	user string
+	log  *slog.Logger
 }
 
 // commandMaxAge is how old a comment may be for its commands to run:
@@ -154,7 +157,7 @@ func (w *Worker) routeComment(ctx context.Context, log *slog.Logger, f bot.Forge
 		}
 	}
 	cc := &commandContext{f: f, ev: ev, pr: pr, perms: defaultPermissions(), cfg: cfg, delivery: ev.Delivery,
-		commentKey: fmt.Sprintf("%s:%d", repoKey(ev.Repo), c.ID), log: log}
+		commentKey: fmt.Sprintf("%s:%d", repoKey(ev.Repo), c.ID), user: c.Author, log: log}
 	if cfg != nil {
 		cc.perms = cfg.Permissions
 	}
@@ -185,7 +188,8 @@ func (w *Worker) routeComment(ctx context.Context, log *slog.Logger, f bot.Forge
 }
 
 // runCommand checks one command's permission and runs it; it returns the
-// reply to post.
+// reply to post. An accepted command is acknowledged on comment commentID
+// with a reaction; 0 (a pressed check button) has none to react to.
 func (w *Worker) runCommand(ctx context.Context, cc *commandContext, user string, commentID int64, cmd Command) (string, error) {
 	spec, ok := commands[cmd.Name]
 	if !ok {
@@ -203,11 +207,13 @@ func (w *Worker) runCommand(ctx context.Context, cc *commandContext, user string
 			return fmt.Sprintf("@%s `/%s` needs %s permission on this repository; you have %s. Nothing was done.", user, cmd.Name, need, have), nil
 		}
 	}
-	if err := cc.f.CreateReaction(ctx, cc.ev.Repo, cc.ev.PR.Number, commentID, "eyes"); err != nil {
-		// The acknowledgement is a courtesy; the command itself matters more.
-		cc.log.Warn("could not acknowledge the command", "command", cmd.Name, "err", err)
+	if commentID != 0 {
+		if err := cc.f.CreateReaction(ctx, cc.ev.Repo, cc.pr.Number, commentID, "eyes"); err != nil {
+			// The acknowledgement is a courtesy; the command itself matters more.
+			cc.log.Warn("could not acknowledge the command", "command", cmd.Name, "err", err)
+		}
 	}
-	cc.log.Info("command accepted", "command", cmd.Name, "user", user, "number", cc.ev.PR.Number)
+	cc.log.Info("command accepted", "command", cmd.Name, "user", user, "number", cc.pr.Number)
 	return spec.run(w, ctx, cc, cmd.Args)
 }
 
@@ -258,7 +264,7 @@ func (w *Worker) cmdCancel(ctx context.Context, cc *commandContext, _ []string) 
 	if err != nil {
 		return "", err
 	}
-	if err := w.cancelRun(ctx, id, "cancelled by @"+cc.ev.Comment.Author); err != nil {
+	if err := w.cancelRun(ctx, id, "cancelled by @"+cc.user); err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("Cancelled the run of `%s`.", short(run.SHA)), nil
@@ -284,7 +290,7 @@ func (w *Worker) cmdOkToTest(ctx context.Context, cc *commandContext, _ []string
 	case err != nil:
 		return "", err
 	}
-	if err := w.store.Approve(ctx, repo, pr.Number, sha, cc.ev.Comment.Author); err != nil {
+	if err := w.store.Approve(ctx, repo, pr.Number, sha, cc.user); err != nil {
 		return "", err
 	}
 	head, err := w.store.Head(ctx, repo, pr.Number)

@@ -592,7 +592,9 @@ func (w *Worker) previousVersion(ctx context.Context, repo, env string, current 
 }
 
 func (w *Worker) setDeployStatus(ctx context.Context, f statusPoster, repo bot.Repo, sha, ref, name string, st bot.State, desc, id string) {
-	if err := f.CreateStatus(ctx, repo, sha, bot.Status{Context: name, State: st, Description: desc, TargetURL: w.deployURL(id), Ref: ref}); err != nil {
+	// Where the host shows check runs, the deploy's is named like the
+	// status and carries the deploy's id.
+	if err := f.CreateStatus(ctx, repo, sha, bot.Status{Context: name, State: st, Description: desc, TargetURL: w.deployURL(id), Ref: ref, ExternalID: id}); err != nil {
 		w.log.Warn("deploy status not set", "context", name, "err", err)
 	}
 }

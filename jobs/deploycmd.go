@@ -55,7 +55,7 @@ func (w *Worker) cmdDeploy(ctx context.Context, cc *commandContext, args []strin
 	if v == nil {
 		return "The run of `" + short(run.SHA) + "` recorded no model version (`pipeline.artifacts` names none); nothing to deploy.", nil
 	}
-	user := cc.ev.Comment.Author
+	user := cc.user
 	why := fmt.Sprintf("`/deploy` by @%s from #%d", user, cc.pr.Number)
 	// The same check runs again when the deploy's turn comes; asking now
 	// answers at once, before anything is queued.
@@ -142,7 +142,7 @@ func (w *Worker) cmdRollback(ctx context.Context, cc *commandContext, args []str
 			return fmt.Sprintf("`%s` runs model v%d and no earlier version was deployed there; nothing to roll back to.", env, cur.Version), nil
 		}
 	}
-	user := cc.ev.Comment.Author
+	user := cc.user
 	if !v.Trusted {
 		return report.RenderRefusal(report.Refusal{Env: env, Version: v.Number, SHA: v.SHA, Why: fmt.Sprintf("`/rollback` by @%s", user), Untrusted: true}), nil
 	}

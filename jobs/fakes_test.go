@@ -36,7 +36,12 @@ type fakeForge struct {
 	reactions []string
 	// commitComments are the comments on commits, by SHA.
 	commitComments map[string][]string
+	// checks makes it a host that shows check runs (bot.CheckRunHost).
+	checks bool
 }
+
+// ShowsCheckRuns reports checks.
+func (f *fakeForge) ShowsCheckRuns() bool { return f.checks }
 
 var _ bot.Forge = (*fakeForge)(nil)
 

@@ -69,7 +69,8 @@ func (w *Worker) handlePipeline(ctx context.Context, t *asynq.Task) error {
 		}
 		// Best effort: the result matters more than this intermediate
 		// state, and GitLab shows "running" with the run's link.
-		if serr := w.setStatus(ctx, f, run.Repo, run.SHA, refOf(run.PR, run.Branch), bot.StateRunning, "running: train and evaluate", w.runURL(run.ID)); serr != nil {
+		if serr := w.setStatus(ctx, f, run.Repo, run.SHA, refOf(run.PR, run.Branch), bot.StateRunning, "running: train and evaluate", w.runURL(run.ID),
+			w.progressCheck(run.ID, run.SHA, "running: train and evaluate")); serr != nil {
 			log.Warn("running status not set", "err", serr)
 		}
 		pipelinesRunning.Inc()

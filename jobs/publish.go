@@ -41,7 +41,8 @@ func (w *Worker) handleReport(ctx context.Context, t *asynq.Task) error {
 	}
 	// The status first: it is what gates a merge, and a comment the host
 	// refuses for good must not keep it pending.
-	if err := w.setStatus(ctx, f, run.Repo, run.SHA, refOf(run.PR, run.Branch), stateOf(run.Outcome), describe(run, c.Diff), w.runURL(run.ID)); err != nil {
+	if err := w.setStatus(ctx, f, run.Repo, run.SHA, refOf(run.PR, run.Branch), stateOf(run.Outcome), describe(run, c.Diff), w.runURL(run.ID),
+		w.reportCheck(ctx, f, run, c)); err != nil {
 		return err
 	}
 	if run.PR != nil {

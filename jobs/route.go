@@ -73,6 +73,8 @@ func (w *Worker) handleWebhook(ctx context.Context, t *asynq.Task) error {
 	switch ev.Kind {
 	case bot.KindComment:
 		return w.routeComment(ctx, log, fs.Forge, ev)
+	case bot.KindCheck:
+		return w.routeCheck(ctx, log, fs.Forge, ev)
 	case bot.KindPush:
 		return w.routePush(ctx, log, fs.Forge, ev)
 	case bot.KindPullRequest:
@@ -247,7 +249,7 @@ func (w *Worker) awaitApproval(ctx context.Context, f approvalAsker, repo bot.Re
 	if err := w.store.SetCurrentRun(ctx, repo, pr.Number, ""); err != nil {
 		return err
 	}
-	if err := w.setStatus(ctx, f, repo, pr.HeadSHA, pr.HeadRef, bot.StatePending, "waiting for /ok-to-test from a maintainer", ""); err != nil {
+	if err := w.setStatus(ctx, f, repo, pr.HeadSHA, pr.HeadRef, bot.StatePending, "waiting for /ok-to-test from a maintainer", "", awaitingCheck(pr.HeadSHA)); err != nil {
 		return err
 	}
 	body := report.Render(report.Comment{Outcome: report.OutcomeAwaitingApproval, HeadSHA: pr.HeadSHA})
@@ -278,7 +280,8 @@ func (w *Worker) startPipeline(ctx context.Context, f statusPoster, p PipelinePa
 		// setting pending again would hide the result.
 		return nil
 	}
-	return observePending(ctx, w.setStatus(ctx, f, p.Repo, p.SHA, refOf(p.PR, p.Branch), bot.StatePending, "queued: train and evaluate", w.runURL(p.RunID)))
+	return observePending(ctx, w.setStatus(ctx, f, p.Repo, p.SHA, refOf(p.PR, p.Branch), bot.StatePending, "queued: train and evaluate", w.runURL(p.RunID),
+		w.progressCheck(p.RunID, p.SHA, "queued: train and evaluate")))
 }
 
 // cancelRun stops a run that has not finished: one still queued finishes
@@ -335,8 +338,16 @@ func (w *Worker) enqueuePipeline(ctx context.Context, p PipelinePayload) error {
 	return err
 }
 
-func (w *Worker) setStatus(ctx context.Context, f statusPoster, repo bot.Repo, sha, ref string, st bot.State, desc, url string) error {
-	return f.CreateStatus(ctx, repo, sha, bot.Status{Context: StatusContext, State: st, Description: desc, TargetURL: url, Ref: ref})
+// setStatus sets the train-eval status of sha; opts add what its check
+// run shows where the host has check runs (nil ones are skipped).
+func (w *Worker) setStatus(ctx context.Context, f statusPoster, repo bot.Repo, sha, ref string, st bot.State, desc, url string, opts ...statusOption) error {
+	s := bot.Status{Context: StatusContext, State: st, Description: desc, TargetURL: url, Ref: ref}
+	for _, o := range opts {
+		if o != nil {
+			o(&s)
+		}
+	}
+	return f.CreateStatus(ctx, repo, sha, s)
 }
 
 // refOf is the branch a run's commit was pushed to.

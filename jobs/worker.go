@@ -52,7 +52,7 @@ func (w *Worker) notifyWaiting(run *Run, msg string) {
 	if err == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		err = w.setStatus(ctx, f, run.Repo, run.SHA, refOf(run.PR, run.Branch), bot.StateRunning, msg, w.runURL(run.ID))
+		err = w.setStatus(ctx, f, run.Repo, run.SHA, refOf(run.PR, run.Branch), bot.StateRunning, msg, w.runURL(run.ID), w.progressCheck(run.ID, run.SHA, msg))
 	}
 	if err != nil {
 		w.log.Warn("waiting status not set", "run", run.ID, "err", err)
