@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -275,8 +276,12 @@ func gitOut(dir string, args ...string) (string, error) {
 	return strings.TrimSpace(out.String()), nil
 }
 
-// githubHost adapts the GitHub simulator.
-type githubHost struct{ sim *github.Simulator }
+// githubHost adapts the GitHub simulator. With app set, mlbot talks to it
+// as a GitHub App, which shows check runs instead of commit statuses.
+type githubHost struct {
+	sim *github.Simulator
+	app bool
+}
 
 func (h *githubHost) name() string                 { return "github" }
 func (h *githubHost) handler() http.Handler        { return h.sim }
@@ -304,9 +309,48 @@ func (h *githubHost) prDelivery(url string, d prEvent) *http.Request {
 }
 
 func (h *githubHost) statuses(repo, sha string) []hostStatus {
+	if h.app {
+		return h.checkStatuses(repo, sha)
+	}
 	var out []hostStatus
 	for _, s := range h.sim.Statuses(repo, sha) {
 		out = append(out, hostStatus{Context: s.Context, State: s.State, Description: s.Description, TargetURL: s.TargetURL})
+	}
+	return out
+}
+
+// checkStatuses reads the check runs on sha as the statuses a reviewer
+// would take them for: every state each was put in, in the order set,
+// with its title as description. A neutral conclusion reads "success",
+// as GitHub counts it passed; action_required reads "pending", since it
+// waits for a person.
+func (h *githubHost) checkStatuses(repo, sha string) []hostStatus {
+	type state struct {
+		hostStatus
+		seq int64
+	}
+	var all []state
+	for _, cr := range h.sim.CheckRuns(repo, sha) {
+		for _, st := range cr.History {
+			s := "pending"
+			switch {
+			case st.Status == github.CheckInProgress:
+				s = "running"
+			case st.Status != github.CheckCompleted, st.Conclusion == "action_required":
+			case st.Conclusion == "success", st.Conclusion == "neutral":
+				s = "success"
+			case st.Conclusion == "cancelled":
+				s = "canceled"
+			default:
+				s = "failure"
+			}
+			all = append(all, state{hostStatus{Context: cr.Name, State: s, Description: st.Title, TargetURL: cr.DetailsURL}, st.Seq})
+		}
+	}
+	sort.SliceStable(all, func(i, j int) bool { return all[i].seq < all[j].seq })
+	out := make([]hostStatus, len(all))
+	for i, st := range all {
+		out[i] = st.hostStatus
 	}
 	return out
 }
