@@ -341,17 +341,27 @@ func TestCheckPayloads(t *testing.T) {
 	cr := sim.CheckRuns("acme/model", sha)[0]
 	pr := CheckPullRequest{Number: 4, HeadRef: "feature", HeadSHA: sha, BaseRef: "main", BaseSHA: strings.Repeat("0", 40)}
 	w := &Webhook{}
+	press := func(identifier string) ([]byte, error) {
+		o, err := sim.CheckRunPress("acme/model", cr.ID, "maria", identifier)
+		o.PullRequests = []CheckPullRequest{pr}
+		return CheckRunPayload(o), err
+	}
+	rerun := func(sender string, prs ...CheckPullRequest) ([]byte, error) {
+		o, err := sim.CheckSuiteRerun("acme/model", sha, 3, sender)
+		o.PullRequests = prs
+		return CheckSuitePayload(o), err
+	}
 	tests := []struct {
 		name, event string
 		body        func() ([]byte, error)
 		want        bot.CheckRequest
 		action      bot.Action
 	}{
-		{"re-run", "check_run", func() ([]byte, error) { return sim.CheckRunPayload("acme/model", cr.ID, "maria", "", pr) },
+		{"re-run", "check_run", func() ([]byte, error) { return press("") },
 			bot.CheckRequest{RunID: cr.ID, SuiteID: cr.SuiteID, Name: "mlbot/train-eval", HeadSHA: sha, ExternalID: "run-1"}, bot.ActionRerequested},
-		{"button", "check_run", func() ([]byte, error) { return sim.CheckRunPayload("acme/model", cr.ID, "maria", "deploy-staging", pr) },
+		{"button", "check_run", func() ([]byte, error) { return press("deploy-staging") },
 			bot.CheckRequest{RunID: cr.ID, SuiteID: cr.SuiteID, Name: "mlbot/train-eval", HeadSHA: sha, ExternalID: "run-1", Identifier: "deploy-staging"}, bot.ActionRequestedAction},
-		{"re-run all", "check_suite", func() ([]byte, error) { return sim.CheckSuitePayload("acme/model", sha, 3, "maria", pr) },
+		{"re-run all", "check_suite", func() ([]byte, error) { return rerun("maria", pr) },
 			bot.CheckRequest{SuiteID: cr.SuiteID, HeadSHA: sha}, bot.ActionRerequested},
 	}
 	for _, tt := range tests {
@@ -381,14 +391,14 @@ func TestCheckPayloads(t *testing.T) {
 		})
 	}
 	// Each Re-run all moves the suite's time, which tells two requests apart.
-	b1, _ := sim.CheckSuitePayload("acme/model", sha, 3, "maria")
-	b2, _ := sim.CheckSuitePayload("acme/model", sha, 3, "maria")
+	b1, _ := rerun("maria")
+	b2, _ := rerun("maria")
 	e1, _ := w.Parse("check_suite", b1)
 	e2, _ := w.Parse("check_suite", b2)
 	if !e2.Check.Updated.After(e1.Check.Updated) || e1.PR != nil {
 		t.Errorf("suite times %v, %v; PR %+v", e1.Check.Updated, e2.Check.Updated, e1.PR)
 	}
-	if _, err := sim.CheckRunPayload("acme/model", cr.ID, "maria", "deploy-production"); err == nil {
+	if _, err := press("deploy-production"); err == nil {
 		t.Error("a button the check run does not show was pressed")
 	}
 }

@@ -30,6 +30,8 @@ type CheckRunState struct {
 	// Actions are the identifiers of its buttons from then on.
 	Actions []string
 	At      time.Time
+	// Seq orders the states of every check run of the simulator.
+	Seq int64
 }
 
 // checkStore holds the simulator's check runs and suites. Guarded by
@@ -210,7 +212,7 @@ func (in *checkRunInput) validate(w http.ResponseWriter, create bool, doc string
 // apply writes the fields in sets into cr, as GitHub does: a conclusion
 // completes the run, a status other than completed clears a conclusion,
 // an output replaces the whole output and an actions list the buttons.
-func (in *checkRunInput) apply(cr *SimCheckRun, now time.Time) {
+func (in *checkRunInput) apply(cr *SimCheckRun, now time.Time, seq int64) {
 	if in.Name != nil {
 		cr.Name = *in.Name
 	}
@@ -242,7 +244,7 @@ func (in *checkRunInput) apply(cr *SimCheckRun, now time.Time) {
 			cr.Actions = append(cr.Actions, bot.CheckAction{Label: *a.Label, Description: *a.Description, Identifier: *a.Identifier})
 		}
 	}
-	st := CheckRunState{Status: cr.Status, Conclusion: cr.Conclusion, Title: cr.Title, ExternalID: cr.ExternalID, At: now}
+	st := CheckRunState{Status: cr.Status, Conclusion: cr.Conclusion, Title: cr.Title, ExternalID: cr.ExternalID, At: now, Seq: seq}
 	for _, a := range cr.Actions {
 		st.Actions = append(st.Actions, a.Identifier)
 	}
@@ -274,7 +276,7 @@ func (s *Simulator) createCheckRun(w http.ResponseWriter, r *http.Request) {
 	cr.SuiteID = s.suite(app, repo, cr.HeadSHA).id
 	s.nextID++
 	cr.ID = s.nextID
-	in.apply(cr, now)
+	in.apply(cr, now, s.nextID)
 	if s.checks.runs == nil {
 		s.checks.runs = map[int64]*SimCheckRun{}
 	}
@@ -349,7 +351,8 @@ func (s *Simulator) updateCheckRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	in.apply(cr, time.Now().UTC().Truncate(time.Second))
+	s.nextID++
+	in.apply(cr, time.Now().UTC().Truncate(time.Second), s.nextID)
 	out := s.checkRunJSON(r, cr)
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, out)
@@ -451,43 +454,44 @@ func (s *Simulator) checkRunJSON(r *http.Request, cr *SimCheckRun) map[string]an
 	}
 }
 
-// CheckRunPayload returns the body of the check_run delivery GitHub sends
-// when sender presses a button of check run id in repo: its Re-run when
-// identifier is "" (action rerequested), else the action button of that
-// identifier (requested_action), which the check run must show. prs are
-// the pull requests GitHub names in the payload: those of the
-// repository's own branches whose head is the check run's commit.
-func (s *Simulator) CheckRunPayload(repo string, id int64, sender, identifier string, prs ...CheckPullRequest) ([]byte, error) {
+// CheckRunPress describes the check_run delivery GitHub sends when sender
+// presses a button of check run id in repo: its Re-run when identifier is
+// "" (action rerequested), else the action button of that identifier
+// (requested_action), which the check run must show. The caller adds
+// what the simulator does not know (the clone URL, the pull requests
+// GitHub would name) and builds the body with CheckRunPayload.
+func (s *Simulator) CheckRunPress(repo string, id int64, sender, identifier string) (CheckRunOptions, error) {
 	s.mu.Lock()
 	cr := s.checks.runs[id]
 	if cr == nil || repoKey(cr.Repo) != repoKey(repo) {
 		s.mu.Unlock()
-		return nil, fmt.Errorf("github simulator: no check run %d in %s", id, repo)
+		return CheckRunOptions{}, fmt.Errorf("github simulator: no check run %d in %s", id, repo)
 	}
 	c := copyCheckRun(cr)
 	s.mu.Unlock()
 	o := CheckRunOptions{Action: "rerequested", Repo: repo, ID: c.ID, SuiteID: c.SuiteID, AppID: c.AppID, Name: c.Name, HeadSHA: c.HeadSHA,
 		ExternalID: c.ExternalID, DetailsURL: c.DetailsURL, Status: c.Status, Conclusion: c.Conclusion, Title: c.Title, Summary: c.Summary,
-		Sender: sender, PullRequests: prs}
+		Sender: sender}
 	if identifier != "" {
 		if !slices.ContainsFunc(c.Actions, func(a bot.CheckAction) bool { return a.Identifier == identifier }) {
-			return nil, fmt.Errorf("github simulator: check run %d shows no button %q", id, identifier)
+			return CheckRunOptions{}, fmt.Errorf("github simulator: check run %d shows no button %q", id, identifier)
 		}
 		o.Action, o.Identifier = "requested_action", identifier
 	}
-	return CheckRunPayload(o), nil
+	return o, nil
 }
 
-// CheckSuitePayload returns the body of the check_suite delivery GitHub
-// sends when sender presses Re-run all on app's check suite of sha in
-// repo; like GitHub, it marks the suite updated now.
-func (s *Simulator) CheckSuitePayload(repo, sha string, app int64, sender string, prs ...CheckPullRequest) ([]byte, error) {
+// CheckSuiteRerun describes the check_suite delivery GitHub sends when
+// sender presses Re-run all on app's check suite of sha in repo, and,
+// like GitHub, marks the suite updated now. The caller builds the body
+// with CheckSuitePayload, as for CheckRunPress.
+func (s *Simulator) CheckSuiteRerun(repo, sha string, app int64, sender string) (CheckSuiteOptions, error) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	k := strconv.FormatInt(app, 10) + ":" + repoKey(repo) + "@" + strings.ToLower(sha)
 	su := s.checks.suites[k]
 	if su == nil {
-		s.mu.Unlock()
-		return nil, fmt.Errorf("github simulator: App %d has no check suite on %s in %s", app, sha, repo)
+		return CheckSuiteOptions{}, fmt.Errorf("github simulator: App %d has no check suite on %s in %s", app, sha, repo)
 	}
 	// GitHub's timestamps have whole seconds; each request moves it on.
 	now := time.Now().UTC().Truncate(time.Second)
@@ -495,8 +499,5 @@ func (s *Simulator) CheckSuitePayload(repo, sha string, app int64, sender string
 		now = su.updated.Add(time.Second)
 	}
 	su.updated = now
-	id, updated := su.id, su.updated
-	s.mu.Unlock()
-	return CheckSuitePayload(CheckSuiteOptions{Action: "rerequested", Repo: repo, ID: id, AppID: app, HeadSHA: sha,
-		UpdatedAt: updated, Sender: sender, PullRequests: prs}), nil
+	return CheckSuiteOptions{Action: "rerequested", Repo: repo, ID: su.id, AppID: app, HeadSHA: sha, UpdatedAt: now, Sender: sender}, nil
 }
