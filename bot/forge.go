@@ -112,7 +112,8 @@ type CheckRunHost interface {
 type Forge interface {
 	// Name is the host package's name, equal to Event.Forge.
 	Name() string
-	// CreateStatus sets a commit status on sha.
+	// CreateStatus sets a commit status on sha, or, where the host shows
+	// check runs (CheckRunHost), the check run named st.Context.
 	CreateStatus(ctx context.Context, repo Repo, sha string, st Status) error
 	// ListComments lists all comments of pull/merge request number,
 	// following pagination.

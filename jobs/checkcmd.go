@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 
 	"github.com/mlbot/mlbot/bot"
@@ -90,10 +91,17 @@ func (w *Worker) routeCheck(ctx context.Context, log *slog.Logger, f bot.Forge, 
 }
 
 // checkPullRequest is the number of the pull request a check request is
-// about: that of mlbot's run the check showed, or the first the host
-// named; 0 when neither is known.
+// about: that of mlbot's run the check showed, the one a waiting check
+// names, or the first the host named; 0 when none is known.
 func (w *Worker) checkPullRequest(ctx context.Context, ev *bot.Event) (int, error) {
-	if id := ev.Check.ExternalID; id != "" {
+	id := ev.Check.ExternalID
+	if n, ok := strings.CutPrefix(id, pullRequestRef); ok {
+		if number, err := strconv.Atoi(n); err == nil && number > 0 {
+			return number, nil
+		}
+		id = ""
+	}
+	if id != "" {
 		run, err := w.store.GetRun(ctx, id)
 		switch {
 		case errors.Is(err, ErrNoRun):

@@ -235,10 +235,10 @@ deploy:
 	if st := last(); st.ExternalID != "r1" || st.Title != "running: train and evaluate" || !strings.Contains(st.Summary, routePublicURL+"/runs/r1") {
 		t.Errorf("progress: %+v", st)
 	}
-	if err := w.setStatus(ctx, f, repo, "abc", "", bot.StatePending, "waiting", "", awaitingCheck("abc")); err != nil {
+	if err := w.setStatus(ctx, f, repo, "abc", "", bot.StatePending, "waiting", "", awaitingCheck(&bot.PullRequest{Number: 7, HeadSHA: "abc"})); err != nil {
 		t.Fatal(err)
 	}
-	if st := last(); st.Conclusion != bot.ConclusionActionRequired || !strings.Contains(st.Title, "/ok-to-test") {
+	if st := last(); st.Conclusion != bot.ConclusionActionRequired || !strings.Contains(st.Title, "/ok-to-test") || st.ExternalID != "pr:7" {
 		t.Errorf("awaiting: %+v", st)
 	}
 

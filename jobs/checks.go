@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"strconv"
 
 	"github.com/mlbot/mlbot/bot"
 	"github.com/mlbot/mlbot/jobs/report"
@@ -37,14 +38,22 @@ func (w *Worker) progressCheck(runID, sha, msg string) statusOption {
 	}
 }
 
-// awaitingCheck is the check run of a head that waits for /ok-to-test:
-// completed with action_required, saying what it waits for.
-func awaitingCheck(sha string) statusOption {
-	out := report.Check(report.Comment{Outcome: report.OutcomeAwaitingApproval, HeadSHA: sha})
+// awaitingCheck is the check run of a pull request's head that waits
+// for /ok-to-test: completed with action_required, saying what it waits
+// for. There is no run to name, so its external id names the pull
+// request (pullRequestRef): GitHub names no pull request in the events of
+// a fork's checks.
+func awaitingCheck(pr *bot.PullRequest) statusOption {
+	out := report.Check(report.Comment{Outcome: report.OutcomeAwaitingApproval, HeadSHA: pr.HeadSHA})
 	return func(st *bot.Status) {
+		st.ExternalID = pullRequestRef + strconv.Itoa(pr.Number)
 		st.Title, st.Summary, st.Conclusion = out.Title, out.Summary, bot.ConclusionActionRequired
 	}
 }
+
+// pullRequestRef starts the external id of a check that names a pull
+// request rather than a run ("pr:7"); run ids are hex.
+const pullRequestRef = "pr:"
 
 // reportCheck is the check run of a finished run: c's title, table and
 // notes, the conclusion its outcome refines (neutral when nothing was

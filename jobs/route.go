@@ -249,7 +249,7 @@ func (w *Worker) awaitApproval(ctx context.Context, f approvalAsker, repo bot.Re
 	if err := w.store.SetCurrentRun(ctx, repo, pr.Number, ""); err != nil {
 		return err
 	}
-	if err := w.setStatus(ctx, f, repo, pr.HeadSHA, pr.HeadRef, bot.StatePending, "waiting for /ok-to-test from a maintainer", "", awaitingCheck(pr.HeadSHA)); err != nil {
+	if err := w.setStatus(ctx, f, repo, pr.HeadSHA, pr.HeadRef, bot.StatePending, "waiting for /ok-to-test from a maintainer", "", awaitingCheck(pr)); err != nil {
 		return err
 	}
 	body := report.Render(report.Comment{Outcome: report.OutcomeAwaitingApproval, HeadSHA: pr.HeadSHA})

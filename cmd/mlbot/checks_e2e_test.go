@@ -81,15 +81,16 @@ func (e *e2e) featurePR(sha string) github.CheckPullRequest {
 
 // press presses a button of sha's train-eval check run as sender (Re-run
 // when identifier is ""), waits until mlbot has handled it, and returns
-// the delivery's body.
-func (e *e2e) press(sim *github.Simulator, sha, sender, identifier string) []byte {
+// the delivery's body. prs are the pull requests GitHub names in it: the
+// repository's own, never a fork's.
+func (e *e2e) press(sim *github.Simulator, sha, sender, identifier string, prs ...github.CheckPullRequest) []byte {
 	e.t.Helper()
 	cr := e.checkRun(sim, sha, "mlbot/train-eval")
 	o, err := sim.CheckRunPress(e.sb.repo, cr.ID, sender, identifier)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	o.CloneURL, o.PullRequests = e.sb.cloneURL(), []github.CheckPullRequest{e.featurePR(sha)}
+	o.CloneURL, o.PullRequests = e.sb.cloneURL(), prs
 	body := github.CheckRunPayload(o)
 	e.deliverCheck("check_run", body)
 	return body
@@ -175,7 +176,7 @@ func TestGitHubChecks(t *testing.T) {
 		first := e.checkRun(sim, h, "mlbot/train-eval")
 		before := e.trainings()
 
-		body := e.press(sim, h, "alice", "")
+		body := e.press(sim, h, "alice", "", e.featurePR(h))
 		if n := e.trainings() - before; n != 1 {
 			t.Fatalf("Re-run trained %d times, want 1", n)
 		}
@@ -230,12 +231,12 @@ func TestGitHubChecks(t *testing.T) {
 			t.Fatalf("buttons %v, want Retrain and Deploy to staging", ids)
 		}
 
-		e.press(sim, h, "alice", "deploy-staging")
+		e.press(sim, h, "alice", "deploy-staging", e.featurePR(h))
 		e.lastReply("@alice `/deploy` needs maintain permission on this repository; you have write. Nothing was done.")
 		if _, err := os.Stat(filepath.Join(out, "staging")); err == nil {
 			t.Fatal("a contributor's button deployed")
 		}
-		e.press(sim, h, "maria", "deploy-staging")
+		e.press(sim, h, "maria", "deploy-staging", e.featurePR(h))
 		waitDeployed(t, out, "staging", "0.91")
 		e.settle()
 		if !slices.ContainsFunc(e.replies(), func(r string) bool {
@@ -266,7 +267,8 @@ func TestGitHubChecks(t *testing.T) {
 		if cr.Conclusion != "action_required" || !strings.Contains(cr.Title, "/ok-to-test") {
 			t.Fatalf("waiting check run: %s %q", cr.Conclusion, cr.Title)
 		}
-		// Its Re-run cannot bypass the approval.
+		// Its Re-run cannot bypass the approval. GitHub names no pull
+		// request in a fork's check events: the check's external id does.
 		before := e.trainings()
 		e.press(sim, h, "alice", "")
 		e.lastReply("waiting for `/ok-to-test`")
