@@ -3,6 +3,7 @@ package docker
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -25,6 +26,9 @@ func plainRunner(t *testing.T, opts Options) *Runner {
 		t.Fatal(err)
 	}
 	opts.Client, opts.AgentBinary, opts.RunDir = testEnv.cli, testEnv.binary, dir
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
+	}
 	r, err := newRunner(opts)
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package docker
 import (
 	"context"
 	"errors"
+	"fmt"
 )
 
 // Sweep removes the containers mlbot made for runs that are no longer
@@ -26,9 +27,17 @@ func (r *Runner) Sweep(ctx context.Context, live func(id string) bool) error {
 			errs = append(errs, err)
 			continue
 		}
-		if id != "" {
-			if err := r.removeRunDir(id); err != nil {
-				errs = append(errs, err)
+		if id == "" {
+			continue
+		}
+		if err := r.removeRunDir(id); err != nil {
+			errs = append(errs, err)
+		}
+		if r.opts.Hub != nil {
+			// The session would expire by itself; closing it revokes the
+			// token now.
+			if err := r.opts.Hub.Close(ctx, id); err != nil {
+				errs = append(errs, fmt.Errorf("docker: close the agent session of run %s: %w", id, err))
 			}
 		}
 	}
