@@ -46,7 +46,6 @@ func (r *Runner) removeRun(ctx context.Context, id string) error {
 	}
 	var errs []error
 	for _, c := range list {
-		r.log.Info("removing a container of a closed run", "run", id, "container", shortID(c.ID))
 		errs = append(errs, r.remove(ctx, c.ID))
 	}
 	return errors.Join(errs...)

@@ -39,7 +39,8 @@ func jobResult(job runners.Job, x exit) runners.JobResult {
 	switch {
 	case x.err != nil:
 		res.InfraError = x.err
-	case x.state.Error != "":
+	case x.state.Error != "" && x.stopped == notStopped:
+		// An agent the runner stopped says it was stopped: no failure of its own.
 		res.InfraError = fmt.Errorf("docker: the agent failed: %s", x.state.Error)
 	case !x.state.Done && x.stopped == notStopped && !x.oom:
 		msg := fmt.Sprintf("docker: the container exited with status %d before its agent reported the job's end", x.code)

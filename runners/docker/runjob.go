@@ -246,15 +246,19 @@ func (r *Runner) create(ctx context.Context, job runners.Job, token string) (str
 	return c.ID, agentapi.State{}, nil
 }
 
-// cleanup ends a run: it closes the agent session, removes the container
-// (when there is one) with its volumes and the run's directory.
+// cleanup ends a run: it closes the agent session, removes the run's
+// container (cid, and any other the engine labelled with the run, such
+// as one whose creation the engine finished after the runner gave up on
+// it) with its volumes, and the run's directory.
 func (r *Runner) cleanup(ctx context.Context, id, cid string, log *slog.Logger) {
 	r.closeSession(ctx, id, log)
+	err := error(nil)
 	if cid != "" {
-		if err := r.remove(ctx, cid); err != nil {
-			log.Error("container not removed", "container", shortID(cid), "err", err)
-			return
-		}
+		err = r.remove(ctx, cid)
+	}
+	if err = errors.Join(err, r.removeRun(ctx, id)); err != nil {
+		log.Error("container not removed", "container", shortID(cid), "err", err)
+		return
 	}
 	if err := r.removeRunDir(id); err != nil {
 		log.Warn("run directory not removed", "err", err)
