@@ -170,19 +170,22 @@ func TestContainerIsolation(t *testing.T) {
 	}
 }
 
-// TestContainerNoNetwork checks that an untrusted job's container reaches
-// neither the host's services (Redis on the host's loopback, the bridge's
-// gateway) nor the outside, while a trusted one has a route out.
-func TestContainerNoNetwork(t *testing.T) {
-	r := plainRunner(t, Options{})
-	const script = `
+// networkProbe tries to reach Redis on the host's loopback and the
+// bridge's gateway, and the outside, one key=value a line.
+const networkProbe = `
 for addr in 127.0.0.1:6379 172.17.0.1:6379 1.1.1.1:53; do
   if echo PING | nc -w 2 ${addr%:*} ${addr#*:} >/dev/null 2>&1; then echo "$addr=reached"; else echo "$addr=unreachable"; fi
 done
 wget -q -T 3 -O /dev/null http://1.1.1.1/ 2>/dev/null && echo wget=reached || echo wget=unreachable
 echo routes=$(grep -c . /proc/net/route)
 `
-	x := runPlain(t, r, runners.Job{}, script)
+
+// TestContainerNoNetwork checks that an untrusted job's container reaches
+// neither the host's services (Redis on the host's loopback, the bridge's
+// gateway) nor the outside, while a trusted one has a route out.
+func TestContainerNoNetwork(t *testing.T) {
+	r := plainRunner(t, Options{})
+	x := runPlain(t, r, runners.Job{}, networkProbe)
 	got := values(x.output)
 	for _, k := range []string{"127.0.0.1:6379", "172.17.0.1:6379", "1.1.1.1:53", "wget"} {
 		if got[k] != "unreachable" {
