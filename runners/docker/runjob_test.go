@@ -184,58 +184,126 @@ func TestRunJobUntrusted(t *testing.T) {
 }
 
 // TestRunJobReattach detaches from a running job half-way (as a worker
-// that shuts down does) and runs the job again with a new Runner: the
-// same container finishes, and the training ran once.
+// that shuts down does) and runs the job again with a new Runner, as
+// after a restart: whether the container still runs, has ended meanwhile,
+// or has even been removed before its session was closed, the job ends
+// as it would have, and the training ran once.
 func TestRunJobReattach(t *testing.T) {
+	needEngine(t)
+	tests := []struct {
+		name string
+		// meanwhile is what happens between the detach and the re-attach.
+		meanwhile func(t *testing.T, f *fixture, id string)
+	}{
+		{"still running", func(t *testing.T, f *fixture, id string) {
+			// The agent's pushes fail and are retried meanwhile.
+			time.Sleep(1500 * time.Millisecond)
+			if c, _, _ := f.r.find(context.Background(), id); c.State != "running" {
+				t.Fatalf("the container is %s 1.5s after the detach, want running", c.State)
+			}
+		}},
+		// Without a runner the agent cannot end: nothing serves its socket
+		// and it retries (for 5 minutes). Here something does meanwhile.
+		{"ended meanwhile", func(t *testing.T, f *fixture, id string) {
+			s, err := f.r.serveSocket(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			waitState(t, f, id, "exited")
+		}},
+		{"ended and removed, session open", func(t *testing.T, f *fixture, id string) {
+			s, err := f.r.serveSocket(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			c := waitState(t, f, id, "exited")
+			if err := f.r.remove(context.Background(), c); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, Options{})
+			out := &output{}
+			dir := checkout(t, nil)
+			j := job(fmt.Sprintf("reattach-%d", i), dir, out,
+				"train", "echo run >> /workspace/count; echo started; sleep 3; echo trained",
+				"evaluate", `echo "{\"runs\": $(wc -l < /workspace/count)}" > metrics.json`)
+			j.Metrics = []string{"metrics.json"}
+			ctx, cancel := context.WithCancelCause(context.Background())
+			done := make(chan runners.JobResult, 1)
+			go func() { done <- f.r.RunJob(ctx, j) }()
+			out.waitFor(t, "started", time.Minute)
+			cancel(ErrDetach)
+			res := <-done
+			if !errors.Is(res.InfraError, ErrDetach) {
+				t.Fatalf("%s, want ErrDetach", steps(res))
+			}
+			if _, ok, err := f.r.find(context.Background(), j.ID); err != nil || !ok {
+				t.Fatalf("the container is gone after a detach: %v", err)
+			}
+			tt.meanwhile(t, f, j.ID)
+
+			// A new runner with the same hub and run directory.
+			r2, err := New(f.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out2 := &output{}
+			j.Output = out2
+			res = r2.RunJob(context.Background(), j)
+			if res.InfraError != nil || len(res.Steps) != 2 || !res.Steps[1].Succeeded() {
+				t.Fatalf("after re-attaching: %s\noutput:\n%s", steps(res), out2)
+			}
+			got, err := os.ReadFile(filepath.Join(dir, "metrics.json"))
+			if err != nil || strings.TrimSpace(string(got)) != `{"runs": 1}` {
+				t.Errorf("metrics.json = %q, %v; want the training to have run once", got, err)
+			}
+			if n := strings.Count(out2.String(), "\nstarted\n"); n != 1 || !strings.Contains(out2.String(), "\ntrained\n") {
+				t.Errorf("the re-attached output shows the line %q %d times, want the whole log once:\n%s", "started", n, out2)
+			}
+			f.noContainer(t, j.ID)
+		})
+	}
+}
+
+// TestRunJobOpenWithoutContainer runs a job whose session a worker opened
+// before it died, without a container: the run starts afresh.
+func TestRunJobOpenWithoutContainer(t *testing.T) {
 	needEngine(t)
 	f := newFixture(t, Options{})
 	out := &output{}
-	dir := checkout(t, nil)
-	j := job("reattach", dir, out,
-		"train", "echo run >> /workspace/count; echo started; sleep 4; echo trained",
-		"evaluate", `echo "{\"runs\": $(wc -l < /workspace/count)}" > metrics.json`)
-	j.Metrics = []string{"metrics.json"}
-	ctx, cancel := context.WithCancelCause(context.Background())
-	done := make(chan runners.JobResult, 1)
-	go func() { done <- f.r.RunJob(ctx, j) }()
-	out.waitFor(t, "started", time.Minute)
-	cancel(ErrDetach)
-	res := <-done
-	if !errors.Is(res.InfraError, ErrDetach) {
-		t.Fatalf("%s, want ErrDetach", steps(res))
-	}
-	c, ok, err := f.r.find(context.Background(), j.ID)
-	if err != nil || !ok {
-		t.Fatalf("the container is gone after a detach: %v", err)
-	}
-	// The step goes on without a runner; the agent's pushes fail and are
-	// retried meanwhile.
-	time.Sleep(1500 * time.Millisecond)
-	if c, _, _ := f.r.find(context.Background(), j.ID); c.State != "running" {
-		t.Fatalf("the container is %s 1.5s after the detach, want running", c.State)
-	}
-
-	// A new runner, as after a worker restart, with the same hub and run
-	// directory.
-	r2, err := New(f.opts)
-	if err != nil {
+	j := job("open-only", checkout(t, nil), out, "train", "echo trained")
+	if _, err := f.hub.Open(context.Background(), j.ID, f.r.agentJob(j), j.Dir, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	out2 := &output{}
-	j.Output = out2
-	res = r2.RunJob(context.Background(), j)
-	if res.InfraError != nil || len(res.Steps) != 2 || !res.Steps[1].Succeeded() {
-		t.Fatalf("after re-attaching: %s\noutput:\n%s", steps(res), out2)
-	}
-	got, err := os.ReadFile(filepath.Join(dir, "metrics.json"))
-	if err != nil || strings.TrimSpace(string(got)) != `{"runs": 1}` {
-		t.Errorf("metrics.json = %q, %v; want the training to have run once", got, err)
-	}
-	if n := strings.Count(out2.String(), "\nstarted\n"); n != 1 || !strings.Contains(out2.String(), "\ntrained\n") {
-		t.Errorf("the re-attached output shows the line %q %d times, want the whole log once:\n%s", "started", n, out2)
+	res := f.r.RunJob(context.Background(), j)
+	if res.InfraError != nil || len(res.Steps) != 1 || !res.Steps[0].Succeeded() || !strings.Contains(out.String(), "trained") {
+		t.Fatalf("%s\noutput:\n%s", steps(res), out)
 	}
 	f.noContainer(t, j.ID)
-	t.Logf("container %s finished after the re-attach", shortID(c.ID))
+}
+
+// waitState waits until run id's container is in state and returns its id.
+func waitState(t *testing.T, f *fixture, id, state string) string {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		c, ok, err := f.r.find(context.Background(), id)
+		if err != nil || !ok {
+			t.Fatalf("no container of run %s: %v", id, err)
+		}
+		if string(c.State) == state {
+			return c.ID
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the container of run %s is %s after a minute, want %s", id, c.State, state)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // BenchmarkFirstLogLine measures the time from RunJob to the first byte
