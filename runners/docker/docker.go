@@ -64,8 +64,9 @@ const (
 	DefaultPollInterval = 150 * time.Millisecond
 )
 
-// sessionTTL is how long an agent session outlives the job's timeout
-// (or lasts, for a job without one) before the hub ends it by itself.
+// sessionSlack is how long an agent session outlives the job's timeout,
+// and sessionTTL how long the session of a job without one lasts, before
+// the hub ends it by itself.
 const (
 	sessionSlack = time.Hour
 	sessionTTL   = 24 * time.Hour

@@ -1,6 +1,7 @@
 package docker
 
 import (
+	"context"
 	"errors"
 	"reflect"
 	"strings"
@@ -75,6 +76,36 @@ func TestJobResult(t *testing.T) {
 				t.Errorf("InfraError = %v, want none", res.InfraError)
 			case tt.infra != "" && (res.InfraError == nil || !strings.Contains(res.InfraError.Error(), tt.infra)):
 				t.Errorf("InfraError = %v, want one saying %q", res.InfraError, tt.infra)
+			}
+		})
+	}
+}
+
+func TestNotStarted(t *testing.T) {
+	job := runners.Job{ID: "r1", Steps: []runners.Step{{Name: "train"}, {Name: "evaluate"}}}
+	engineDown := errors.New("docker: inspect image: connection refused")
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	detached, detach := context.WithCancelCause(context.Background())
+	detach(ErrDetach)
+	tests := []struct {
+		name     string
+		ctx      context.Context
+		canceled bool
+		infra    error
+	}{
+		{"the engine failed", context.Background(), false, engineDown},
+		{"canceled", canceled, true, nil},
+		{"detached", detached, false, ErrDetach},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := notStarted(tt.ctx, job, engineDown)
+			if len(res.Steps) != 1 || res.Steps[0].Name != "train" || res.Steps[0].Canceled != tt.canceled || res.Steps[0].Succeeded() {
+				t.Errorf("steps %+v, want train, not succeeded, Canceled %v", res.Steps, tt.canceled)
+			}
+			if !errors.Is(res.InfraError, tt.infra) || (tt.infra == nil) != (res.InfraError == nil) {
+				t.Errorf("InfraError = %v, want %v", res.InfraError, tt.infra)
 			}
 		})
 	}

@@ -42,10 +42,8 @@ func (r *Runner) RunJob(ctx context.Context, job runners.Job) runners.JobResult 
 		return infraResult(job, fmt.Errorf("docker: run %s is already running in this process", job.ID))
 	}
 	defer r.end(job.ID)
-	if ctx.Err() != nil {
-		res := infraResult(job, nil)
-		res.Steps[0].Canceled = true
-		return res
+	if err := ctx.Err(); err != nil {
+		return notStarted(ctx, job, err)
 	}
 	log := r.log.With("run", job.ID)
 	// Bad resources and a missing image are the job's errors: find them
@@ -54,12 +52,12 @@ func (r *Runner) RunJob(ctx context.Context, job runners.Job) runners.JobResult 
 		return infraResult(job, fmt.Errorf("docker: resources: %w", err))
 	}
 	if err := r.checkImage(ctx, job.Image); err != nil {
-		return infraResult(job, err)
+		return notStarted(ctx, job, err)
 	}
 	hub := r.opts.Hub
 	sess, err := hub.Open(ctx, job.ID, r.agentJob(job), job.Dir, sessionFor(job))
 	if err != nil {
-		return infraResult(job, fmt.Errorf("docker: open the agent session: %w", err))
+		return notStarted(ctx, job, fmt.Errorf("docker: open the agent session: %w", err))
 	}
 	bg := context.WithoutCancel(ctx)
 	sock, err := r.serveSocket(job.ID)
@@ -73,28 +71,30 @@ func (r *Runner) RunJob(ctx context.Context, job runners.Job) runners.JobResult 
 	cid, st, err := r.container(ctx, job, sess, log)
 	if err != nil {
 		r.cleanup(bg, job.ID, cid, log)
-		res := infraResult(job, err)
-		res.Steps[0].Canceled = ctx.Err() != nil
-		return res
+		return notStarted(ctx, job, err)
 	}
 	var x exit
 	if cid == "" {
 		// The agent had ended and its container is gone: the worker
 		// before this one died between removing it and closing the run.
-		if _, err := follower.Poll(bg); err != nil {
+		if now, err := follower.Poll(bg); err != nil {
 			log.Warn("reading the log of an ended run", "err", err)
+		} else {
+			st = now
 		}
 		x = exit{state: st}
 	} else {
 		x = r.watch(ctx, job, cid, follower, log)
 		if x.detached {
-			log.Info("detached from the container; it keeps running", "container", cid)
+			log.Info("detached from the container; it keeps running", "container", shortID(cid))
 			return runners.JobResult{Log: job.Log, InfraError: fmt.Errorf("run %s, container %s: %w", job.ID, shortID(cid), ErrDetach)}
 		}
 	}
 	res := jobResult(job, x)
 	if last, ok := res.Last(); ok && last.Succeeded() && res.InfraError == nil && len(res.Steps) == len(job.Steps) {
-		if err := hub.Collect(ctx, job.ID, job.Dir); err != nil {
+		// The steps succeeded: their files are collected even if ctx has
+		// just ended (a local copy, bounded by the job's limits).
+		if err := hub.Collect(bg, job.ID, job.Dir); err != nil {
 			res.InfraError = fmt.Errorf("docker: collect the job's files: %w", err)
 		}
 	}
@@ -121,6 +121,22 @@ func infraResult(job runners.Job, err error) runners.JobResult {
 	res := runners.JobResult{Log: job.Log, InfraError: err}
 	if len(job.Steps) > 0 {
 		res.Steps = []runners.StepResult{{Name: job.Steps[0].Name, ExitCode: -1}}
+	}
+	return res
+}
+
+// notStarted is the result of a job whose container was not started
+// because of err: a step Canceled when ctx ended (err is then ctx's), an
+// ErrDetach when that was ctx's cause (the next RunJob starts the job
+// afresh), an infrastructure failure otherwise.
+func notStarted(ctx context.Context, job runners.Job, err error) runners.JobResult {
+	res := infraResult(job, err)
+	switch {
+	case ctx.Err() == nil:
+	case errors.Is(context.Cause(ctx), ErrDetach):
+		res.InfraError = fmt.Errorf("run %s: %w", job.ID, context.Cause(ctx))
+	default:
+		res.InfraError, res.Steps[0].Canceled = nil, true
 	}
 	return res
 }

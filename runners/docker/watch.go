@@ -86,7 +86,7 @@ func (r *Runner) watch(ctx context.Context, job runners.Job, cid string, f *agen
 		log.Info("stopping the container", "container", shortID(cid), "why", map[stopReason]string{canceled: "canceled", timedOut: "timed out"}[why])
 		go func() { stopErr <- r.stop(bg, cid) }()
 	}
-wait:
+loop:
 	for {
 		select {
 		case <-tick.C:
@@ -111,12 +111,12 @@ wait:
 				log.Error("container not stopped", "err", err)
 			}
 		case <-wait.Result:
-			break wait
+			break loop
 		case err := <-wait.Error:
 			info, ierr := r.engine.ContainerInspect(bg, cid, client.ContainerInspectOptions{})
 			switch {
 			case ierr == nil && !info.Container.State.Running:
-				break wait
+				break loop
 			case cerrdefs.IsNotFound(ierr):
 				return exit{stopped: stopped, err: fmt.Errorf("docker: container %s disappeared while it ran", shortID(cid))}
 			}
