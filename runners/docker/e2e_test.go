@@ -27,6 +27,7 @@ const dockerRedisDB = 7
 // fixture is a Runner driving a real agentsrv Hub (on Redis and a data
 // directory of its own) and the real engine.
 type fixture struct {
+	tb     testing.TB
 	hub    *agentsrv.Hub
 	r      *Runner
 	opts   Options
@@ -56,7 +57,7 @@ func newFixture(t testing.TB, opts Options) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{hub: hub, r: r, opts: opts, runDir: dir}
+	return &fixture{tb: t, hub: hub, r: r, opts: opts, runDir: dir}
 }
 
 // checkout makes a directory holding files (name → content).
@@ -110,8 +111,14 @@ func (o *output) waitFor(t testing.TB, s string, timeout time.Duration) {
 }
 
 // job returns a job of the test's image running steps (name, command
-// pairs) in dir.
-func job(id, dir string, out *output, steps ...string) runners.Job {
+// pairs) in dir. Whatever container of the job a failing test leaves is
+// removed when the test ends.
+func (f *fixture) job(id, dir string, out *output, steps ...string) runners.Job {
+	f.tb.Cleanup(func() {
+		if err := f.r.removeRun(context.Background(), id); err != nil {
+			f.tb.Errorf("removing the containers of run %s: %v", id, err)
+		}
+	})
 	j := runners.Job{ID: id, Dir: dir, Image: testEnv.image, Output: out, Env: []string{"PATH=/bin", "HOME=/tmp"}}
 	for i := 0; i+1 < len(steps); i += 2 {
 		j.Steps = append(j.Steps, runners.Step{Name: steps[i], Command: steps[i+1]})

@@ -24,7 +24,7 @@ func TestRunJobTwoSteps(t *testing.T) {
 	f := newFixture(t, Options{})
 	out := &output{}
 	dir := checkout(t, map[string]string{"data/input.txt": "42\n", "train.sh": "echo training on $(cat data/input.txt)\nmkdir -p out\necho weights > out/model.bin\n"})
-	j := job("two-steps", dir, out,
+	j := f.job("two-steps", dir, out,
 		"train", `sh train.sh && echo '{"accuracy": 0.93}' > metrics.json`,
 		"evaluate", `test -f out/model.bin && echo evaluating && echo '{"loss": 0.25}' > eval.json`)
 	j.Metrics, j.Artifacts = []string{"metrics.json", "eval.json"}, []string{"out/model.bin"}
@@ -53,7 +53,7 @@ func TestRunJobFailingStep(t *testing.T) {
 	f := newFixture(t, Options{})
 	out := &output{}
 	dir := checkout(t, nil)
-	j := job("failing", dir, out, "train", `echo '{"a": 1}' > metrics.json; exit 3`, "evaluate", "echo never")
+	j := f.job("failing", dir, out, "train", `echo '{"a": 1}' > metrics.json; exit 3`, "evaluate", "echo never")
 	j.Metrics = []string{"metrics.json"}
 	res := f.r.RunJob(context.Background(), j)
 	if res.InfraError != nil || len(res.Steps) != 1 || res.Steps[0].ExitCode != 3 || res.Steps[0].Name != "train" {
@@ -74,7 +74,7 @@ func TestRunJobOOM(t *testing.T) {
 	needEngine(t)
 	f := newFixture(t, Options{})
 	out := &output{}
-	j := job("oom", checkout(t, nil), out, "train", "echo allocating; dd if=/dev/zero of=/dev/null bs=96M count=1", "evaluate", "true")
+	j := f.job("oom", checkout(t, nil), out, "train", "echo allocating; dd if=/dev/zero of=/dev/null bs=96M count=1", "evaluate", "true")
 	j.Resources.Memory = "48Mi"
 	res := f.r.RunJob(context.Background(), j)
 	last, _ := res.Last()
@@ -90,7 +90,7 @@ func TestRunJobCancel(t *testing.T) {
 	needEngine(t)
 	f := newFixture(t, Options{})
 	out := &output{}
-	j := job("cancel", checkout(t, nil), out, "train", "echo started; sleep 300")
+	j := f.job("cancel", checkout(t, nil), out, "train", "echo started; sleep 300")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan runners.JobResult, 1)
@@ -116,7 +116,7 @@ func TestRunJobTimeout(t *testing.T) {
 	needEngine(t)
 	f := newFixture(t, Options{})
 	out := &output{}
-	j := job("timeout", checkout(t, nil), out, "train", "echo started; sleep 300", "evaluate", "true")
+	j := f.job("timeout", checkout(t, nil), out, "train", "echo started; sleep 300", "evaluate", "true")
 	j.Timeout = 3 * time.Second
 	start := time.Now()
 	res := f.r.RunJob(context.Background(), j)
@@ -139,7 +139,7 @@ func TestRunJobTimeoutBackstop(t *testing.T) {
 	// The runner's deadline: 20s + 1s of grace - 18s = 3s after the start.
 	f.r.timeoutSlack = -18 * time.Second
 	out := &output{}
-	j := job("backstop", checkout(t, nil), out, "train", "echo started; sleep 300")
+	j := f.job("backstop", checkout(t, nil), out, "train", "echo started; sleep 300")
 	j.Timeout = 20 * time.Second
 	start := time.Now()
 	res := f.r.RunJob(context.Background(), j)
@@ -160,7 +160,7 @@ func TestRunJobUntrusted(t *testing.T) {
 	needEngine(t)
 	f := newFixture(t, Options{PidsLimit: 321})
 	out := &output{}
-	j := job("untrusted", checkout(t, nil), out, "probe", probe+networkProbe)
+	j := f.job("untrusted", checkout(t, nil), out, "probe", probe+networkProbe)
 	res := f.r.RunJob(context.Background(), j)
 	if res.InfraError != nil || len(res.Steps) != 1 || !res.Steps[0].Succeeded() {
 		t.Fatalf("%s\noutput:\n%s", steps(res), out)
@@ -229,7 +229,7 @@ func TestRunJobReattach(t *testing.T) {
 			f := newFixture(t, Options{})
 			out := &output{}
 			dir := checkout(t, nil)
-			j := job(fmt.Sprintf("reattach-%d", i), dir, out,
+			j := f.job(fmt.Sprintf("reattach-%d", i), dir, out,
 				"train", "echo run >> /workspace/count; echo started; sleep 3; echo trained",
 				"evaluate", `echo "{\"runs\": $(wc -l < /workspace/count)}" > metrics.json`)
 			j.Metrics = []string{"metrics.json"}
@@ -276,7 +276,7 @@ func TestRunJobOpenWithoutContainer(t *testing.T) {
 	needEngine(t)
 	f := newFixture(t, Options{})
 	out := &output{}
-	j := job("open-only", checkout(t, nil), out, "train", "echo trained")
+	j := f.job("open-only", checkout(t, nil), out, "train", "echo trained")
 	if _, err := f.hub.Open(context.Background(), j.ID, f.r.agentJob(j), j.Dir, time.Hour); err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +319,7 @@ func BenchmarkFirstLogLine(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		out := &output{}
 		start := time.Now()
-		res := f.r.RunJob(context.Background(), job(fmt.Sprintf("bench-%d", i), dir, out, "hello", "echo hello"))
+		res := f.r.RunJob(context.Background(), f.job(fmt.Sprintf("bench-%d", i), dir, out, "hello", "echo hello"))
 		if res.InfraError != nil || out.first.IsZero() {
 			b.Fatalf("%s\noutput:\n%s", steps(res), out)
 		}
