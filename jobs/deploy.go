@@ -17,6 +17,7 @@ import (
 
 	"github.com/mlbot/mlbot/bot"
 	"github.com/mlbot/mlbot/configs"
+	"github.com/mlbot/mlbot/jobs/deploystate"
 	"github.com/mlbot/mlbot/jobs/registry"
 	"github.com/mlbot/mlbot/jobs/report"
 	"github.com/mlbot/mlbot/jobs/store"
@@ -75,7 +76,7 @@ func (w *Worker) requestDeploy(ctx context.Context, key string, repo bot.Repo, r
 		return nil, err
 	}
 	d := registry.Deploy{ID: id, Repo: repoKey(repo), Env: env, Version: v.Number, SHA: v.SHA,
-		State: registry.DeployQueued, Reason: reason, RequestedBy: by, PR: pr, Requested: time.Now().UTC(), Kind: kind, Forced: forced}
+		State: deploystate.Queued, Reason: reason, RequestedBy: by, PR: pr, Requested: time.Now().UTC(), Kind: kind, Forced: forced}
 	if kind != registry.KindRollback {
 		ids, err := line.IDs(ctx)
 		if err != nil {
@@ -83,10 +84,10 @@ func (w *Worker) requestDeploy(ctx context.Context, key string, repo bot.Repo, r
 		}
 		for _, qid := range ids {
 			old, err := w.registry.GetDeploy(ctx, qid)
-			if err != nil || old.State != registry.DeployQueued || old.Version >= v.Number {
+			if err != nil || old.State != deploystate.Queued || old.Version >= v.Number {
 				continue
 			}
-			old.State, old.Detail, old.Finished = registry.DeployDropped, fmt.Sprintf("superseded by v%d queued behind it", v.Number), time.Now().UTC()
+			old.State, old.Detail, old.Finished = deploystate.Dropped, fmt.Sprintf("superseded by v%d queued behind it", v.Number), time.Now().UTC()
 			if err := w.registry.SaveDeploy(ctx, *old); err != nil {
 				return nil, err
 			}
@@ -151,12 +152,12 @@ func (w *Worker) handleDeploy(ctx context.Context, t *asynq.Task) error {
 		// Done before; a retry only redoes what may not have happened (each
 		// step remembers it did).
 		line.Leave(ctx, d.ID)
-		if d.State == registry.DeployRolledBack {
+		if d.State == deploystate.RolledBack {
 			if err := w.autoRollback(ctx, p, d, d.Detail); err != nil {
 				return err
 			}
 		}
-		if d.State == registry.DeployRefused && d.Kind == registry.KindMerge {
+		if d.State == deploystate.Refused && d.Kind == registry.KindMerge {
 			// The note was stored before the record was saved as refused.
 			return w.postMergeNotes(ctx, f, p.Repo, d.SHA)
 		}
@@ -195,14 +196,14 @@ func (w *Worker) handleDeploy(ctx context.Context, t *asynq.Task) error {
 	defer lease.Release()
 	defer lease.Heartbeat(ctx, deployLease)()
 
-	if d.State == registry.DeployRunning {
+	if d.State == deploystate.Running {
 		// A worker died mid-deploy. Running the command again could deploy
 		// twice; report it failed and let a human decide.
-		d.State, d.Finished = registry.DeployFailed, time.Now().UTC()
+		d.State, d.Finished = deploystate.Failed, time.Now().UTC()
 		d.Detail = "the worker running this deploy stopped before it finished; it was not run again, to avoid deploying twice"
 		return w.finishDeploy(ctx, f, p, d, nil, nil)
 	}
-	d.State, d.Started = registry.DeployRunning, time.Now().UTC()
+	d.State, d.Started = deploystate.Running, time.Now().UTC()
 	if err := w.registry.SaveDeploy(ctx, *d); err != nil {
 		return err
 	}
@@ -213,7 +214,7 @@ func (w *Worker) handleDeploy(ctx context.Context, t *asynq.Task) error {
 	cfg, err := w.defaultBranchConfig(ctx, f, p.Repo, w.log)
 	if err != nil {
 		// Not yet started: put the deploy back to queued for the retry.
-		d.State = registry.DeployQueued
+		d.State = deploystate.Queued
 		w.registry.SaveDeploy(context.WithoutCancel(ctx), *d)
 		return err
 	}
@@ -222,14 +223,14 @@ func (w *Worker) handleDeploy(ctx context.Context, t *asynq.Task) error {
 		env, ok = cfg.Deploy[d.Env]
 	}
 	if cfg == nil || !ok {
-		d.State, d.Finished, d.Detail = registry.DeployFailed, time.Now().UTC(), "environment "+d.Env+" is not defined in the default branch's .mlbot.yml"
+		d.State, d.Finished, d.Detail = deploystate.Failed, time.Now().UTC(), "environment "+d.Env+" is not defined in the default branch's .mlbot.yml"
 		return w.finishDeploy(ctx, f, p, d, v, nil)
 	}
 	// Checkout and deploy belong together: the command runs in a checkout
 	// of the version's commit with the deploy's secrets, so that commit
 	// must come from a trusted run.
 	if !v.Trusted {
-		d.State, d.Finished, d.Detail = registry.DeployRefused, time.Now().UTC(), report.UntrustedText(v.Number)
+		d.State, d.Finished, d.Detail = deploystate.Refused, time.Now().UTC(), report.UntrustedText(v.Number)
 		return w.refuseDeploy(ctx, f, p, d, v, report.Refusal{Untrusted: true})
 	}
 	// What runs now is what a new version must beat: after a rollback that
@@ -237,14 +238,14 @@ func (w *Worker) handleDeploy(ctx context.Context, t *asynq.Task) error {
 	if d.Gated() {
 		running, diff, err := w.checkAgainstRunning(ctx, d.Repo, d.Env, v, cfg)
 		if err != nil {
-			d.State = registry.DeployQueued
+			d.State = deploystate.Queued
 			w.registry.SaveDeploy(context.WithoutCancel(ctx), *d)
 			return err
 		}
 		if running != nil {
 			d.Against = running.Number
 			if !diff.Pass() {
-				d.State, d.Finished = registry.DeployRefused, time.Now().UTC()
+				d.State, d.Finished = deploystate.Refused, time.Now().UTC()
 				d.Detail = fmt.Sprintf("worse than model v%d, which %s runs now: %s", running.Number, d.Env, report.GateText(diff))
 				return w.refuseDeploy(ctx, f, p, d, v, report.Refusal{Gate: &report.DeployGate{Running: running.Number, RunningSHA: running.SHA, Diff: diff}})
 			}
@@ -274,10 +275,10 @@ func (w *Worker) handleDeploy(ctx context.Context, t *asynq.Task) error {
 			// interruption instead of deploying twice.
 			return err
 		}
-		d.State, d.Detail = registry.DeployFailed, err.Error()
+		d.State, d.Detail = deploystate.Failed, err.Error()
 		return w.finishDeploy(ctx, f, p, d, v, &env)
 	}
-	d.State = registry.DeploySucceeded
+	d.State = deploystate.Succeeded
 	// An automatic rollback restores a version that held before; verifying
 	// it against the same bad signal could bounce between versions forever.
 	if env.Verify != nil && !strings.HasPrefix(d.Reason, autoRollbackReason) {
@@ -288,7 +289,7 @@ func (w *Worker) handleDeploy(ctx context.Context, t *asynq.Task) error {
 			return ctx.Err()
 		}
 		if breach != "" {
-			d.State, d.Detail = registry.DeployRolledBack, "verification failed: "+breach+observed
+			d.State, d.Detail = deploystate.RolledBack, "verification failed: "+breach+observed
 			// The rollback is queued before anything that can fail on the
 			// host, so a lost reply cannot leave the bad model serving.
 			if err := w.autoRollback(ctx, p, d, breach); err != nil {
@@ -373,7 +374,7 @@ func (w *Worker) runDeploy(ctx context.Context, f cloneAuthorizer, repo bot.Repo
 func (w *Worker) finishDeploy(ctx context.Context, f deployReporter, p DeployPayload, d *registry.Deploy, v *registry.Version, env *configs.Environment) error {
 	ctx = context.WithoutCancel(ctx)
 	var prev *registry.Deploy
-	if d.State == registry.DeploySucceeded {
+	if d.State == deploystate.Succeeded {
 		var err error
 		if prev, err = w.registry.Current(ctx, d.Repo, d.Env); err != nil {
 			return err
@@ -389,12 +390,12 @@ func (w *Worker) finishDeploy(ctx context.Context, f deployReporter, p DeployPay
 		envURL = env.URL
 	}
 	state, hostState := bot.StateFailure, bot.DeploymentFailure
-	if d.State == registry.DeploySucceeded {
+	if d.State == deploystate.Succeeded {
 		state, hostState = bot.StateSuccess, bot.DeploymentSuccess
 	}
 	desc := fmt.Sprintf("model v%d %s", d.Version, d.State)
 	switch {
-	case d.State == registry.DeployRefused:
+	case d.State == deploystate.Refused:
 		desc = fmt.Sprintf("model v%d not deployed: %s", d.Version, d.Detail)
 	case d.Forced:
 		desc += " (forced)"
@@ -421,7 +422,7 @@ func (w *Worker) finishDeploy(ctx context.Context, f deployReporter, p DeployPay
 // for before mlbot learned of the merge. A refused merge is told through
 // the merge's notes, which reach the commit when no pull request is known.
 func (w *Worker) replyDeploy(ctx context.Context, f notePoster, repo bot.Repo, d *registry.Deploy, v *registry.Version, envURL string) error {
-	if d.State == registry.DeployRefused && d.Kind == registry.KindMerge {
+	if d.State == deploystate.Refused && d.Kind == registry.KindMerge {
 		return w.postMergeNotes(ctx, f, repo, d.SHA)
 	}
 	pr := d.PR
@@ -584,7 +585,7 @@ func (w *Worker) previousVersion(ctx context.Context, repo, env string, current 
 		return nil, err
 	}
 	for _, h := range hist {
-		if h.State == registry.DeploySucceeded && h.Version != current {
+		if h.State == deploystate.Succeeded && h.Version != current {
 			return w.registry.Get(ctx, repo, h.Version)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/mlbot/mlbot/bot"
+	"github.com/mlbot/mlbot/jobs/deploystate"
 	"github.com/mlbot/mlbot/jobs/registry"
 )
 
@@ -42,14 +43,14 @@ func TestRequestDeployDropsOlderQueuedVersions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := w.registry.GetDeploy(ctx, d1.ID); got.State != registry.DeployDropped || !strings.Contains(got.Detail, "v2") {
+	if got, _ := w.registry.GetDeploy(ctx, d1.ID); got.State != deploystate.Dropped || !strings.Contains(got.Detail, "v2") {
 		t.Errorf("older queued deploy = %s (%s), want dropped for v2", got.State, got.Detail)
 	}
 	// A rollback queues an older version on purpose: it drops nothing.
 	if _, err := w.requestDeploy(ctx, deployKey("t", "3"), deployRepo, "main", "production", vs[0], "rollback", "maria", 0, registry.KindRollback, false); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := w.registry.GetDeploy(ctx, d2.ID); got.State != registry.DeployQueued {
+	if got, _ := w.registry.GetDeploy(ctx, d2.ID); got.State != deploystate.Queued {
 		t.Errorf("a rollback dropped the queued v2 deploy: %s", got.State)
 	}
 }
@@ -81,7 +82,7 @@ func TestDeployInterruptedIsNotRunTwice(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A worker took it and died: the record says running, the lease lapsed.
-	d.State = registry.DeployRunning
+	d.State = deploystate.Running
 	if err := w.registry.SaveDeploy(ctx, *d); err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +91,7 @@ func TestDeployInterruptedIsNotRunTwice(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, _ := w.registry.GetDeploy(ctx, d.ID)
-	if got.State != registry.DeployFailed || !strings.Contains(got.Detail, "not run again") {
+	if got.State != deploystate.Failed || !strings.Contains(got.Detail, "not run again") {
 		t.Errorf("interrupted deploy = %s (%s), want failed without running again", got.State, got.Detail)
 	}
 	if n := len(f.comments[3]); n != 1 || !strings.Contains(f.comments[3][0].Body, "stopped before it finished") {

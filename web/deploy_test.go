@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlbot/mlbot/jobs/deploystate"
 	"github.com/mlbot/mlbot/jobs/registry"
 )
 
@@ -26,13 +27,13 @@ func TestDeployPage(t *testing.T) {
 	const hostile = `<script>alert(1)</script>`
 	requested := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	withFile := registry.Deploy{ID: registry.NewDeployID(), Repo: repo, Env: "production", Version: 3, SHA: "abc123",
-		State: registry.DeploySucceeded, Reason: "/deploy by @maria " + hostile, Detail: "exit 0 " + hostile,
+		State: deploystate.Succeeded, Reason: "/deploy by @maria " + hostile, Detail: "exit 0 " + hostile,
 		Requested: requested, LogTail: "TAIL-FROM-REDIS"}
 	withoutFile := registry.Deploy{ID: registry.NewDeployID(), Repo: repo, Env: "staging", Version: 2,
-		State: registry.DeployFailed, Reason: "merge of #3", Requested: requested, LogTail: "TAIL-FROM-REDIS " + hostile}
+		State: deploystate.Failed, Reason: "merge of #3", Requested: requested, LogTail: "TAIL-FROM-REDIS " + hostile}
 	// A deploy stored under an id that is not 32 hex digits (as an older
 	// mlbot could compute them): its page is not served.
-	oldID := registry.Deploy{ID: "production-3", Repo: repo, Env: "canary", Version: 3, State: registry.DeploySucceeded, Requested: requested}
+	oldID := registry.Deploy{ID: "production-3", Repo: repo, Env: "canary", Version: 3, State: deploystate.Succeeded, Requested: requested}
 	for _, d := range []registry.Deploy{withFile, withoutFile, oldID} {
 		if err := reg.SaveDeploy(ctx, d); err != nil {
 			t.Fatal(err)
@@ -112,7 +113,7 @@ func TestDeployPage(t *testing.T) {
 		if err := json.Unmarshal([]byte(body), &got); err != nil {
 			t.Fatalf("body is not a deploy: %v\n%s", err, body)
 		}
-		if got.ID != withFile.ID || got.Version != 3 || got.State != registry.DeploySucceeded || got.Reason != withFile.Reason || got.LogTail != withFile.LogTail {
+		if got.ID != withFile.ID || got.Version != 3 || got.State != deploystate.Succeeded || got.Reason != withFile.Reason || got.LogTail != withFile.LogTail {
 			t.Errorf("JSON deploy = %+v, want %+v", got, withFile)
 		}
 	})

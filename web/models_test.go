@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlbot/mlbot/jobs/deploystate"
 	"github.com/mlbot/mlbot/jobs/registry"
 )
 
@@ -31,10 +32,10 @@ func TestModelsAPI(t *testing.T) {
 	}
 	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	for _, d := range []registry.Deploy{
-		{ID: "p1", Repo: repo, Env: "production", Version: 1, State: registry.DeploySucceeded, Requested: t0},
-		{ID: "p2", Repo: repo, Env: "production", Version: 2, State: registry.DeployRunning, Requested: t0.Add(time.Minute)},
-		{ID: "s1", Repo: repo, Env: "staging", Version: 2, State: registry.DeploySucceeded, Requested: t0},
-		{ID: "c1", Repo: repo, Env: "canary", Version: 2, State: registry.DeployFailed, Requested: t0},
+		{ID: "p1", Repo: repo, Env: "production", Version: 1, State: deploystate.Succeeded, Requested: t0},
+		{ID: "p2", Repo: repo, Env: "production", Version: 2, State: deploystate.Running, Requested: t0.Add(time.Minute)},
+		{ID: "s1", Repo: repo, Env: "staging", Version: 2, State: deploystate.Succeeded, Requested: t0},
+		{ID: "c1", Repo: repo, Env: "canary", Version: 2, State: deploystate.Failed, Requested: t0},
 	} {
 		if err := r.SaveDeploy(ctx, d); err != nil {
 			t.Fatal(err)
@@ -119,7 +120,7 @@ func TestModelsAPI(t *testing.T) {
 			}
 			deployed := map[string]int{}
 			for env, d := range body.Deployments {
-				if d.Env != env || d.State != registry.DeploySucceeded {
+				if d.Env != env || d.State != deploystate.Succeeded {
 					t.Fatalf("deployments[%s] = %+v", env, d)
 				}
 				deployed[env] = d.Version

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mlbot/mlbot/bot"
 	"github.com/mlbot/mlbot/jobs"
+	"github.com/mlbot/mlbot/jobs/deploystate"
 	"github.com/mlbot/mlbot/jobs/registry"
 	"github.com/mlbot/mlbot/jobs/report"
 	"github.com/mlbot/mlbot/jobs/store"
@@ -37,7 +38,7 @@ func TestPagesServeWithoutWorkers(t *testing.T) {
 		t.Fatal(err)
 	}
 	deploy := registry.Deploy{ID: registry.NewDeployID(), Repo: repo, Env: "production", Version: v.Number,
-		SHA: run.SHA, State: registry.DeploySucceeded, Reason: "merge of #3", Requested: time.Now().UTC()}
+		SHA: run.SHA, State: deploystate.Succeeded, Reason: "merge of #3", Requested: time.Now().UTC()}
 	if err := reg.SaveDeploy(ctx, deploy); err != nil {
 		t.Fatal(err)
 	}

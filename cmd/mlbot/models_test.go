@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlbot/mlbot/jobs/deploystate"
 	"github.com/mlbot/mlbot/jobs/registry"
 	"github.com/mlbot/mlbot/jobs/registry/registrytest"
 	"github.com/mlbot/mlbot/jobs/store"
@@ -47,8 +48,8 @@ func modelsServer(t *testing.T) (url string, weightsDigest string) {
 		}
 	}
 	for _, d := range []registry.Deploy{
-		{ID: "p1", Repo: "github:acme/model", Env: "production", Version: 1, State: registry.DeploySucceeded, Requested: created},
-		{ID: "s1", Repo: "github:acme/model", Env: "staging", Version: 3, State: registry.DeploySucceeded, Requested: created},
+		{ID: "p1", Repo: "github:acme/model", Env: "production", Version: 1, State: deploystate.Succeeded, Requested: created},
+		{ID: "s1", Repo: "github:acme/model", Env: "staging", Version: 3, State: deploystate.Succeeded, Requested: created},
 	} {
 		if err := reg.SaveDeploy(ctx, d); err != nil {
 			t.Fatal(err)

@@ -7,19 +7,8 @@ import (
 	"fmt"
 	"sort"
 	"time"
-)
 
-// Deploy states.
-const (
-	DeployQueued     = "queued"
-	DeployRunning    = "running"
-	DeploySucceeded  = "succeeded"
-	DeployFailed     = "failed"
-	DeployRolledBack = "rolled_back"
-	DeployDropped    = "dropped"
-	// DeployRefused: nothing ran, because the version is worse than what
-	// the environment runs now, or was made by an untrusted run.
-	DeployRefused = "refused"
+	"github.com/mlbot/mlbot/jobs/deploystate"
 )
 
 // Deploy kinds: why a deploy was asked for, which decides the checks it
@@ -42,7 +31,7 @@ type Deploy struct {
 	Env         string    `json:"env"`
 	Version     int       `json:"version"`
 	SHA         string    `json:"sha"`
-	State       string    `json:"state"`  // queued, running, succeeded, failed, rolled_back, dropped, refused
+	State       string    `json:"state"`  // a state of package deploystate
 	Reason      string    `json:"reason"` // "merge of #3", "/deploy by @maria", "/rollback by @maria", "automatic rollback: <why>"
 	RequestedBy string    `json:"requested_by,omitempty"`
 	PR          int       `json:"pr,omitempty"`
@@ -72,11 +61,7 @@ func (d Deploy) Gated() bool {
 
 // Done reports whether the deploy reached a final state.
 func (d Deploy) Done() bool {
-	switch d.State {
-	case DeploySucceeded, DeployFailed, DeployRolledBack, DeployDropped, DeployRefused:
-		return true
-	}
-	return false
+	return deploystate.Done(d.State)
 }
 
 // deployHistory is how many deploys are kept per repository and
@@ -152,7 +137,7 @@ func (r *Registry) Current(ctx context.Context, repo, env string) (*Deploy, erro
 	for start := int64(0); start < deployHistory; start += page {
 		var found *Deploy
 		_, n, err := r.deploys(ctx, repo, env, start, start+page-1, func(d Deploy) bool {
-			if d.State == DeploySucceeded {
+			if d.State == deploystate.Succeeded {
 				found = &d
 				return false
 			}

@@ -8,8 +8,10 @@
 // The records live in Redis, kept by package jobs/store (its keys.go lists
 // the keys) behind the narrow Records interface this package declares.
 //
-// The package imports nothing of mlbot's but internal/workspace (itself a
-// leaf), so that jobs, jobs/report and jobs/store may import it.
+// The package imports nothing of mlbot's but internal/workspace and
+// jobs/deploystate (both leaves), so that jobs, jobs/store and web may
+// import it; jobs/report does not need it (the deploy states it renders
+// live in jobs/deploystate).
 package registry
 
 import (

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlbot/mlbot/jobs/deploystate"
 	"github.com/mlbot/mlbot/jobs/registry"
 	"github.com/mlbot/mlbot/jobs/registry/registrytest"
 	"github.com/mlbot/mlbot/jobs/store"
@@ -410,16 +411,16 @@ func TestRegistryDeployHistory(t *testing.T) {
 		return out
 	}
 
-	save(registry.Deploy{ID: "d1", Repo: repo, Env: "production", Version: 1, State: registry.DeploySucceeded, Reason: "merge of #1", Requested: t0})
-	save(registry.Deploy{ID: "d2", Repo: repo, Env: "production", Version: 2, State: registry.DeployQueued, Reason: "merge of #2", Requested: t0.Add(time.Minute)})
-	save(registry.Deploy{ID: "s1", Repo: repo, Env: "staging", Version: 2, State: registry.DeploySucceeded, Requested: t0.Add(2 * time.Minute)})
+	save(registry.Deploy{ID: "d1", Repo: repo, Env: "production", Version: 1, State: deploystate.Succeeded, Reason: "merge of #1", Requested: t0})
+	save(registry.Deploy{ID: "d2", Repo: repo, Env: "production", Version: 2, State: deploystate.Queued, Reason: "merge of #2", Requested: t0.Add(time.Minute)})
+	save(registry.Deploy{ID: "s1", Repo: repo, Env: "staging", Version: 2, State: deploystate.Succeeded, Requested: t0.Add(2 * time.Minute)})
 
 	cur, err := r.Current(ctx, repo, "production")
 	if err != nil || cur == nil || cur.ID != "d1" {
 		t.Fatalf("Current while d2 is queued = %+v, %v; want d1", cur, err)
 	}
 	// d2 succeeds: an update keeps its place and becomes current.
-	save(registry.Deploy{ID: "d2", Repo: repo, Env: "production", Version: 2, State: registry.DeploySucceeded, Reason: "merge of #2",
+	save(registry.Deploy{ID: "d2", Repo: repo, Env: "production", Version: 2, State: deploystate.Succeeded, Reason: "merge of #2",
 		Requested: t0.Add(time.Minute), Started: t0.Add(2 * time.Minute), Finished: t0.Add(3 * time.Minute), HostID: 42})
 	if cur, _ := r.Current(ctx, repo, "production"); cur == nil || cur.ID != "d2" || cur.HostID != 42 {
 		t.Fatalf("Current after d2 succeeded = %+v, want d2", cur)
@@ -429,10 +430,10 @@ func TestRegistryDeployHistory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d2.State = registry.DeployRolledBack
+	d2.State = deploystate.RolledBack
 	d2.Requested = time.Time{} // kept from the stored deploy
 	save(*d2)
-	save(registry.Deploy{ID: "d3", Repo: repo, Env: "production", Version: 1, State: registry.DeployFailed, Reason: "/rollback by @maria", Requested: t0.Add(4 * time.Minute)})
+	save(registry.Deploy{ID: "d3", Repo: repo, Env: "production", Version: 1, State: deploystate.Failed, Reason: "/rollback by @maria", Requested: t0.Add(4 * time.Minute)})
 	if cur, _ := r.Current(ctx, repo, "production"); cur == nil || cur.ID != "d1" {
 		t.Fatalf("Current after rollback of d2 = %+v, want d1", cur)
 	}
@@ -468,9 +469,9 @@ func TestRegistryDeployHistoryIsCapped(t *testing.T) {
 	// The only success is the oldest: Current must page past 200 failures
 	// until it is trimmed.
 	for i := range 205 {
-		state := registry.DeployFailed
+		state := deploystate.Failed
 		if i == 0 {
-			state = registry.DeploySucceeded
+			state = deploystate.Succeeded
 		}
 		id := fmt.Sprintf("d%03d", i)
 		if err := r.SaveDeploy(ctx, registry.Deploy{ID: id, Repo: repo, Env: "production", State: state, Requested: t0.Add(time.Duration(i) * time.Second)}); err != nil {

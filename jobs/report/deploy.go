@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/mlbot/mlbot/jobs/registry"
+	"github.com/mlbot/mlbot/jobs/deploystate"
 )
 
 // maxDeployMetrics bounds the metric table of a deploy reply.
@@ -132,8 +132,8 @@ func GateText(d Diff) string {
 
 // Deploy is what mlbot says in a thread when a deploy ends.
 type Deploy struct {
-	// State is the deploy's registry state: succeeded, failed,
-	// rolled_back, dropped or refused.
+	// State is the deploy's final state (package deploystate):
+	// succeeded, failed, rolled_back, dropped or refused.
 	State   string
 	Env     string
 	Version int
@@ -158,11 +158,11 @@ type Deploy struct {
 func RenderDeploy(d Deploy) string {
 	var b strings.Builder
 	icon := map[string]string{
-		registry.DeploySucceeded:  "🚀",
-		registry.DeployFailed:     "❌",
-		registry.DeployRolledBack: "↩️",
-		registry.DeployDropped:    "⏭️",
-		registry.DeployRefused:    "⛔",
+		deploystate.Succeeded:  "🚀",
+		deploystate.Failed:     "❌",
+		deploystate.RolledBack: "↩️",
+		deploystate.Dropped:    "⏭️",
+		deploystate.Refused:    "⛔",
 	}[d.State]
 	state := strings.ReplaceAll(inlineText(d.State, 40), `\_`, " ")
 	fmt.Fprintf(&b, "### %s Deploy of model v%d to %s: %s", icon, d.Version, codeSpan(d.Env, false), state)
@@ -171,7 +171,7 @@ func RenderDeploy(d Deploy) string {
 	}
 	b.WriteString("\n\n")
 	fmt.Fprintf(&b, "%s — commit %s.", strings.TrimSpace(d.Why), shortSHA(d.SHA))
-	if u := safeURL(d.EnvURL); u != "" && d.State == registry.DeploySucceeded {
+	if u := safeURL(d.EnvURL); u != "" && d.State == deploystate.Succeeded {
 		fmt.Fprintf(&b, " Serving at %s.", u)
 	}
 	b.WriteString("\n")
@@ -199,7 +199,7 @@ func RenderDeploy(d Deploy) string {
 			fmt.Fprintf(&b, "| %s | %s |\n", codeSpan(n, true), fmtNum(d.Metrics[n]))
 		}
 	}
-	if d.State == registry.DeployFailed && d.LogTail != "" {
+	if d.State == deploystate.Failed && d.LogTail != "" {
 		l := cleanLog(d.LogTail)
 		f := fence(l)
 		fmt.Fprintf(&b, "\n<details><summary>Last lines of the deploy log</summary>\n\n%stext\n%s\n%s\n</details>\n", f, l, f)
