@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mlbot/mlbot/runners"
+	"github.com/mlbot/mlbot/runners/internal/stop"
 	"github.com/mlbot/mlbot/runners/sandbox"
 )
 
@@ -66,15 +67,6 @@ func (r *Runner) runSandboxed(ctx context.Context, spec runners.Spec) (runners.R
 		Canceled: res.Canceled, OOMKilled: res.OOMKilled}, nil
 }
 
-// stopReason records why Run stopped a command.
-type stopReason int
-
-const (
-	notStopped stopReason = iota
-	timedOut
-	canceled
-)
-
 // Run runs spec.Command with /bin/sh -c in spec.Dir with exactly spec.Env.
 // When spec.Timeout expires or ctx is cancelled, the whole process group
 // gets SIGTERM, then SIGKILL after KillGrace. Whatever is left of the
@@ -114,36 +106,10 @@ func (r *Runner) Run(ctx context.Context, spec runners.Spec) (runners.Result, er
 	}
 	pgid := cmd.Process.Pid // Setpgid makes the shell its group's leader
 
-	var timeout <-chan time.Time
-	if spec.Timeout > 0 {
-		t := time.NewTimer(spec.Timeout)
-		defer t.Stop()
-		timeout = t.C
-	}
 	exited := make(chan struct{})
-	stopped := make(chan stopReason, 1)
-	go func() {
-		why := notStopped
-		select {
-		case <-exited:
-		case <-ctx.Done():
-			why = canceled
-		case <-timeout:
-			why = timedOut
-		}
-		stopped <- why
-		if why == notStopped {
-			return
-		}
-		_ = syscall.Kill(-pgid, syscall.SIGTERM)
-		kill := time.NewTimer(grace)
-		defer kill.Stop()
-		select {
-		case <-exited:
-		case <-kill.C:
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		}
-	}()
+	stopped := stop.Watch(ctx, spec.Timeout, grace, exited,
+		func() { _ = syscall.Kill(-pgid, syscall.SIGTERM) },
+		func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) })
 
 	err := cmd.Wait()
 	close(exited)
@@ -152,9 +118,9 @@ func (r *Runner) Run(ctx context.Context, spec runners.Spec) (runners.Result, er
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	res := runners.Result{Duration: time.Since(start)}
 	switch <-stopped {
-	case timedOut:
+	case stop.TimedOut:
 		res.TimedOut = true
-	case canceled:
+	case stop.Canceled:
 		res.Canceled = true
 	}
 

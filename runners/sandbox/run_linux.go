@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/mlbot/mlbot/runners/internal/stop"
 )
 
 // Run runs step in a new sandbox made as opts says, and returns how it
@@ -102,36 +104,10 @@ func Run(ctx context.Context, opts Options, step Step) (Result, error) {
 	}
 	cfgW.Close()
 
-	var timeout <-chan time.Time
-	if step.Timeout > 0 {
-		t := time.NewTimer(step.Timeout)
-		defer t.Stop()
-		timeout = t.C
-	}
 	exited := make(chan struct{})
-	stopped := make(chan string, 1)
-	go func() {
-		why := ""
-		select {
-		case <-exited:
-		case <-ctx.Done():
-			why = "canceled"
-		case <-timeout:
-			why = "timeout"
-		}
-		stopped <- why
-		if why == "" {
-			return
-		}
-		cmd.Process.Signal(syscall.SIGTERM)
-		kill := time.NewTimer(grace)
-		defer kill.Stop()
-		select {
-		case <-exited:
-		case <-kill.C:
-			cmd.Process.Kill()
-		}
-	}()
+	stopped := stop.Watch(ctx, step.Timeout, grace, exited,
+		func() { cmd.Process.Signal(syscall.SIGTERM) },
+		func() { cmd.Process.Kill() })
 
 	var res initResult
 	decodeErr := json.NewDecoder(resR).Decode(&res)
@@ -139,9 +115,9 @@ func Run(ctx context.Context, opts Options, step Step) (Result, error) {
 	close(exited)
 	r := Result{Duration: time.Since(start)}
 	switch <-stopped {
-	case "timeout":
+	case stop.TimedOut:
 		r.TimedOut = true
-	case "canceled":
+	case stop.Canceled:
 		r.Canceled = true
 	}
 	if cgroup != nil {
