@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -94,14 +95,35 @@ func (c *memoryCgroup) oomKills() (int, error) {
 	return 0, errors.New("no oom_kill line")
 }
 
-// remove deletes the cgroup once the sandbox's last process is gone (the
-// kernel frees a killed namespace's processes asynchronously).
+// Removing a cgroup waits at most removeWait, trying every removePoll.
+const (
+	removeWait = 2 * time.Second
+	removePoll = 20 * time.Millisecond
+)
+
+// remove deletes the cgroup once the kernel lets go of it, giving up after
+// removeWait, or at once on an error other than EBUSY (the directory,
+// empty, is then left behind).
+//
+// It polls because nothing better works on both hierarchies. The rmdir
+// fails with EBUSY while the cgroup still holds a task or the kernel still
+// holds its state, and both are released asynchronously after the init
+// exits (the PID namespace is torn down, then each task leaves its
+// cgroups). cgroup v2 could be watched instead (inotify on cgroup.events,
+// "populated 0"), but that only covers the tasks, and v1, still common,
+// has nothing comparable. In practice the first rmdir succeeds, because
+// the init is reaped only after every process of its namespace has exited
+// (30 of 30 steps, cancelled or leaving background processes behind, on a
+// cgroup v1 host); the poll covers a loaded machine, and the bound keeps a
+// step's end from waiting long on a cgroup the kernel holds on to.
 func (c *memoryCgroup) remove() {
-	for i := 0; i < 100; i++ {
-		if err := os.Remove(c.dir); err == nil || errors.Is(err, os.ErrNotExist) {
+	deadline := time.Now().Add(removeWait)
+	for {
+		err := os.Remove(c.dir)
+		if !errors.Is(err, syscall.EBUSY) || time.Now().After(deadline) {
 			return
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(removePoll)
 	}
 }
 
