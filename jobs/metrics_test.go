@@ -221,9 +221,11 @@ func TestWebhookToPendingAndWorkersBusy(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := &blockingForge{fakeForge: &fakeForge{}, entered: make(chan struct{}), release: make(chan struct{})}
+	dataDir := t.TempDir()
+	st, reg := testState(rdb, dataDir)
 	w, err := New(Options{
-		Redis: rdb, Forges: []ForgeSet{{Webhook: &github.Webhook{Secret: []byte("s3cret")}, Forge: f}},
-		Runners: runners.Set{runners.Local: &fakeRunner{}}, DataDir: t.TempDir(), PublicURL: routePublicURL,
+		Redis: rdb, Store: st, Registry: reg, Forges: []ForgeSet{{Webhook: &github.Webhook{Secret: []byte("s3cret")}, Forge: f}},
+		Runners: runners.Set{runners.Local: &fakeRunner{}}, DataDir: dataDir, PublicURL: routePublicURL,
 		RepoAllowed: allowFixtureRepos, Concurrency: 3, TaskCheckInterval: 5 * time.Millisecond,
 	})
 	if err != nil {

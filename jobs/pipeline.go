@@ -17,6 +17,7 @@ import (
 	"github.com/mlbot/mlbot/configs"
 	"github.com/mlbot/mlbot/jobs/registry"
 	"github.com/mlbot/mlbot/jobs/report"
+	"github.com/mlbot/mlbot/jobs/store"
 	"github.com/mlbot/mlbot/runners/git"
 )
 
@@ -268,7 +269,7 @@ func (w *Worker) findBase(ctx context.Context, p PipelinePayload, co git.Checkou
 	brun := &Run{ID: bid, Kind: KindBaseline, Repo: p.Repo, SHA: mb, Branch: branch, Trusted: true, State: RunRunning, Created: time.Now().UTC(), Started: time.Now().UTC()}
 	// The default branch's own pipeline may be running this commit right
 	// now: wait for its result rather than training it twice.
-	var lease *Lease
+	var lease *store.Lease
 	for {
 		if prev, err := w.store.GetRun(ctx, brun.ID); err == nil && prev.State == RunFinished {
 			if prev.HasMetrics() {

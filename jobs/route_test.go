@@ -43,11 +43,15 @@ func newRouteWorker(t *testing.T, f *fakeForge, allowed func(string) bool) *Work
 
 func newRouteWorkerOn(t *testing.T, rdb redis.UniversalClient, f *fakeForge, allowed func(string) bool) *Worker {
 	t.Helper()
+	dataDir := t.TempDir()
+	st, reg := testState(rdb, dataDir)
 	w, err := New(Options{
 		Redis:       rdb,
+		Store:       st,
+		Registry:    reg,
 		Forges:      []ForgeSet{{Webhook: &github.Webhook{}, Forge: f}},
 		Runners:     runners.Set{runners.Local: &fakeRunner{}},
-		DataDir:     t.TempDir(),
+		DataDir:     dataDir,
 		PublicURL:   routePublicURL,
 		RepoAllowed: allowed,
 		Logger:      slog.New(slog.DiscardHandler),

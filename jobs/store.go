@@ -22,19 +22,6 @@ type Run = store.Run
 // ErrNoRun is returned for a run id Redis does not know (store.ErrNoRun).
 var ErrNoRun = store.ErrNoRun
 
-// Store keeps mlbot's state in Redis (store.Store).
-type Store = store.Store
-
-// NewStore returns a Store using keys that start with prefix ("mlbot:")
-// (store.New).
-var NewStore = store.New
-
-// Lease is an exclusive, expiring hold on a name (store.Lease).
-type Lease = store.Lease
-
-// NewID returns a fresh random id (store.NewID).
-func NewID() string { return store.NewID() }
-
 // Errors of HeadAt (store.ErrNoHeadHistory, store.ErrBeforeHeads).
 var (
 	ErrNoHeadHistory = store.ErrNoHeadHistory

@@ -59,10 +59,18 @@ func (w *Worker) notifyWaiting(run *Run, msg string) {
 	}
 }
 
-// Options configures a Worker.
+// Options configures a Worker. The long-lived things it works with (the
+// Redis connection, the store, the registry, the forges and the runners)
+// are built once by the caller, which shares them with the pages and
+// closes them.
 type Options struct {
-	// Redis is shared with the caller, who closes it.
-	Redis  store.UniversalClient
+	// Redis carries asynq's queues; Store keeps mlbot's own state in it.
+	Redis store.UniversalClient
+	// Store keeps runs, heads, comments, leases and deploy lines.
+	Store *store.Store
+	// Registry records model versions and deploys.
+	Registry *registry.Registry
+	// Forges are the configured code hosts, one per name.
 	Forges []ForgeSet
 	// Runners holds the runners of this process by name; it must hold
 	// runners.Local, which deploys use.
@@ -107,15 +115,6 @@ type Options struct {
 	// SecretEnv are the secrets trusted runs may receive by name.
 	SecretEnv map[string]string
 	Logger    *slog.Logger
-	// KeyPrefix prefixes mlbot's own Redis keys ("mlbot:").
-	KeyPrefix string
-	// ArtifactDir holds the model registry's artifacts (DataDir/artifacts
-	// by default); many workers may share it.
-	ArtifactDir string
-	// MaxArtifactBytes and MaxRunArtifactBytes bound one artifact and all
-	// artifacts of one run; a run over either fails (0: the registry's
-	// defaults, 2 GiB and 10 GiB).
-	MaxArtifactBytes, MaxRunArtifactBytes int64
 	// PrometheusURL is where deploys with a verify: block are checked.
 	PrometheusURL string
 	// TaskKey signs every task the Worker enqueues and verifies every task
@@ -131,7 +130,7 @@ type Worker struct {
 	opts      Options
 	log       *slog.Logger
 	forges    map[string]ForgeSet
-	store     *Store
+	store     *store.Store
 	registry  *registry.Registry
 	exec      *Executor
 	client    *asynq.Client
@@ -155,11 +154,11 @@ const eventWorkers = 8
 
 // New returns a Worker; Start runs it.
 func New(opts Options) (*Worker, error) {
-	if opts.Redis == nil || len(opts.Forges) == 0 {
-		return nil, errors.New("jobs: Redis, Runner and at least one forge are required")
+	if opts.Redis == nil || opts.Store == nil || opts.Registry == nil || len(opts.Forges) == 0 {
+		return nil, errors.New("jobs: Redis, Store, Registry, Runner and at least one forge are required")
 	}
 	if _, err := opts.Runners.Get(runners.Local); err != nil {
-		return nil, fmt.Errorf("jobs: Redis, Runner and at least one forge are required: %w", err)
+		return nil, fmt.Errorf("jobs: Redis, Store, Registry, Runner and at least one forge are required: %w", err)
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -194,13 +193,6 @@ func New(opts Options) (*Worker, error) {
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = 30 * time.Second
 	}
-	if opts.KeyPrefix == "" {
-		opts.KeyPrefix = "mlbot:"
-	}
-	if opts.ArtifactDir == "" {
-		opts.ArtifactDir = filepath.Join(opts.DataDir, "artifacts")
-	}
-	artifacts := &registry.ArtifactStore{Dir: opts.ArtifactDir, MaxFileBytes: opts.MaxArtifactBytes, MaxRunBytes: opts.MaxRunArtifactBytes}
 	if len(opts.TaskKey) == 0 {
 		opts.TaskKey = newTaskKey()
 	}
@@ -208,13 +200,12 @@ func New(opts Options) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := NewStore(opts.Redis, opts.KeyPrefix)
 	w := &Worker{
 		opts:     opts,
 		log:      opts.Logger,
 		forges:   map[string]ForgeSet{},
-		store:    st,
-		registry: registry.New(st, artifacts),
+		store:    opts.Store,
+		registry: opts.Registry,
 		exec: &Executor{Runners: opts.Runners, LogDir: filepath.Join(opts.DataDir, "logs"),
 			Secrets: opts.Secrets, MaxTimeout: opts.MaxPipelineTimeout, SecretEnv: opts.SecretEnv,
 			MemoryLimit: opts.StepMemoryLimit, Limits: opts.RunnerLimits},
@@ -225,7 +216,7 @@ func New(opts Options) (*Worker, error) {
 	for _, fs := range opts.Forges {
 		w.forges[fs.Forge.Name()] = fs
 	}
-	w.exec.Notify, w.exec.RunLogs, w.exec.Logger = w.notifyWaiting, st, opts.Logger
+	w.exec.Notify, w.exec.RunLogs, w.exec.Logger = w.notifyWaiting, opts.Store, opts.Logger
 	w.sweeper = newSweeper(sweeperParams{logger: opts.Logger, dataDir: opts.DataDir,
 		workspaceAge: 2*opts.MaxPipelineTimeout + time.Hour, logAge: runTTL})
 	logger := asynqLogger{opts.Logger}
@@ -262,15 +253,9 @@ func New(opts Options) (*Worker, error) {
 	return w, nil
 }
 
-// Store returns the Worker's Redis state, for the run page and tools.
-func (w *Worker) Store() *Store { return w.store }
-
 // Signer returns the task signer, for an Ingress enqueueing into the same
 // Redis.
 func (w *Worker) Signer() *TaskSigner { return w.signer }
-
-// Registry returns the model registry, for its HTTP API.
-func (w *Worker) Registry() *registry.Registry { return w.registry }
 
 // Start starts the background sweeper and both task servers; they run
 // until Shutdown. The order:

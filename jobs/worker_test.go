@@ -3,6 +3,7 @@ package jobs
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,7 +12,11 @@ import (
 	"unicode/utf8"
 
 	"github.com/mlbot/mlbot/bot"
+	"github.com/mlbot/mlbot/bot/github"
+	"github.com/mlbot/mlbot/jobs/registry"
 	"github.com/mlbot/mlbot/jobs/report"
+	"github.com/mlbot/mlbot/jobs/store"
+	"github.com/mlbot/mlbot/runners"
 )
 
 func TestRetryDelayHonoursRetryAfter(t *testing.T) {
@@ -265,5 +270,47 @@ func TestSweepRemovesOnlyOldLeftovers(t *testing.T) {
 	}
 	if _, err := os.Stat(fresh); err != nil {
 		t.Error("a fresh workspace was swept")
+	}
+}
+
+// TestNewNeedsWhatTheCallerBuilds refuses a Worker missing one of the
+// long-lived things the composition root builds once and hands in: New
+// makes none of them itself.
+func TestNewNeedsWhatTheCallerBuilds(t *testing.T) {
+	rdb := testRedis(t)
+	st := store.New(rdb, "mlbot:")
+	reg := registry.New(st, &registry.ArtifactStore{Dir: t.TempDir()})
+	complete := func() Options {
+		return Options{Redis: rdb, Store: st, Registry: reg, Forges: []ForgeSet{{Webhook: &github.Webhook{}, Forge: &fakeForge{}}},
+			Runners: runners.Set{runners.Local: &fakeRunner{}}, DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)}
+	}
+	tests := []struct {
+		name    string
+		edit    func(*Options)
+		wantErr bool
+	}{
+		{"complete", func(*Options) {}, false},
+		{"no Redis", func(o *Options) { o.Redis = nil }, true},
+		{"no store", func(o *Options) { o.Store = nil }, true},
+		{"no registry", func(o *Options) { o.Registry = nil }, true},
+		{"no forge", func(o *Options) { o.Forges = nil }, true},
+		{"no local runner", func(o *Options) { o.Runners = runners.Set{} }, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := complete()
+			tt.edit(&opts)
+			w, err := New(opts)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("New: err = %v, want an error: %v", err, tt.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			t.Cleanup(w.Shutdown)
+			if w.store != st || w.registry != reg {
+				t.Error("the Worker does not use the store and registry it was given")
+			}
+		})
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/mlbot/mlbot/bot"
 	"github.com/mlbot/mlbot/bot/github"
 	"github.com/mlbot/mlbot/jobs"
+	"github.com/mlbot/mlbot/jobs/registry"
+	"github.com/mlbot/mlbot/jobs/store"
 	"github.com/mlbot/mlbot/runners"
 	"github.com/mlbot/mlbot/runners/local"
 )
@@ -39,12 +41,15 @@ func exportedMetrics(t *testing.T) map[string]metricInfo {
 	if err != nil {
 		t.Fatal(err)
 	}
+	st := store.New(rdb, store.DefaultPrefix)
 	w, err := jobs.New(jobs.Options{
-		Redis:   rdb,
-		Forges:  []jobs.ForgeSet{{Webhook: &github.Webhook{}, Forge: gh}},
-		Runners: runners.Set{runners.Local: local.New()},
-		DataDir: t.TempDir(),
-		Logger:  slog.New(slog.DiscardHandler),
+		Redis:    rdb,
+		Store:    st,
+		Registry: registry.New(st, &registry.ArtifactStore{Dir: t.TempDir()}),
+		Forges:   []jobs.ForgeSet{{Webhook: &github.Webhook{}, Forge: gh}},
+		Runners:  runners.Set{runners.Local: local.New()},
+		DataDir:  t.TempDir(),
+		Logger:   slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -10,7 +10,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mlbot/mlbot/internal/redistest"
-	"github.com/mlbot/mlbot/jobs"
 	"github.com/mlbot/mlbot/jobs/registry"
 	"github.com/mlbot/mlbot/jobs/registry/registrytest"
 	"github.com/mlbot/mlbot/jobs/store"
@@ -33,9 +32,9 @@ func testRedis(t *testing.T) *redis.Client {
 
 // testStore returns the run store mlbot uses, on an empty database: only
 // the store, no worker and no asynq server.
-func testStore(t *testing.T) *jobs.Store {
+func testStore(t *testing.T) *store.Store {
 	t.Helper()
-	return jobs.NewStore(testRedis(t), "mlbot:")
+	return store.New(testRedis(t), store.DefaultPrefix)
 }
 
 // newRegistry returns a registry on the registry tests' Redis with an

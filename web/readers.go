@@ -7,7 +7,7 @@ import (
 	"github.com/mlbot/mlbot/jobs/store"
 )
 
-// RunReader reads runs; jobs.Store satisfies it.
+// RunReader reads runs; store.Store satisfies it.
 type RunReader interface {
 	// GetRun returns the run with id, or an error wrapping store.ErrNoRun
 	// when there is none.

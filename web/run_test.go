@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/mlbot/mlbot/bot"
-	"github.com/mlbot/mlbot/jobs"
 	"github.com/mlbot/mlbot/jobs/report"
 	"github.com/mlbot/mlbot/jobs/store"
 )
@@ -63,7 +62,7 @@ func TestRunPage(t *testing.T) {
 	const hostile = `<script>alert(1)</script>`
 	repo := bot.Repo{Forge: "github", FullName: "Acme/Model", DefaultBranch: "main"}
 	finished := &store.Run{
-		ID: jobs.NewID(), Kind: store.KindPullRequest, Repo: repo, SHA: "abc123",
+		ID: store.NewID(), Kind: store.KindPullRequest, Repo: repo, SHA: "abc123",
 		PR:    &bot.PullRequest{Number: 9, Title: "Tune " + hostile, HeadSHA: "abc123"},
 		State: store.RunFinished, Outcome: report.OutcomeStepFailed, Detail: "train exited 1 " + hostile,
 		Metrics: map[string]float64{"accuracy": 0.91, "evil" + hostile: 1},
@@ -71,7 +70,7 @@ func TestRunPage(t *testing.T) {
 		Created: time.Now().UTC(), Finished: time.Now().UTC(),
 	}
 	running := &store.Run{
-		ID: jobs.NewID(), Kind: store.KindBaseline, Repo: repo, SHA: "def456", Branch: "main",
+		ID: store.NewID(), Kind: store.KindBaseline, Repo: repo, SHA: "def456", Branch: "main",
 		State: store.RunRunning, Created: time.Now().UTC(),
 	}
 	// A run an older mlbot stored under a 20-digit id derived from its
@@ -187,7 +186,7 @@ func TestRunPageShowsTheEndOfTheLogFile(t *testing.T) {
 	if err := os.WriteFile(path, []byte(log), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	run := &store.Run{ID: jobs.NewID(), Repo: bot.Repo{Forge: "github", FullName: "a/b"}, State: store.RunFinished,
+	run := &store.Run{ID: store.NewID(), Repo: bot.Repo{Forge: "github", FullName: "a/b"}, State: store.RunFinished,
 		Outcome: report.OutcomeStepFailed, LogPath: path, LogTail: "TAIL-FROM-REDIS"}
 	if err := s.SaveRun(ctx, run); err != nil {
 		t.Fatal(err)

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/mlbot/mlbot/bot"
-	"github.com/mlbot/mlbot/jobs"
 	"github.com/mlbot/mlbot/jobs/deploystate"
 	"github.com/mlbot/mlbot/jobs/registry"
 	"github.com/mlbot/mlbot/jobs/report"
@@ -23,10 +22,10 @@ import (
 func TestPagesServeWithoutWorkers(t *testing.T) {
 	ctx := context.Background()
 	rdb := testRedis(t)
-	runs := jobs.NewStore(rdb, "mlbot:")
+	runs := store.New(rdb, store.DefaultPrefix)
 	reg := registry.New(runs, &registry.ArtifactStore{Dir: t.TempDir()})
 
-	run := &store.Run{ID: jobs.NewID(), Kind: store.KindPullRequest, Repo: bot.Repo{Forge: "github", FullName: "acme/model"},
+	run := &store.Run{ID: store.NewID(), Kind: store.KindPullRequest, Repo: bot.Repo{Forge: "github", FullName: "acme/model"},
 		SHA: "abc123", State: store.RunFinished, Outcome: report.OutcomePassed, Created: time.Now().UTC()}
 	if err := runs.SaveRun(ctx, run); err != nil {
 		t.Fatal(err)

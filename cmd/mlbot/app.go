@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/mlbot/mlbot/bot/gitlab"
 	"github.com/mlbot/mlbot/configs"
 	"github.com/mlbot/mlbot/jobs"
+	"github.com/mlbot/mlbot/jobs/registry"
 	"github.com/mlbot/mlbot/jobs/store"
 	"github.com/mlbot/mlbot/runners"
 	"github.com/mlbot/mlbot/web"
@@ -32,15 +34,19 @@ var wrapRunner func(cfg *configs.Server, r runners.Runner) runners.Runner
 
 // app is one running mlbot process: the HTTP server, the workers, or both.
 type app struct {
-	cfg    *configs.Server
-	log    *slog.Logger
-	rdb    *store.Client
-	mini   *miniredis.Miniredis
-	forges []jobs.ForgeSet
-	worker *jobs.Worker
-	ingest *asynq.Client
-	srv    *http.Server
-	ln     net.Listener
+	cfg  *configs.Server
+	log  *slog.Logger
+	rdb  *store.Client
+	mini *miniredis.Miniredis
+	// store and registry are mlbot's state in Redis and its model
+	// registry, built once and shared by the workers and the pages.
+	store    *store.Store
+	registry *registry.Registry
+	forges   []jobs.ForgeSet
+	worker   *jobs.Worker
+	ingest   *asynq.Client
+	srv      *http.Server
+	ln       net.Listener
 	// withHTTP serves webhooks; without it only /livez, /readyz and
 	// /metrics are served (a pure worker).
 	withHTTP bool
@@ -52,6 +58,9 @@ func newApp(cfg *configs.Server, log *slog.Logger, withHTTP bool) (*app, error) 
 	if err := a.openRedis(); err != nil {
 		return nil, err
 	}
+	a.store = store.New(a.rdb, store.DefaultPrefix)
+	a.registry = registry.New(a.store, &registry.ArtifactStore{Dir: filepath.Join(cfg.DataDir, "artifacts"),
+		MaxFileBytes: cfg.MaxArtifactBytes, MaxRunBytes: cfg.MaxRunArtifactBytes})
 	forges, err := buildForges(cfg)
 	if err != nil {
 		a.close()
@@ -76,6 +85,8 @@ func newApp(cfg *configs.Server, log *slog.Logger, withHTTP bool) (*app, error) 
 	runnerSet := runners.Set{runners.Local: runner}
 	w, err := jobs.New(jobs.Options{
 		Redis:              a.rdb,
+		Store:              a.store,
+		Registry:           a.registry,
 		Forges:             forges,
 		Runners:            runnerSet,
 		StepMemoryLimit:    stepMemory,
@@ -95,9 +106,6 @@ func newApp(cfg *configs.Server, log *slog.Logger, withHTTP bool) (*app, error) 
 		PrometheusURL:      cfg.PrometheusURL,
 		TaskKey:            taskKey,
 		Logger:             log,
-
-		MaxArtifactBytes:    cfg.MaxArtifactBytes,
-		MaxRunArtifactBytes: cfg.MaxRunArtifactBytes,
 	})
 	if err != nil {
 		a.close()
@@ -217,13 +225,13 @@ func (a *app) routes() http.Handler {
 			Webhook: fs.Webhook, Enqueuer: ingress, MaxBodyBytes: a.cfg.MaxWebhookBytes, Logger: a.log,
 		}))
 	}
-	// The pages and the API read the worker's store and registry; they
-	// need no asynq server. Without a token the API is off (404).
+	// The pages and the API read the store and registry the workers use;
+	// they need no asynq server. Without a token the API is off (404).
 	web.New(web.Options{
-		Runs:     a.worker.Store(),
-		Logs:     a.worker.Store(),
-		Deploys:  a.worker.Registry(),
-		Models:   a.worker.Registry(),
+		Runs:     a.store,
+		Logs:     a.store,
+		Deploys:  a.registry,
+		Models:   a.registry,
 		DataDir:  a.cfg.DataDir,
 		APIToken: a.cfg.APIToken,
 	}).Register(mux)

@@ -11,7 +11,10 @@ import (
 // file, and every TTL those keys live for is declared here, so that what
 // mlbot keeps and for how long can be read in one place (asynq's
 // internal/base does the same for its keys). Keys start with the Store's
-// prefix ("mlbot:"); the parts below follow it, joined by ":".
+// prefix (DefaultPrefix); the parts below follow it, joined by ":".
+
+// DefaultPrefix starts every key of the Store mlbot builds.
+const DefaultPrefix = "mlbot:"
 
 // TTLs and bounds of what the Store keeps.
 const (

@@ -22,7 +22,8 @@ type Store struct {
 	prefix string
 }
 
-// New returns a Store using keys that start with prefix ("mlbot:").
+// New returns a Store using keys that start with prefix (DefaultPrefix
+// for mlbot).
 func New(rdb redis.UniversalClient, prefix string) *Store {
 	return &Store{rdb: rdb, prefix: prefix}
 }
