@@ -130,52 +130,150 @@ type deployReporter interface {
 	notePoster
 }
 
+// deployHost is all a deploy asks of its host: clone credentials for the
+// default branch's .mlbot.yml and the checkout, and the reporter's calls.
+type deployHost interface {
+	cloneAuthorizer
+	deployReporter
+}
+
+// deployPlan is what a deploy runs: the model version, the default
+// branch's .mlbot.yml, and the environment's definition in it (nil when
+// the environment is not defined there).
+type deployPlan struct {
+	version *registry.Version
+	cfg     *configs.RepoConfig
+	env     *configs.Environment
+}
+
 // handleDeploy runs one deploy when its turn comes: one at a time per
-// repository and environment, in the order requested.
+// repository and environment, in the order requested. The steps: take the
+// environment's turn and lock; mark the deploy running; load its
+// definition from the default branch; check the version may go there;
+// announce it on the host; run the command; verify the environment
+// afterwards; record the outcome and answer. A deploy that ended before
+// only has its answer redone.
 func (w *Worker) handleDeploy(ctx context.Context, t *asynq.Task) error {
 	w.inflight.Add(1)
 	defer w.inflight.Done()
+	p, d, f, err := w.readDeployTask(ctx, t)
+	if err != nil {
+		return err
+	}
+	if d.Done() {
+		return w.redoDeployEnd(ctx, f, p, d)
+	}
+	unlock, err := w.lockEnvironment(ctx, d)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if d.State == deploystate.Running {
+		return w.failDeploy(ctx, f, p, d, nil, interruptedDetail)
+	}
+	if err := w.markDeployRunning(ctx, d); err != nil {
+		return err
+	}
+	plan, err := w.loadDefinition(ctx, f, p, d)
+	if err != nil {
+		return err
+	}
+	if plan.env == nil {
+		return w.failDeploy(ctx, f, p, d, plan.version, "environment "+d.Env+" is not defined in the default branch's .mlbot.yml")
+	}
+	refusal, err := w.checkVersion(ctx, d, plan)
+	if err != nil {
+		return err
+	}
+	if refusal != nil {
+		return w.refuseDeploy(ctx, f, p, d, plan.version, *refusal)
+	}
+	w.announceDeploy(ctx, f, p, d, *plan.env)
+	if err := w.runDeployCommand(ctx, f, p, d, plan); err != nil {
+		return err
+	}
+	if err := w.verifyDeploy(ctx, p, d, *plan.env); err != nil {
+		return err
+	}
+	return w.finishDeploy(ctx, f, p, d, plan.version, plan.env)
+}
+
+// interruptedDetail is why a deploy found running when its task starts
+// failed: a worker died mid-deploy, and running the command again could
+// deploy twice, so a human decides.
+const interruptedDetail = "the worker running this deploy stopped before it finished; it was not run again, to avoid deploying twice"
+
+// readDeployTask decodes a deploy task, reads the deploy record it names
+// and looks up the host of its repository.
+func (w *Worker) readDeployTask(ctx context.Context, t *asynq.Task) (DeployPayload, *registry.Deploy, deployHost, error) {
 	var p DeployPayload
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
-		return fmt.Errorf("deploy payload: %v: %w", err, asynq.SkipRetry)
+		return p, nil, nil, fmt.Errorf("deploy payload: %v: %w", err, asynq.SkipRetry)
 	}
 	d, err := w.registry.GetDeploy(ctx, p.DeployID)
 	if err != nil {
-		return err
+		return p, nil, nil, err
 	}
 	f, err := w.forgeOf(p.Repo)
 	if err != nil {
-		return fmt.Errorf("deploy %s: %w", d.ID, err)
+		return p, nil, nil, fmt.Errorf("deploy %s: %w", d.ID, err)
 	}
+	return p, d, f, nil
+}
+
+// redoDeployEnd finishes what a retry of deploy d, which ended before,
+// may find undone: leaving the environment's line, queuing the automatic
+// rollback, and the answer in the thread or the merge's notes. Each of
+// these remembers it was done, so nothing happens twice.
+func (w *Worker) redoDeployEnd(ctx context.Context, f notePoster, p DeployPayload, d *registry.Deploy) error {
+	w.store.DeployLine(d.Repo, d.Env).Leave(ctx, d.ID)
+	if d.State == deploystate.RolledBack {
+		if err := w.autoRollback(ctx, p, d, d.Detail); err != nil {
+			return err
+		}
+	}
+	if d.State == deploystate.Refused && d.Kind == registry.KindMerge {
+		// The note was stored before the record was saved as refused.
+		return w.postMergeNotes(ctx, f, p.Repo, d.SHA)
+	}
+	v, _ := w.registry.Get(ctx, d.Repo, d.Version)
+	return w.replyDeploy(ctx, f, p.Repo, d, v, "")
+}
+
+// lockEnvironment takes deploy d's turn in its environment: it joins the
+// environment's line, returns errWaitTurn (asynq retries soon) while
+// requests made earlier are still to run, and then takes the
+// environment's lock, kept alive by a heartbeat until unlock is called.
+func (w *Worker) lockEnvironment(ctx context.Context, d *registry.Deploy) (unlock func(), err error) {
 	line := w.store.DeployLine(d.Repo, d.Env)
-	if d.Done() {
-		// Done before; a retry only redoes what may not have happened (each
-		// step remembers it did).
-		line.Leave(ctx, d.ID)
-		if d.State == deploystate.RolledBack {
-			if err := w.autoRollback(ctx, p, d, d.Detail); err != nil {
-				return err
-			}
-		}
-		if d.State == deploystate.Refused && d.Kind == registry.KindMerge {
-			// The note was stored before the record was saved as refused.
-			return w.postMergeNotes(ctx, f, p.Repo, d.SHA)
-		}
-		v, _ := w.registry.Get(ctx, d.Repo, d.Version)
-		return w.replyDeploy(ctx, f, p.Repo, d, v, "")
-	}
 	if err := line.Join(ctx, d.ID); err != nil {
-		return err
+		return nil, err
 	}
-	// Wait for the requests ahead, skipping those dropped, finished, or
-	// left without a task by a crash between recording and queueing.
+	if err := w.awaitTurn(ctx, line, d.ID); err != nil {
+		return nil, err
+	}
+	lease, ok, err := w.store.Lease(ctx, "deploy:"+d.Repo+":"+d.Env, deployLease)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, errWaitTurn
+	}
+	return hold(ctx, lease, deployLease), nil
+}
+
+// awaitTurn returns nil when deploy id heads its environment's line, and
+// errWaitTurn while another request is ahead of it. Requests ahead that
+// were dropped, have finished, or were left without a task by a crash
+// between recording and queueing are skipped.
+func (w *Worker) awaitTurn(ctx context.Context, line *store.DeployLine, id string) error {
 	for {
 		head, err := line.Head(ctx)
 		if err != nil {
 			return err
 		}
-		if head == d.ID {
-			break
+		if head == id {
+			return nil
 		}
 		ahead, err := w.registry.GetDeploy(ctx, head)
 		info, taskErr := w.inspector.GetTaskInfo(QueueDeploy, "deploy:"+head)
@@ -186,68 +284,87 @@ func (w *Worker) handleDeploy(ctx context.Context, t *asynq.Task) error {
 		}
 		return errWaitTurn
 	}
-	lease, ok, err := w.store.Lease(ctx, "deploy:"+d.Repo+":"+d.Env, deployLease)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return errWaitTurn
-	}
-	defer lease.Release()
-	defer lease.Heartbeat(ctx, deployLease)()
+}
 
-	if d.State == deploystate.Running {
-		// A worker died mid-deploy. Running the command again could deploy
-		// twice; report it failed and let a human decide.
-		d.State, d.Finished = deploystate.Failed, time.Now().UTC()
-		d.Detail = "the worker running this deploy stopped before it finished; it was not run again, to avoid deploying twice"
-		return w.finishDeploy(ctx, f, p, d, nil, nil)
+// hold keeps lease alive with a heartbeat every third of ttl; the returned
+// func stops the heartbeat and releases the lease.
+func hold(ctx context.Context, lease *store.Lease, ttl time.Duration) (release func()) {
+	stop := lease.Heartbeat(ctx, ttl)
+	return func() {
+		stop()
+		lease.Release()
 	}
+}
+
+// markDeployRunning records that deploy d has started. From here on a
+// retry that finds it running reports it interrupted rather than run it.
+func (w *Worker) markDeployRunning(ctx context.Context, d *registry.Deploy) error {
 	d.State, d.Started = deploystate.Running, time.Now().UTC()
-	if err := w.registry.SaveDeploy(ctx, *d); err != nil {
-		return err
-	}
+	return w.registry.SaveDeploy(ctx, *d)
+}
+
+// loadDefinition reads what deploy d runs: its model version, and the
+// environment's definition in the default branch's .mlbot.yml, never in
+// the pull request that asked. When the file cannot be read, d, not yet
+// started, goes back to queued for the retry.
+func (w *Worker) loadDefinition(ctx context.Context, f cloneAuthorizer, p DeployPayload, d *registry.Deploy) (deployPlan, error) {
 	v, err := w.registry.Get(ctx, d.Repo, d.Version)
 	if err != nil {
-		return err
+		return deployPlan{}, err
 	}
 	cfg, err := w.defaultBranchConfig(ctx, f, p.Repo, w.log)
 	if err != nil {
 		// Not yet started: put the deploy back to queued for the retry.
 		d.State = deploystate.Queued
 		w.registry.SaveDeploy(context.WithoutCancel(ctx), *d)
-		return err
+		return deployPlan{}, err
 	}
-	var env configs.Environment
+	plan := deployPlan{version: v, cfg: cfg}
 	if cfg != nil {
-		env, ok = cfg.Deploy[d.Env]
+		if env, ok := cfg.Deploy[d.Env]; ok {
+			plan.env = &env
+		}
 	}
-	if cfg == nil || !ok {
-		d.State, d.Finished, d.Detail = deploystate.Failed, time.Now().UTC(), "environment "+d.Env+" is not defined in the default branch's .mlbot.yml"
-		return w.finishDeploy(ctx, f, p, d, v, nil)
-	}
+	return plan, nil
+}
+
+// failDeploy ends deploy d as failed before its command ran, saying why
+// in detail, and records and reports it. v is the version, when known.
+func (w *Worker) failDeploy(ctx context.Context, f deployReporter, p DeployPayload, d *registry.Deploy, v *registry.Version, detail string) error {
+	d.State, d.Finished, d.Detail = deploystate.Failed, time.Now().UTC(), detail
+	return w.finishDeploy(ctx, f, p, d, v, nil)
+}
+
+// checkVersion decides whether deploy d's version may go to its
+// environment, and returns the refusal when it may not (nil: go on). The
+// version must come from a trusted run, and, for a gated deploy (a merge
+// or a /deploy not forced), be no worse than the version the environment
+// runs now, under the default branch's gates. When that check cannot be
+// made, d goes back to queued for the retry.
+func (w *Worker) checkVersion(ctx context.Context, d *registry.Deploy, plan deployPlan) (*report.Refusal, error) {
+	v := plan.version
 	// Checkout and deploy belong together: the command runs in a checkout
 	// of the version's commit with the deploy's secrets, so that commit
 	// must come from a trusted run.
 	if !v.Trusted {
 		d.State, d.Finished, d.Detail = deploystate.Refused, time.Now().UTC(), report.UntrustedText(v.Number)
-		return w.refuseDeploy(ctx, f, p, d, v, report.Refusal{Untrusted: true})
+		return &report.Refusal{Untrusted: true}, nil
 	}
 	// What runs now is what a new version must beat: after a rollback that
 	// is the restored version, not the previous head of the branch.
 	if d.Gated() {
-		running, diff, err := w.checkAgainstRunning(ctx, d.Repo, d.Env, v, cfg)
+		running, diff, err := w.checkAgainstRunning(ctx, d.Repo, d.Env, v, plan.cfg)
 		if err != nil {
 			d.State = deploystate.Queued
 			w.registry.SaveDeploy(context.WithoutCancel(ctx), *d)
-			return err
+			return nil, err
 		}
 		if running != nil {
 			d.Against = running.Number
 			if !diff.Pass() {
 				d.State, d.Finished = deploystate.Refused, time.Now().UTC()
 				d.Detail = fmt.Sprintf("worse than model v%d, which %s runs now: %s", running.Number, d.Env, report.GateText(diff))
-				return w.refuseDeploy(ctx, f, p, d, v, report.Refusal{Gate: &report.DeployGate{Running: running.Number, RunningSHA: running.SHA, Diff: diff}})
+				return &report.Refusal{Gate: &report.DeployGate{Running: running.Number, RunningSHA: running.SHA, Diff: diff}}, nil
 			}
 		}
 	} else if d.Forced {
@@ -255,78 +372,52 @@ func (w *Worker) handleDeploy(ctx context.Context, t *asynq.Task) error {
 			d.Against = cur.Version
 		}
 	}
-	ctxStatus := "mlbot/deploy/" + d.Env
-	w.setDeployStatus(ctx, f, p.Repo, d.SHA, p.Ref, ctxStatus, bot.StatePending, fmt.Sprintf("deploying model v%d", d.Version), d.ID)
+	return nil, nil
+}
+
+// announceDeploy marks the commit's deploy status pending and opens the
+// host's deployment record, saved on d at once so that a crash from here
+// on still closes it. Both are best effort: the deploy goes on without.
+func (w *Worker) announceDeploy(ctx context.Context, f deployReporter, p DeployPayload, d *registry.Deploy, env configs.Environment) {
+	w.setDeployStatus(ctx, f, p.Repo, d.SHA, p.Ref, "mlbot/deploy/"+d.Env, bot.StatePending, fmt.Sprintf("deploying model v%d", d.Version), d.ID)
 	hd, err := f.CreateDeployment(ctx, p.Repo, bot.Deployment{Environment: d.Env, Ref: p.Ref, SHA: d.SHA,
 		Description: deploymentDescription(d), Production: d.Env == "production"})
 	if err != nil {
 		w.log.Warn("host deployment record not created", "env", d.Env, "err", err)
-	} else {
-		d.HostID = hd.ID
-		// Saved at once: a crash from here on must still close the host's record.
-		w.registry.SaveDeploy(ctx, *d)
-		f.UpdateDeployment(ctx, p.Repo, hd.ID, bot.DeploymentStatus{State: bot.DeploymentInProgress, LogURL: w.deployURL(d.ID), EnvironmentURL: env.URL})
+		return
 	}
-	logTail, err := w.runDeploy(ctx, f, p.Repo, d, v, env, cfg)
+	d.HostID = hd.ID
+	// Saved at once: a crash from here on must still close the host's record.
+	w.registry.SaveDeploy(ctx, *d)
+	f.UpdateDeployment(ctx, p.Repo, hd.ID, bot.DeploymentStatus{State: bot.DeploymentInProgress, LogURL: w.deployURL(d.ID), EnvironmentURL: env.URL})
+}
+
+// runDeployCommand runs the environment's command for deploy d and records in
+// d how it ended: succeeded, or failed and why, with the end of its log.
+// It returns an error only when mlbot shuts down meanwhile: the task comes
+// back, finds d running and reports the interruption instead of deploying
+// twice.
+func (w *Worker) runDeployCommand(ctx context.Context, f cloneAuthorizer, p DeployPayload, d *registry.Deploy, plan deployPlan) error {
+	logTail, err := w.runDeploy(ctx, f, p.Repo, d, plan.version, *plan.env, plan.cfg)
 	d.LogTail, d.Finished = logTail, time.Now().UTC()
 	if err != nil {
 		if ctx.Err() != nil {
-			// Shutdown: the task comes back, sees "running" and reports the
-			// interruption instead of deploying twice.
 			return err
 		}
 		d.State, d.Detail = deploystate.Failed, err.Error()
-		return w.finishDeploy(ctx, f, p, d, v, &env)
+		return nil
 	}
 	d.State = deploystate.Succeeded
-	// An automatic rollback restores a version that held before; verifying
-	// it against the same bad signal could bounce between versions forever.
-	if env.Verify != nil && !strings.HasPrefix(d.Reason, autoRollbackReason) {
-		breach, observed := w.verifyDeploy(ctx, env)
-		if ctx.Err() != nil {
-			// Shut down while verifying: the retry finds the deploy
-			// "running" and reports it unverified rather than succeeded.
-			return ctx.Err()
-		}
-		if breach != "" {
-			d.State, d.Detail = deploystate.RolledBack, "verification failed: "+breach+observed
-			// The rollback is queued before anything that can fail on the
-			// host, so a lost reply cannot leave the bad model serving.
-			if err := w.autoRollback(ctx, p, d, breach); err != nil {
-				return err
-			}
-			return w.finishDeploy(ctx, f, p, d, v, &env)
-		} else if observed != "" {
-			d.Detail = joinDetail(d.Detail, "verified: "+observed)
-		}
-	}
-	return w.finishDeploy(ctx, f, p, d, v, &env)
+	return nil
 }
 
 // runDeploy runs the environment's command in a checkout of the version's
 // commit with its artifacts restored, and returns the end of its log.
 func (w *Worker) runDeploy(ctx context.Context, f cloneAuthorizer, repo bot.Repo, d *registry.Deploy, v *registry.Version, env configs.Environment, cfg *configs.RepoConfig) (string, error) {
-	auth, err := f.CloneAuth(ctx, repo)
-	if err != nil {
-		return "", fmt.Errorf("clone credentials: %w", err)
-	}
 	root := filepath.Join(w.opts.DataDir, "work", "deploy-"+d.ID)
 	defer os.RemoveAll(root)
-	dir := filepath.Join(root, "checkout")
-	co := git.Checkout{URL: repo.CloneURL, Auth: auth, Dir: dir}
-	if err := co.Fetch(ctx, d.SHA); err != nil {
-		return "", fmt.Errorf("fetch %s: %w", short(d.SHA), err)
-	}
-	if err := co.Checkout(ctx, d.SHA); err != nil {
-		return "", fmt.Errorf("checkout %s: %w", short(d.SHA), err)
-	}
-	artifacts := filepath.Join(root, "artifacts")
-	for _, a := range v.Artifacts {
-		if err := w.registry.Store().Restore(a, artifacts); err != nil {
-			return "", fmt.Errorf("restore artifact %s of v%d: %w", a.Path, v.Number, err)
-		}
-	}
-	if err := os.MkdirAll(artifacts, 0o750); err != nil {
+	dir, artifacts, err := w.deployWorkspace(ctx, f, repo, d, v, root)
+	if err != nil {
 		return "", err
 	}
 	logPath := filepath.Join(w.opts.DataDir, "logs", "deploy-"+d.ID+".log")
@@ -368,6 +459,62 @@ func (w *Worker) runDeploy(ctx context.Context, f cloneAuthorizer, repo bot.Repo
 		return tail, fmt.Errorf("the deploy command exited with status %d", last.ExitCode)
 	}
 	return tail, nil
+}
+
+// deployWorkspace fills root with what deploy d's command sees: a checkout
+// of the version's commit (dir) and the version's artifacts restored
+// from the registry (artifacts).
+func (w *Worker) deployWorkspace(ctx context.Context, f cloneAuthorizer, repo bot.Repo, d *registry.Deploy, v *registry.Version, root string) (dir, artifacts string, err error) {
+	auth, err := f.CloneAuth(ctx, repo)
+	if err != nil {
+		return "", "", fmt.Errorf("clone credentials: %w", err)
+	}
+	dir = filepath.Join(root, "checkout")
+	co := git.Checkout{URL: repo.CloneURL, Auth: auth, Dir: dir}
+	if err := co.Fetch(ctx, d.SHA); err != nil {
+		return "", "", fmt.Errorf("fetch %s: %w", short(d.SHA), err)
+	}
+	if err := co.Checkout(ctx, d.SHA); err != nil {
+		return "", "", fmt.Errorf("checkout %s: %w", short(d.SHA), err)
+	}
+	artifacts = filepath.Join(root, "artifacts")
+	for _, a := range v.Artifacts {
+		if err := w.registry.Store().Restore(a, artifacts); err != nil {
+			return "", "", fmt.Errorf("restore artifact %s of v%d: %w", a.Path, v.Number, err)
+		}
+	}
+	if err := os.MkdirAll(artifacts, 0o750); err != nil {
+		return "", "", err
+	}
+	return dir, artifacts, nil
+}
+
+// verifyDeploy watches the environment's metric after deploy d succeeded,
+// when the environment has a verify: block. On a breach d becomes rolled
+// back and the previous version is queued in its place; otherwise what
+// was observed joins d's detail. It returns an error when mlbot shuts
+// down meanwhile (the retry finds d running and reports it unverified
+// rather than succeeded) or the rollback cannot be queued.
+func (w *Worker) verifyDeploy(ctx context.Context, p DeployPayload, d *registry.Deploy, env configs.Environment) error {
+	// An automatic rollback restores a version that held before; verifying
+	// it against the same bad signal could bounce between versions forever.
+	if d.State != deploystate.Succeeded || env.Verify == nil || strings.HasPrefix(d.Reason, autoRollbackReason) {
+		return nil
+	}
+	breach, observed := w.watchMetric(ctx, env)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if breach != "" {
+		d.State, d.Detail = deploystate.RolledBack, "verification failed: "+breach+observed
+		// The rollback is queued before anything that can fail on the
+		// host, so a lost reply cannot leave the bad model serving.
+		return w.autoRollback(ctx, p, d, breach)
+	}
+	if observed != "" {
+		d.Detail = joinDetail(d.Detail, "verified: "+observed)
+	}
+	return nil
 }
 
 // finishDeploy records the outcome and tells the host and the thread.
@@ -524,9 +671,9 @@ func joinDetail(a, b string) string {
 	return a + "; " + b
 }
 
-// verifyDeploy watches the environment's metric after a deploy; it returns
+// watchMetric watches the environment's metric after a deploy; it returns
 // why it breached ("" when it held) and what it observed.
-func (w *Worker) verifyDeploy(ctx context.Context, env configs.Environment) (breach, observed string) {
+func (w *Worker) watchMetric(ctx context.Context, env configs.Environment) (breach, observed string) {
 	if w.opts.PrometheusURL == "" {
 		verifications.WithLabelValues(env.Name, "skipped").Inc()
 		return "", "not verified: MLBOT_PROMETHEUS_URL is not set"

@@ -320,7 +320,7 @@ func TestVerificationsCounted(t *testing.T) {
 		t.Run(tc.result, func(t *testing.T) {
 			w := &Worker{opts: Options{PrometheusURL: tc.promURL}}
 			env := configs.Environment{Name: tc.env, Verify: &configs.Verify{Query: tc.query, Max: &limit, For: time.Second, Every: 250 * time.Millisecond}}
-			w.verifyDeploy(context.Background(), env)
+			w.watchMetric(context.Background(), env)
 			for _, r := range []string{"passed", "breached", "error", "skipped"} {
 				got := defaultSample(t, "mlbot_deploy_verifications_total", map[string]string{"env": tc.env, "result": r}).value
 				want := 0.0
