@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -17,42 +18,39 @@ import (
 	"github.com/mlbot/mlbot/configs"
 	"github.com/mlbot/mlbot/jobs/registry"
 	"github.com/mlbot/mlbot/jobs/report"
-	"github.com/mlbot/mlbot/jobs/store"
 	"github.com/mlbot/mlbot/runners/git"
 )
 
 // runLease is how long a run's lease lives without a heartbeat.
 const runLease = 30 * time.Second
 
+// pipelineHost is what a pipeline asks of its host: clone credentials
+// and the running status.
+type pipelineHost interface {
+	cloneAuthorizer
+	statusPoster
+}
+
 // handlePipeline checks out one commit, trains and evaluates it, finds and
 // if need be runs its base, stores the result and queues its report. A
-// run already finished is not run again; its report is queued again.
+// run already finished is not run again; its report is queued again. The
+// steps: lock the run; load it; unless it was cancelled, mark it running
+// and execute it; decide how the attempt ended (retried, or finished);
+// finish the run and queue its report.
 func (w *Worker) handlePipeline(ctx context.Context, t *asynq.Task) error {
 	w.inflight.Add(1)
 	defer w.inflight.Done()
-	var p PipelinePayload
-	if err := json.Unmarshal(t.Payload(), &p); err != nil {
-		return fmt.Errorf("pipeline payload: %v: %w", err, asynq.SkipRetry)
-	}
-	f, err := w.forgeOf(p.Repo)
-	if err != nil {
-		return fmt.Errorf("run %s: %w", p.RunID, err)
-	}
-	// One worker runs a run at a time: a pull request may be running this
-	// very commit as its merge base.
-	lease, ok, err := w.store.Lease(ctx, "run:"+p.RunID, runLease)
+	p, f, err := w.readPipelineTask(t)
 	if err != nil {
 		return err
 	}
-	if !ok {
-		return errWaitTurn
+	unlock, err := w.lockRun(ctx, p.RunID)
+	if err != nil {
+		return err
 	}
-	defer lease.Release()
-	defer lease.Heartbeat(ctx, runLease)()
-	run, err := w.store.GetRun(ctx, p.RunID)
-	if errors.Is(err, ErrNoRun) {
-		run = p.newRun()
-	} else if err != nil {
+	defer unlock()
+	run, err := w.loadRun(ctx, p)
+	if err != nil {
 		return err
 	}
 	if run.State == RunFinished {
@@ -64,24 +62,96 @@ func (w *Worker) handlePipeline(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	if reason == "" {
-		run.State, run.Started, run.Attempts = RunRunning, time.Now().UTC(), run.Attempts+1
-		if err := w.store.SaveRun(ctx, run); err != nil {
+		if err := w.markRunning(ctx, log, f, run); err != nil {
 			return err
 		}
-		// Best effort: the result matters more than this intermediate
-		// state, and GitLab shows "running" with the run's link.
-		if serr := w.setStatus(ctx, f, run.Repo, run.SHA, refOf(run.PR, run.Branch), bot.StateRunning, "running: train and evaluate", w.runURL(run.ID),
-			w.progressCheck(run.ID, run.SHA, "running: train and evaluate")); serr != nil {
-			log.Warn("running status not set", "err", serr)
-		}
-		pipelinesRunning.Inc()
-		err = w.execute(ctx, f, p, run)
-		pipelinesRunning.Dec()
-		if err != nil && ctx.Err() != nil {
-			// Cancelled on request (asynq's CancelProcessing), or shutting down?
-			reason, _ = w.store.CancelReason(context.WithoutCancel(ctx), run.ID)
-		}
+		reason, err = w.executeRun(ctx, f, p, run)
 	}
+	ctx, err = w.endAttempt(ctx, log, run, reason, err)
+	if err != nil {
+		return err
+	}
+	return w.finishRun(ctx, log, run)
+}
+
+// readPipelineTask decodes a pipeline task and looks up the host of its
+// repository.
+func (w *Worker) readPipelineTask(t *asynq.Task) (PipelinePayload, pipelineHost, error) {
+	var p PipelinePayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil {
+		return p, nil, fmt.Errorf("pipeline payload: %v: %w", err, asynq.SkipRetry)
+	}
+	f, err := w.forgeOf(p.Repo)
+	if err != nil {
+		return p, nil, fmt.Errorf("run %s: %w", p.RunID, err)
+	}
+	return p, f, nil
+}
+
+// lockRun takes the lease of run id, kept alive by a heartbeat until
+// unlock is called, or returns errWaitTurn (asynq retries soon) while
+// another worker holds it. One worker runs a run at a time: a pull request
+// may be running this very commit as its merge base.
+func (w *Worker) lockRun(ctx context.Context, id string) (unlock func(), err error) {
+	lease, ok, err := w.store.Lease(ctx, "run:"+id, runLease)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, errWaitTurn
+	}
+	return hold(ctx, lease, runLease), nil
+}
+
+// loadRun reads the run p names, or makes it from p when it was never
+// stored.
+func (w *Worker) loadRun(ctx context.Context, p PipelinePayload) (*Run, error) {
+	run, err := w.store.GetRun(ctx, p.RunID)
+	if errors.Is(err, ErrNoRun) {
+		return p.newRun(), nil
+	}
+	return run, err
+}
+
+// markRunning records that an attempt at run starts, and says so on the
+// host. The status is best effort: the result matters more than this
+// intermediate state, and GitLab shows "running" with the run's link.
+func (w *Worker) markRunning(ctx context.Context, log *slog.Logger, f statusPoster, run *Run) error {
+	run.State, run.Started, run.Attempts = RunRunning, time.Now().UTC(), run.Attempts+1
+	if err := w.store.SaveRun(ctx, run); err != nil {
+		return err
+	}
+	if serr := w.setStatus(ctx, f, run.Repo, run.SHA, refOf(run.PR, run.Branch), bot.StateRunning, "running: train and evaluate", w.runURL(run.ID),
+		w.progressCheck(run.ID, run.SHA, "running: train and evaluate")); serr != nil {
+		log.Warn("running status not set", "err", serr)
+	}
+	return nil
+}
+
+// executeRun executes p into run. When it fails because its context
+// ended, it returns the run's cancel reason too: the run may have been
+// cancelled on request (asynq's CancelProcessing) rather than mlbot be
+// shutting down.
+func (w *Worker) executeRun(ctx context.Context, f cloneAuthorizer, p PipelinePayload, run *Run) (reason string, err error) {
+	pipelinesRunning.Inc()
+	err = w.execute(ctx, f, p, run)
+	pipelinesRunning.Dec()
+	if err != nil && ctx.Err() != nil {
+		// Cancelled on request (asynq's CancelProcessing), or shutting down?
+		reason, _ = w.store.CancelReason(context.WithoutCancel(ctx), run.ID)
+	}
+	return reason, err
+}
+
+// endAttempt decides how an attempt at run ended, given its cancel reason
+// and the error of its execution. A cancelled run ends as cancelled, and
+// one past the task's own deadline as timed out (retrying would only time
+// out again); both are finished without the task's context, which has
+// ended. Any other error leaves the run queued and is returned for asynq
+// to retry, except on the last attempt, or for a clone host that is not
+// the repository's, where the run ends as an error. It returns the context
+// to finish the run with.
+func (w *Worker) endAttempt(ctx context.Context, log *slog.Logger, run *Run, reason string, err error) (context.Context, error) {
 	if reason != "" {
 		ctx = context.WithoutCancel(ctx)
 		run.Outcome, run.Detail, err = report.OutcomeCanceled, reason, nil
@@ -91,27 +161,35 @@ func (w *Worker) handlePipeline(ctx context.Context, t *asynq.Task) error {
 		ctx = context.WithoutCancel(ctx)
 		run.Outcome, run.Detail, err = report.OutcomeTimedOut, "the pipeline did not finish within MLBOT_MAX_PIPELINE_TIMEOUT", nil
 	}
-	if err != nil {
-		if ctx.Err() != nil {
-			// Shutdown or lease loss: asynq requeues the task; leave the run
-			// queued so the next attempt starts cleanly.
-			run.State = RunQueued
-			w.store.SaveRun(context.WithoutCancel(ctx), run)
-			return err
-		}
-		retried, _ := asynq.GetRetryCount(ctx)
-		maxRetry, _ := asynq.GetMaxRetry(ctx)
-		if retried < maxRetry && !errors.Is(err, bot.ErrForeignCloneHost) {
-			log.Warn("pipeline attempt failed, will retry", "err", err, "attempt", run.Attempts)
-			run.State = RunQueued
-			if serr := w.store.SaveRun(ctx, run); serr != nil {
-				return serr
-			}
-			return err
-		}
-		log.Error("pipeline failed for good", "err", err)
-		run.Outcome, run.Detail = report.OutcomeError, redact(err.Error(), w.opts.Secrets)
+	if err == nil {
+		return ctx, nil
 	}
+	if ctx.Err() != nil {
+		// Shutdown or lease loss: asynq requeues the task; leave the run
+		// queued so the next attempt starts cleanly.
+		run.State = RunQueued
+		w.store.SaveRun(context.WithoutCancel(ctx), run)
+		return ctx, err
+	}
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, _ := asynq.GetMaxRetry(ctx)
+	if retried < maxRetry && !errors.Is(err, bot.ErrForeignCloneHost) {
+		log.Warn("pipeline attempt failed, will retry", "err", err, "attempt", run.Attempts)
+		run.State = RunQueued
+		if serr := w.store.SaveRun(ctx, run); serr != nil {
+			return ctx, serr
+		}
+		return ctx, err
+	}
+	log.Error("pipeline failed for good", "err", err)
+	run.Outcome, run.Detail = report.OutcomeError, redact(err.Error(), w.opts.Secrets)
+	return ctx, nil
+}
+
+// finishRun records run as finished, keeps a default-branch run that
+// produced metrics as a baseline for later comparisons, and queues the
+// run's report.
+func (w *Worker) finishRun(ctx context.Context, log *slog.Logger, run *Run) error {
 	run.State, run.Finished = RunFinished, time.Now().UTC()
 	if err := w.store.SaveRun(ctx, run); err != nil {
 		return err
@@ -126,33 +204,22 @@ func (w *Worker) handlePipeline(ctx context.Context, t *asynq.Task) error {
 	return w.enqueueReport(ctx, run.ID)
 }
 
-// execute runs p into run. It returns an error only for failures of
+// execute runs p into run: it checks out the head, finds (and if need be
+// runs) the base, runs the head's pipeline, decides it against the base
+// and records its model version. It returns an error only for failures of
 // mlbot's own machinery (clone, Redis, disk) that a retry may cure; the
 // outcomes of the user's pipeline are recorded in run.
 func (w *Worker) execute(ctx context.Context, f cloneAuthorizer, p PipelinePayload, run *Run) error {
-	auth, err := f.CloneAuth(ctx, p.Repo)
-	if err != nil {
-		return fmt.Errorf("clone credentials: %w", err)
-	}
 	root := filepath.Join(w.opts.DataDir, "work", run.ID+"-"+strconv.Itoa(run.Attempts))
 	if err := os.RemoveAll(root); err != nil {
 		return err
 	}
 	defer os.RemoveAll(root)
 	headDir := filepath.Join(root, "head")
-	co := git.Checkout{URL: p.Repo.CloneURL, Auth: auth, Dir: headDir}
-	want := []string{p.SHA}
-	if p.PR != nil && p.PR.BaseSHA != "" {
-		want = append(want, p.PR.BaseSHA)
+	co, err := checkoutHead(ctx, f, p, headDir)
+	if err != nil {
+		return err
 	}
-	cloneStart := time.Now()
-	if err := co.Fetch(ctx, want...); err != nil {
-		return fmt.Errorf("fetch %s: %w", p.SHA, err)
-	}
-	if err := co.Checkout(ctx, p.SHA); err != nil {
-		return fmt.Errorf("checkout %s: %w", p.SHA, err)
-	}
-	observeStage(stageClone, cloneStart)
 	// The base is found, and run if need be, before any of the head's code
 	// runs: what an untrusted training leaves in .git must not touch the
 	// base, which runs trusted.
@@ -173,6 +240,30 @@ func (w *Worker) execute(ctx context.Context, f cloneAuthorizer, p PipelinePaylo
 	}
 	setOnMerge(run, cfg)
 	return w.recordVersion(ctx, run, cfg, headDir)
+}
+
+// checkoutHead clones p's repository into dir and checks p's commit out;
+// for a pull request it fetches the base commit too, which findBase
+// needs.
+func checkoutHead(ctx context.Context, f cloneAuthorizer, p PipelinePayload, dir string) (git.Checkout, error) {
+	auth, err := f.CloneAuth(ctx, p.Repo)
+	if err != nil {
+		return git.Checkout{}, fmt.Errorf("clone credentials: %w", err)
+	}
+	co := git.Checkout{URL: p.Repo.CloneURL, Auth: auth, Dir: dir}
+	want := []string{p.SHA}
+	if p.PR != nil && p.PR.BaseSHA != "" {
+		want = append(want, p.PR.BaseSHA)
+	}
+	cloneStart := time.Now()
+	if err := co.Fetch(ctx, want...); err != nil {
+		return git.Checkout{}, fmt.Errorf("fetch %s: %w", p.SHA, err)
+	}
+	if err := co.Checkout(ctx, p.SHA); err != nil {
+		return git.Checkout{}, fmt.Errorf("checkout %s: %w", p.SHA, err)
+	}
+	observeStage(stageClone, cloneStart)
+	return co, nil
 }
 
 // setOnMerge names the environments a default-branch run deploys to once
@@ -219,10 +310,47 @@ func (w *Worker) recordVersion(ctx context.Context, run *Run, cfg *configs.RepoC
 // base; for a default-branch commit, the newest baseline run of its branch
 // on its first-parent history strictly before it. When none is stored, the
 // merge base (or the parent) is run now. note explains a missing base to
-// the reader.
+// the reader. The steps: list the history the base is found on; look for
+// a stored baseline on it; otherwise claim the base's run (or take the
+// result of whoever ran it meanwhile), check it out and run it.
 func (w *Worker) findBase(ctx context.Context, p PipelinePayload, co git.Checkout, root string) (*Run, string, error) {
-	var branch string
-	var history []string
+	branch, history, note, err := baseHistory(ctx, p, co)
+	if err != nil || len(history) == 0 {
+		return nil, note, err
+	}
+	base, err := w.store.FindBaseline(ctx, p.Repo, history)
+	if err != nil || base != nil {
+		return base, "", err
+	}
+	// No stored baseline: run the merge base (or the parent) now, with its
+	// own .mlbot.yml, and keep it as a baseline for later runs.
+	mb := history[0]
+	brun, err := w.newBaseRun(ctx, p.Repo, branch, mb)
+	if err != nil {
+		return nil, "", err
+	}
+	release, done, err := w.claimBaseRun(ctx, brun.ID)
+	if err != nil {
+		return nil, "", err
+	}
+	if done != nil {
+		return usableBase(done, mb)
+	}
+	defer release()
+	dir := filepath.Join(root, "base")
+	if err := checkoutBase(ctx, co, dir, mb); err != nil {
+		return nil, "", err
+	}
+	return w.runBase(ctx, brun, dir, branch, history[1:])
+}
+
+// baseHistory returns the commits p's base is looked for on, newest
+// first, and their branch: for a pull request the first-parent history of
+// its merge base with the base branch, from the merge base on; for a
+// default-branch commit its own first-parent history before it. An empty
+// history comes with a note saying why nothing can be compared (none for
+// a run of another kind).
+func baseHistory(ctx context.Context, p PipelinePayload, co git.Checkout) (branch string, history []string, note string, err error) {
 	switch p.Kind {
 	case KindPullRequest:
 		branch = p.PR.BaseRef
@@ -230,86 +358,104 @@ func (w *Worker) findBase(ctx context.Context, p PipelinePayload, co git.Checkou
 		if baseSHA == "" {
 			sha, err := co.FetchBranch(ctx, p.PR.BaseRef)
 			if err != nil {
-				return nil, "", fmt.Errorf("fetch base branch %s: %w", p.PR.BaseRef, err)
+				return "", nil, "", fmt.Errorf("fetch base branch %s: %w", p.PR.BaseRef, err)
 			}
 			baseSHA = sha
 		}
 		mb, err := git.MergeBase(ctx, co.Dir, p.SHA, baseSHA)
 		if err != nil {
-			return nil, "no common ancestor with " + p.PR.BaseRef + "; nothing to compare against", nil
+			return "", nil, "no common ancestor with " + p.PR.BaseRef + "; nothing to compare against", nil
 		}
 		if history, err = git.FirstParents(ctx, co.Dir, mb, 200); err != nil {
-			return nil, "", err
+			return "", nil, "", err
 		}
+		return branch, history, "", nil
 	case KindBaseline:
 		branch = p.Branch
 		all, err := git.FirstParents(ctx, co.Dir, p.SHA, 201)
 		if err != nil {
-			return nil, "", err
+			return "", nil, "", err
 		}
 		if len(all) < 2 {
-			return nil, short(p.SHA) + " is the first commit of " + branch + "; nothing to compare against", nil
+			return "", nil, short(p.SHA) + " is the first commit of " + branch + "; nothing to compare against", nil
 		}
-		history = all[1:]
+		return branch, all[1:], "", nil
 	default:
-		return nil, "", nil
+		return "", nil, "", nil
 	}
-	base, err := w.store.FindBaseline(ctx, p.Repo, history)
-	if err != nil || base != nil {
-		return base, "", err
-	}
-	// No stored baseline: run the merge base (or the parent) now, with its
-	// own .mlbot.yml, and keep it as a baseline for later runs. It is on
-	// the base branch: it runs trusted whatever the pull request's author.
-	mb := history[0]
-	bid, err := w.runID(ctx, p.Repo, KindBaseline, mb, 0, branch)
+}
+
+// newBaseRun returns the baseline run of commit sha of branch, under the
+// id the work's dedupe key maps to. It is on the base branch: it runs
+// trusted whatever the pull request's author.
+func (w *Worker) newBaseRun(ctx context.Context, repo bot.Repo, branch, sha string) (*Run, error) {
+	bid, err := w.runID(ctx, repo, KindBaseline, sha, 0, branch)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	brun := &Run{ID: bid, Kind: KindBaseline, Repo: p.Repo, SHA: mb, Branch: branch, Trusted: true, State: RunRunning, Created: time.Now().UTC(), Started: time.Now().UTC()}
-	// The default branch's own pipeline may be running this commit right
-	// now: wait for its result rather than training it twice.
-	var lease *store.Lease
+	return &Run{ID: bid, Kind: KindBaseline, Repo: repo, SHA: sha, Branch: branch, Trusted: true, State: RunRunning, Created: time.Now().UTC(), Started: time.Now().UTC()}, nil
+}
+
+// claimBaseRun takes the lease of base run id, kept alive by a heartbeat
+// until release is called. The default branch's own pipeline may be
+// running this commit right now: while another worker holds the lease,
+// claimBaseRun waits, and returns the run (done) once it has finished
+// rather than train it twice.
+func (w *Worker) claimBaseRun(ctx context.Context, id string) (release func(), done *Run, err error) {
 	for {
-		if prev, err := w.store.GetRun(ctx, brun.ID); err == nil && prev.State == RunFinished {
-			if prev.HasMetrics() {
-				return prev, "", nil
-			}
-			return nil, "the base " + short(mb) + " has no metrics (" + string(prev.Outcome) + ")", nil
+		if prev, err := w.store.GetRun(ctx, id); err == nil && prev.State == RunFinished {
+			return nil, prev, nil
 		}
-		l, ok, err := w.store.Lease(ctx, "run:"+brun.ID, runLease)
+		lease, ok, err := w.store.Lease(ctx, "run:"+id, runLease)
 		if err != nil {
-			return nil, "", err
+			return nil, nil, err
 		}
 		if ok {
-			lease = l
-			break
+			return hold(ctx, lease, runLease), nil, nil
 		}
 		select {
 		case <-ctx.Done():
-			return nil, "", ctx.Err()
+			return nil, nil, ctx.Err()
 		case <-time.After(time.Second):
 		}
 	}
-	defer lease.Release()
-	defer lease.Heartbeat(ctx, runLease)()
-	// A clone of its own, not a worktree of the head's repository.
-	dir := filepath.Join(root, "base")
+}
+
+// usableBase returns base, a finished run of commit sha, to compare
+// against, or a note saying it has no metrics.
+func usableBase(base *Run, sha string) (*Run, string, error) {
+	if base.HasMetrics() {
+		return base, "", nil
+	}
+	return nil, "the base " + short(sha) + " has no metrics (" + string(base.Outcome) + ")", nil
+}
+
+// checkoutBase checks commit sha out into dir from co's repository: a
+// clone of its own, not a worktree of the head's repository.
+func checkoutBase(ctx context.Context, co git.Checkout, dir, sha string) error {
 	bco := git.Checkout{URL: co.URL, Auth: co.Auth, Dir: dir}
-	if err := bco.Fetch(ctx, mb); err != nil {
-		return nil, "", fmt.Errorf("fetch base %s: %w", short(mb), err)
+	if err := bco.Fetch(ctx, sha); err != nil {
+		return fmt.Errorf("fetch base %s: %w", short(sha), err)
 	}
-	if err := bco.Checkout(ctx, mb); err != nil {
-		return nil, "", fmt.Errorf("checkout base %s: %w", short(mb), err)
+	if err := bco.Checkout(ctx, sha); err != nil {
+		return fmt.Errorf("checkout base %s: %w", short(sha), err)
 	}
+	return nil
+}
+
+// runBase runs base run brun in dir and decides it against the newest
+// baseline stored on earlier (the commits of branch before it, newest
+// first), without running anything further back: this run is the base
+// here, not under review. It records the run's model version, finishes it
+// and keeps it as a baseline. It returns brun, or a note when brun
+// produced no metrics.
+func (w *Worker) runBase(ctx context.Context, brun *Run, dir, branch string, earlier []string) (*Run, string, error) {
 	bcfg, err := w.exec.Run(ctx, dir, brun)
 	if err != nil {
 		return nil, "", fmt.Errorf("base run: %w", err)
 	}
 	if brun.Outcome == "" {
-		// Judged against what is already stored before it, without running
-		// anything further back: this run is the base here, not under review.
-		prev, err := w.store.FindBaseline(ctx, p.Repo, history[1:])
+		prev, err := w.store.FindBaseline(ctx, brun.Repo, earlier)
 		if err != nil {
 			return nil, "", err
 		}
@@ -327,14 +473,15 @@ func (w *Worker) findBase(ctx context.Context, p PipelinePayload, co git.Checkou
 		return nil, "", err
 	}
 	if !brun.HasMetrics() {
-		return nil, "the base " + short(mb) + " could not be evaluated: " + brun.Detail, nil
+		return nil, "the base " + short(brun.SHA) + " could not be evaluated: " + brun.Detail, nil
 	}
-	if err := w.store.AddBaseline(ctx, p.Repo, mb, brun.ID); err != nil {
+	if err := w.store.AddBaseline(ctx, brun.Repo, brun.SHA, brun.ID); err != nil {
 		return nil, "", err
 	}
 	return brun, "", nil
 }
 
+// enqueueReport queues the report of run runID, once.
 func (w *Worker) enqueueReport(ctx context.Context, runID string) error {
 	b, _ := json.Marshal(ReportPayload{RunID: runID})
 	_, err := w.client.EnqueueContext(ctx, w.signer.NewTask(TypeReport, b),
