@@ -108,34 +108,22 @@ func (w *Worker) routePush(ctx context.Context, log *slog.Logger, f statusPoster
 	return w.startPipeline(ctx, f, p)
 }
 
+// routePullRequest starts the pipeline of a pull request's new head, or
+// stops the run of one that closed. The steps: record which head the
+// event names; stop the run of a closed or merged pull request; skip
+// drafts; remember the pull request; move its head forward (a late
+// delivery of an older push changes nothing); cancel the run of the
+// previous head; admit the head or ask for /ok-to-test; start its
+// pipeline.
 func (w *Worker) routePullRequest(ctx context.Context, log *slog.Logger, f pullRequestHost, ev *bot.Event) error {
 	pr := ev.PR
-	if pr.HeadSHA != "" && !pr.Updated.IsZero() {
-		// Every event that names the head says which commit it was at the
-		// host's time of the event: /ok-to-test approves by this history.
-		if err := w.store.RecordHead(ctx, ev.Repo, pr.Number, pr.HeadSHA, pr.Updated, ev.Received); err != nil {
-			return err
-		}
+	if err := w.recordHead(ctx, ev); err != nil {
+		return err
 	}
 	switch ev.Action {
 	case bot.ActionOpened, bot.ActionUpdated, bot.ActionReopened, bot.ActionReady:
 	case bot.ActionClosed, bot.ActionMerged:
-		if ev.Action == bot.ActionMerged && pr.MergeSHA != "" {
-			if err := w.store.SetMergedPR(ctx, ev.Repo, pr.MergeSHA, pr.Number); err != nil {
-				return err
-			}
-			// The default branch's run of the merge may have finished
-			// first: what it had to say reaches this thread now.
-			if err := w.postMergeNotes(ctx, f, ev.Repo, pr.MergeSHA); err != nil {
-				return err
-			}
-		}
-		id, err := w.store.CurrentRun(ctx, ev.Repo, pr.Number)
-		if err != nil || id == "" {
-			return err
-		}
-		log.Info("pull request closed: stopping its run", "number", pr.Number, "run", id)
-		return w.cancelRun(ctx, id, "the pull request was "+string(ev.Action))
+		return w.closePullRequest(ctx, log, f, ev)
 	default:
 		log.Debug("pull request event ignored", "action", ev.Action, "number", pr.Number)
 		return nil
@@ -144,36 +132,14 @@ func (w *Worker) routePullRequest(ctx context.Context, log *slog.Logger, f pullR
 		log.Debug("pull request ignored: draft", "number", pr.Number)
 		return nil
 	}
-	stored, err := w.store.PullRequest(ctx, ev.Repo, pr.Number)
-	if err != nil {
+	if err := w.rememberPullRequest(ctx, ev.Repo, pr); err != nil {
 		return err
 	}
-	if stored != nil && pr.Author == "" && pr.AuthorID == 0 {
-		// GitLab names the author only when the merge request is opened.
-		pr.Author, pr.AuthorAssociation = stored.Author, stored.AuthorAssociation
-	}
-	if err := w.store.SavePullRequest(ctx, ev.Repo, pr); err != nil {
+	if fresh, err := w.advanceHead(ctx, log, ev); err != nil || !fresh {
 		return err
 	}
-	fresh, err := w.store.AdvanceHead(ctx, ev.Repo, pr.Number, pr.HeadSHA, ev.Received)
-	if err != nil {
+	if err := w.supersedeRun(ctx, ev.Repo, pr); err != nil {
 		return err
-	}
-	if !fresh {
-		// A retried or late delivery of an older push: acting on it would
-		// cancel the newer run and move the head back.
-		log.Info("pull request event ignored: a newer head is known", "number", pr.Number, "sha", pr.HeadSHA)
-		return nil
-	}
-	if cur, err := w.store.CurrentRun(ctx, ev.Repo, pr.Number); err != nil {
-		return err
-	} else if cur != "" {
-		// The older commit's result would be stale before it is posted.
-		if run, err := w.store.GetRun(ctx, cur); err == nil && run.SHA != pr.HeadSHA {
-			if err := w.cancelRun(ctx, cur, "superseded by "+short(pr.HeadSHA)); err != nil {
-				return err
-			}
-		}
 	}
 	admitted, trusted, err := w.admission(ctx, f, ev.Repo, pr)
 	if err != nil {
@@ -183,26 +149,109 @@ func (w *Worker) routePullRequest(ctx context.Context, log *slog.Logger, f pullR
 		log.Info("untrusted pull request waits for /ok-to-test", "number", pr.Number, "author", pr.Author, "fork", pr.Fork, "sha", pr.HeadSHA)
 		return w.awaitApproval(ctx, f, ev.Repo, pr)
 	}
-	p := PipelinePayload{Kind: KindPullRequest, Repo: ev.Repo, SHA: pr.HeadSHA, PR: pr, Delivery: ev.Delivery, Trusted: trusted}
-	if p.RunID, err = w.runID(ctx, ev.Repo, KindPullRequest, pr.HeadSHA, pr.Number, ""); err != nil {
+	p, err := w.pullRequestPipeline(ctx, ev, trusted)
+	if err != nil {
 		return err
+	}
+	log.Info("pull request pipeline", "number", pr.Number, "sha", pr.HeadSHA, "run", p.RunID, "trusted", trusted)
+	return w.startPipeline(ctx, f, p)
+}
+
+// recordHead records which commit the pull request's head was at the
+// host's time of the event, when the event says: /ok-to-test approves by
+// this history.
+func (w *Worker) recordHead(ctx context.Context, ev *bot.Event) error {
+	pr := ev.PR
+	if pr.HeadSHA == "" || pr.Updated.IsZero() {
+		return nil
+	}
+	return w.store.RecordHead(ctx, ev.Repo, pr.Number, pr.HeadSHA, pr.Updated, ev.Received)
+}
+
+// closePullRequest stops the run of a pull request that was closed or
+// merged. A merge is remembered by its commit first, and the notes the
+// default branch's run of that commit left (it may have finished first)
+// reach the thread now.
+func (w *Worker) closePullRequest(ctx context.Context, log *slog.Logger, f notePoster, ev *bot.Event) error {
+	pr := ev.PR
+	if ev.Action == bot.ActionMerged && pr.MergeSHA != "" {
+		if err := w.store.SetMergedPR(ctx, ev.Repo, pr.MergeSHA, pr.Number); err != nil {
+			return err
+		}
+		if err := w.postMergeNotes(ctx, f, ev.Repo, pr.MergeSHA); err != nil {
+			return err
+		}
+	}
+	id, err := w.store.CurrentRun(ctx, ev.Repo, pr.Number)
+	if err != nil || id == "" {
+		return err
+	}
+	log.Info("pull request closed: stopping its run", "number", pr.Number, "run", id)
+	return w.cancelRun(ctx, id, "the pull request was "+string(ev.Action))
+}
+
+// rememberPullRequest stores the pull request as the event describes it.
+// GitLab names the author only when the merge request is opened: the
+// stored author stands in for a missing one.
+func (w *Worker) rememberPullRequest(ctx context.Context, repo bot.Repo, pr *bot.PullRequest) error {
+	stored, err := w.store.PullRequest(ctx, repo, pr.Number)
+	if err != nil {
+		return err
+	}
+	if stored != nil && pr.Author == "" && pr.AuthorID == 0 {
+		pr.Author, pr.AuthorAssociation = stored.Author, stored.AuthorAssociation
+	}
+	return w.store.SavePullRequest(ctx, repo, pr)
+}
+
+// advanceHead moves the pull request's head to the event's commit and
+// reports whether it moved. It does not for a retried or late delivery of
+// an older push: acting on it would cancel the newer run and move the head
+// back.
+func (w *Worker) advanceHead(ctx context.Context, log *slog.Logger, ev *bot.Event) (fresh bool, err error) {
+	pr := ev.PR
+	fresh, err = w.store.AdvanceHead(ctx, ev.Repo, pr.Number, pr.HeadSHA, ev.Received)
+	if err == nil && !fresh {
+		log.Info("pull request event ignored: a newer head is known", "number", pr.Number, "sha", pr.HeadSHA)
+	}
+	return fresh, err
+}
+
+// supersedeRun cancels the pull request's current run when it is of an
+// older commit: its result would be stale before it is posted.
+func (w *Worker) supersedeRun(ctx context.Context, repo bot.Repo, pr *bot.PullRequest) error {
+	cur, err := w.store.CurrentRun(ctx, repo, pr.Number)
+	if err != nil || cur == "" {
+		return err
+	}
+	if run, err := w.store.GetRun(ctx, cur); err == nil && run.SHA != pr.HeadSHA {
+		return w.cancelRun(ctx, cur, "superseded by "+short(pr.HeadSHA))
+	}
+	return nil
+}
+
+// pullRequestPipeline returns the pipeline of the pull request's head,
+// under the run id its dedupe key maps to, or under a new id when that
+// run was cancelled: a pull request reopened, or pushed back to a commit
+// whose run was cancelled, runs afresh.
+func (w *Worker) pullRequestPipeline(ctx context.Context, ev *bot.Event, trusted bool) (PipelinePayload, error) {
+	pr := ev.PR
+	p := PipelinePayload{Kind: KindPullRequest, Repo: ev.Repo, SHA: pr.HeadSHA, PR: pr, Delivery: ev.Delivery, Trusted: trusted}
+	var err error
+	if p.RunID, err = w.runID(ctx, ev.Repo, KindPullRequest, pr.HeadSHA, pr.Number, ""); err != nil {
+		return p, err
 	}
 	reason, err := w.store.CancelReason(ctx, p.RunID)
 	if err != nil {
-		return err
+		return p, err
 	}
 	if prev, err := w.store.GetRun(ctx, p.RunID); err == nil && prev.Outcome == report.OutcomeCanceled && reason == "" {
 		reason = "cancelled earlier: " + prev.Detail
 	}
 	if reason != "" {
-		// Reopened, or pushed back to a commit whose run was cancelled:
-		// run it afresh under a new id.
-		if p.RunID, err = w.runID(ctx, ev.Repo, KindPullRequest, pr.HeadSHA, pr.Number, "rerun:"+ev.Delivery); err != nil {
-			return err
-		}
+		p.RunID, err = w.runID(ctx, ev.Repo, KindPullRequest, pr.HeadSHA, pr.Number, "rerun:"+ev.Delivery)
 	}
-	log.Info("pull request pipeline", "number", pr.Number, "sha", pr.HeadSHA, "run", p.RunID, "trusted", trusted)
-	return w.startPipeline(ctx, f, p)
+	return p, err
 }
 
 // admission decides whether a pull request's head may run, and whether it
