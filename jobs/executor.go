@@ -65,18 +65,17 @@ func (e *Executor) memoryLimitNote() string {
 	return fmt.Sprintf("; the limit per step is %s (MLBOT_SANDBOX_MEMORY)", formatBytes(e.MemoryLimit))
 }
 
-// Run reads .mlbot.yml in dir and runs its pipeline there, recording
-// the outcome, metrics and log in run. An empty outcome means "metrics
-// collected, verdict pending the base": the caller decides it with Decide,
-// for a default-branch run as for a pull request.
-func (e *Executor) Run(ctx context.Context, dir string, run *Run) (*configs.RepoConfig, error) {
-	logPath := filepath.Join(e.LogDir, run.ID+".log")
+// openLog creates the log file of run id in LogDir; what is written to
+// the sink has the secrets masked, and is mirrored into RunLogs when set.
+// closeLog closes the sink, then the mirror.
+func (e *Executor) openLog(id string) (sink *runners.LogSink, logPath string, closeLog func(), err error) {
+	logPath = filepath.Join(e.LogDir, id+".log")
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o750); err != nil {
-		return nil, err
+		return nil, "", nil, err
 	}
-	sink, err := runners.NewLogSink(logPath, e.Secrets)
+	sink, err = runners.NewLogSink(logPath, e.Secrets)
 	if err != nil {
-		return nil, err
+		return nil, "", nil, err
 	}
 	var mirror *logMirror
 	if e.RunLogs != nil {
@@ -84,16 +83,21 @@ func (e *Executor) Run(ctx context.Context, dir string, run *Run) (*configs.Repo
 		if lg == nil {
 			lg = slog.Default()
 		}
-		mirror = newLogMirror(e.RunLogs, run.ID, lg)
+		mirror = newLogMirror(e.RunLogs, id, lg)
 		sink.Mirror = mirror
 	}
-	defer func() {
+	return sink, logPath, func() {
 		sink.Close()
 		if mirror != nil {
 			mirror.Close()
 		}
-		run.LogPath, run.LogTail = logPath, sink.Tail(logTailLines)
-	}()
+	}, nil
+}
+
+// readRepoConfig reads and parses .mlbot.yml in dir. A file missing,
+// refused or invalid is the repository's fault: run gets a config_error
+// outcome (said in the log too) and the config is nil, without an error.
+func readRepoConfig(ctx context.Context, dir string, run *Run, sink io.Writer) (*configs.RepoConfig, error) {
 	// Through package workspace: the checkout is the repository's to shape
 	// (a symbolic link to a worker file, a FIFO), and 1 MiB is the most
 	// ParseRepoConfig accepts.
@@ -116,6 +120,14 @@ func (e *Executor) Run(ctx context.Context, dir string, run *Run) (*configs.Repo
 		fmt.Fprintf(sink, "mlbot: invalid %s:\n%s\n", configs.RepoConfigFile, err)
 		return nil, nil
 	}
+	return cfg, nil
+}
+
+// runnerFor returns the runner cfg's pipeline asks for (runners.Local when
+// it names none) and the resources its job gets within the operator's
+// bounds of that runner. A runner this mlbot does not have, or resources
+// beyond the bounds, are a config_error of run, and the runner is nil.
+func (e *Executor) runnerFor(cfg *configs.RepoConfig, run *Run, sink io.Writer) (runners.Runner, runners.Resources) {
 	runnerName := cfg.Pipeline.Runner
 	if runnerName == "" {
 		runnerName = runners.Local
@@ -126,33 +138,75 @@ func (e *Executor) Run(ctx context.Context, dir string, run *Run) (*configs.Repo
 		// the repository asked for.
 		run.Outcome, run.Detail = report.OutcomeConfigError, fmt.Sprintf("%s: runner %q is not available in this mlbot; use runner: local", configs.RepoConfigFile, cfg.Pipeline.Runner)
 		fmt.Fprintf(sink, "mlbot: %s\n", run.Detail)
-		return nil, nil
+		return nil, runners.Resources{}
 	}
 	resources, err := e.bound(runnerName, cfg.Pipeline)
 	if err != nil {
 		// Refused before anything starts, quoting the operator's limit.
 		run.Outcome, run.Detail = report.OutcomeConfigError, fmt.Sprintf("%s: %v", configs.RepoConfigFile, err)
 		fmt.Fprintf(sink, "mlbot: %s\n", run.Detail)
-		return nil, nil
+		return nil, runners.Resources{}
 	}
-	run.ConfigDigest, run.Order, run.Specs = cfg.Digest(), cfg.MetricOrder, specs(cfg)
-	timeout := cfg.Pipeline.Timeout
+	return r, resources
+}
+
+// deadline returns the pipeline's timeout (cfg's, capped at MaxTimeout)
+// and when its steps must be done: the timeout from now, or, when the
+// task's own deadline comes first, that deadline less deadlineSlack.
+func (e *Executor) deadline(ctx context.Context, cfg *configs.RepoConfig) (timeout time.Duration, deadline time.Time) {
+	timeout = cfg.Pipeline.Timeout
 	if e.MaxTimeout > 0 && timeout > e.MaxTimeout {
 		timeout = e.MaxTimeout
 	}
-	deadline := time.Now().Add(timeout)
+	deadline = time.Now().Add(timeout)
 	if dl, ok := ctx.Deadline(); ok && dl.Add(-deadlineSlack).Before(deadline) {
 		// The task's own deadline (a base run before this one used part of
 		// it) comes first: end as timed out while there is time to say so.
 		deadline = dl.Add(-deadlineSlack)
 	}
+	return timeout, deadline
+}
+
+// stepEnv is the environment of run's steps: nothing of the worker's
+// secrets, the run's identity, and, for a trusted run, the server-side
+// secrets cfg names.
+func (e *Executor) stepEnv(cfg *configs.RepoConfig, run *Run) []string {
 	extra := []string{"MLBOT_RUN_ID=" + run.ID, "MLBOT_SHA=" + run.SHA, "MLBOT_REPO=" + run.Repo.FullName}
 	for _, name := range cfg.Secrets {
 		if v, ok := e.SecretEnv[name]; ok && run.Trusted {
 			extra = append(extra, name+"="+v)
 		}
 	}
-	env := runners.ChildEnv(os.Environ(), e.Secrets, extra...)
+	return runners.ChildEnv(os.Environ(), e.Secrets, extra...)
+}
+
+// Run reads .mlbot.yml in dir and runs its pipeline there, recording
+// the outcome, metrics and log in run. An empty outcome means "metrics
+// collected, verdict pending the base": the caller decides it with Decide,
+// for a default-branch run as for a pull request. The steps: open the
+// run's log; read .mlbot.yml; choose its runner; bound the time and set
+// the environment; run the pipeline's job; record how it ended and
+// collect the metrics.
+func (e *Executor) Run(ctx context.Context, dir string, run *Run) (*configs.RepoConfig, error) {
+	sink, logPath, closeLog, err := e.openLog(run.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		closeLog()
+		run.LogPath, run.LogTail = logPath, sink.Tail(logTailLines)
+	}()
+	cfg, err := readRepoConfig(ctx, dir, run, sink)
+	if cfg == nil || err != nil {
+		return nil, err
+	}
+	r, resources := e.runnerFor(cfg, run, sink)
+	if r == nil {
+		return nil, nil
+	}
+	run.ConfigDigest, run.Order, run.Specs = cfg.Digest(), cfg.MetricOrder, specs(cfg)
+	timeout, deadline := e.deadline(ctx, cfg)
+	env := e.stepEnv(cfg, run)
 	// Untrusted code never gets the network; trusted code keeps it unless
 	// the repository turns it off.
 	network := run.Trusted && cfg.Pipeline.Network != "none"
@@ -184,6 +238,15 @@ func (e *Executor) Run(ctx context.Context, dir string, run *Run) (*configs.Repo
 	if res.InfraError != nil {
 		return nil, fmt.Errorf("%s: %w", last.Name, res.InfraError)
 	}
+	return e.recordEnd(ctx, dir, cfg, run, sink, last, end, timeout, resources)
+}
+
+// recordEnd records in run how its last step ended (last, end), saying so
+// in the log, and once every step succeeded collects the metrics. timeout
+// and resources are quoted when the run ran out of either. It returns an
+// error only for a run cancelled with ctx.
+func (e *Executor) recordEnd(ctx context.Context, dir string, cfg *configs.RepoConfig, run *Run, sink io.Writer,
+	last runners.StepResult, end stepEnd, timeout time.Duration, resources runners.Resources) (*configs.RepoConfig, error) {
 	switch end {
 	case stepNotStarted:
 		run.Outcome, run.Detail = report.OutcomeTimedOut, fmt.Sprintf("no time was left for %s within the pipeline timeout of %s", last.Name, timeout)
@@ -214,15 +277,21 @@ func (e *Executor) Run(ctx context.Context, dir string, run *Run) (*configs.Repo
 		fmt.Fprintf(sink, "mlbot: %s\n", run.Detail)
 		return cfg, nil
 	}
+	collectMetrics(ctx, dir, cfg, run, sink)
+	return cfg, nil
+}
+
+// collectMetrics reads the metric files cfg names from dir into run; a
+// file missing or unreadable fails the run.
+func collectMetrics(ctx context.Context, dir string, cfg *configs.RepoConfig, run *Run, sink io.Writer) {
 	metrics, err := report.ReadFiles(ctx, dir, cfg.Pipeline.Metrics)
 	if err != nil {
 		run.Outcome, run.Detail = report.OutcomeStepFailed, "reading metrics: "+err.Error()
 		fmt.Fprintf(sink, "mlbot: %s\n", run.Detail)
-		return cfg, nil
+		return
 	}
 	run.Metrics = metrics
 	fmt.Fprintf(sink, "mlbot: %d metrics collected\n", len(metrics))
-	return cfg, nil
 }
 
 // bound checks p against the operator's bounds of runner and returns
