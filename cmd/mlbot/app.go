@@ -27,6 +27,7 @@ import (
 	"github.com/mlbot/mlbot/jobs/store"
 	"github.com/mlbot/mlbot/runners"
 	"github.com/mlbot/mlbot/web"
+	"github.com/mlbot/mlbot/web/agentsrv"
 )
 
 // wrapRunner, when set (by tests), wraps the runner of every app.
@@ -43,10 +44,15 @@ type app struct {
 	store    *store.Store
 	registry *registry.Registry
 	forges   []jobs.ForgeSet
-	worker   *jobs.Worker
-	ingest   *asynq.Client
-	srv      *http.Server
-	ln       net.Listener
+	// hub is mlbot's side of the agent protocol: the container runners
+	// drive their runs through it and /api/v1/agent/ serves it.
+	hub *agentsrv.Hub
+	// containers are the container runners, swept at start.
+	containers []sweeper
+	worker     *jobs.Worker
+	ingest     *asynq.Client
+	srv        *http.Server
+	ln         net.Listener
 	// withHTTP serves webhooks; without it only /livez, /readyz and
 	// /metrics are served (a pure worker).
 	withHTTP bool
@@ -83,6 +89,14 @@ func newApp(cfg *configs.Server, log *slog.Logger, withHTTP bool) (*app, error) 
 	// The runner set is built once, here: the one place a runner name of
 	// .mlbot.yml becomes a runner (docker and kubernetes join it later).
 	runnerSet := runners.Set{runners.Local: runner}
+	if a.hub, err = agentsrv.New(a.store, cfg.DataDir, log); err != nil {
+		a.close()
+		return nil, err
+	}
+	if a.containers, err = addContainerRunners(context.Background(), cfg, runnerSet, a.hub, log); err != nil {
+		a.close()
+		return nil, err
+	}
 	w, err := jobs.New(jobs.Options{
 		Redis:              a.rdb,
 		Store:              a.store,
@@ -219,6 +233,8 @@ func (a *app) routes() http.Handler {
 	if !a.withHTTP {
 		return mux
 	}
+	// Agents in pods reach any serve replica; their token admits them.
+	mux.Handle("/api/v1/agent/", a.hub.Handler())
 	ingress := jobs.NewIngress(a.ingest, a.worker.Signer())
 	for _, fs := range a.forges {
 		mux.Handle("/webhooks/"+fs.Webhook.Forge(), bot.NewWebhookHandler(bot.HandlerOptions{
@@ -248,6 +264,7 @@ func (a *app) Start() error {
 		a.ln = ln
 	}
 	ln := a.ln
+	a.sweepContainers()
 	if err := a.worker.Start(); err != nil {
 		ln.Close()
 		return err
@@ -259,6 +276,23 @@ func (a *app) Start() error {
 	}()
 	a.log.Info("mlbot started", "listen", ln.Addr().String(), "public_url", a.cfg.PublicURL, "config", a.cfg)
 	return nil
+}
+
+// sweepContainers removes the containers and Jobs that dead workers left
+// of runs no longer open, before any new run starts. A run whose session
+// is open is kept: its retried task re-attaches to it.
+func (a *app) sweepContainers() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	live := func(id string) bool {
+		_, err := a.hub.State(ctx, id)
+		return err == nil
+	}
+	for _, s := range a.containers {
+		if err := s.Sweep(ctx, live); err != nil {
+			a.log.Warn("sweeping the containers of finished runs", "err", err)
+		}
+	}
 }
 
 // Addr is the address the server listens on.

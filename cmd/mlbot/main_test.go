@@ -21,7 +21,9 @@ func TestMain(m *testing.M) {
 	wrapRunner = func(cfg *configs.Server, r runners.Runner) runners.Runner {
 		return countingRunner{Runner: r, n: trainCounter(cfg.DataDir)}
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	dockerCleanup()
+	os.Exit(code)
 }
 
 // trainCounters holds one counter per app, keyed by its data directory.

@@ -48,11 +48,17 @@ func Engine() (*client.Client, error) {
 // BuildStaticMlbot builds mlbot with CGO_ENABLED=0 at path: the binary
 // the container runners inject into images that have no C library.
 func BuildStaticMlbot(path string) error {
+	return BuildStatic(path, "github.com/mlbot/mlbot/cmd/mlbot")
+}
+
+// BuildStatic builds the Go package or file pkg with CGO_ENABLED=0 at
+// path, to run in an image without a C library.
+func BuildStatic(path, pkg string) error {
 	gobin := gopath.Join(runtime.GOROOT(), "bin", "go")
-	cmd := exec.Command(gobin, "build", "-o", path, "github.com/mlbot/mlbot/cmd/mlbot")
+	cmd := exec.Command(gobin, "build", "-o", path, pkg)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("build a static mlbot: %w\n%s", err, out)
+		return fmt.Errorf("build %s statically: %w\n%s", pkg, err, out)
 	}
 	return nil
 }
@@ -66,6 +72,12 @@ func RemoveImage(cli *client.Client, ref string) {
 // busybox with a link for each of its applets in /bin, and returns its
 // reference.
 func ImportBusybox(cli *client.Client) (string, error) {
+	return ImportBusyboxWith(cli, nil)
+}
+
+// ImportBusyboxWith is ImportBusybox with more executable files in the
+// image, by their paths in it ("usr/local/bin/softmax").
+func ImportBusyboxWith(cli *client.Client, extra map[string][]byte) (string, error) {
 	bin, err := os.ReadFile(busybox)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w (apt-get install busybox-static)", busybox, err)
@@ -87,7 +99,7 @@ func ImportBusybox(cli *client.Client) (string, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	now := time.Now()
-	for _, d := range []string{"bin/", "etc/", "tmp/"} {
+	for _, d := range []string{"bin/", "etc/", "tmp/", "usr/", "usr/local/", "usr/local/bin/"} {
 		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o755, ModTime: now})
 	}
 	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "bin/busybox", Mode: 0o755, Size: int64(len(bin)), ModTime: now})
@@ -96,6 +108,10 @@ func ImportBusybox(cli *client.Client) (string, error) {
 		if applet != "busybox" {
 			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "bin/" + applet, Linkname: "busybox", Mode: 0o777, ModTime: now})
 		}
+	}
+	for name, b := range extra {
+		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o755, Size: int64(len(b)), ModTime: now})
+		tw.Write(b)
 	}
 	passwd := "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/tmp:/bin/sh\n"
 	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "etc/passwd", Mode: 0o644, Size: int64(len(passwd)), ModTime: now})

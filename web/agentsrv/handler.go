@@ -22,6 +22,10 @@ const maxJSONBytes = 64 << 10
 // maxDoneError bounds the error message kept of a Done.
 const maxDoneError = 4 << 10
 
+// transferTimeout bounds one authenticated request of the agent API (a
+// source download, an artifact upload).
+const transferTimeout = time.Hour
+
 // maxTokenLen bounds the bearer token looked at: a longer one is wrong.
 const maxTokenLen = 256
 
@@ -43,6 +47,12 @@ func (h *Hub) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	// The server's read and write timeouts are for pages and webhooks; a
+	// run's source archive or a 2 GiB artifact takes longer. Only an
+	// authenticated agent gets the longer bound.
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Now().Add(transferTimeout))
+	rc.SetWriteDeadline(time.Now().Add(transferTimeout))
 	p := r.URL.Path
 	switch {
 	case p == agentapi.PathJob:

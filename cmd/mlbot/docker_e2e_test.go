@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"github.com/mlbot/mlbot/configs"
+	"github.com/mlbot/mlbot/internal/dockertest"
+	"github.com/mlbot/mlbot/internal/testreq"
+	"github.com/mlbot/mlbot/runners/docker"
+)
+
+// dockerEnv is what the docker end-to-end tests share, made once: the
+// engine, an image of busybox plus the digits example's trainer built
+// statically, and a static mlbot to inject.
+var dockerEnv struct {
+	once   sync.Once
+	dir    string
+	cli    *client.Client
+	image  string
+	binary string
+	err    error
+}
+
+// needDocker returns the image and the agent binary, or ends t when no
+// engine answers (failing it when MLBOT_TEST_REQUIRE names docker).
+func needDocker(t *testing.T) (image, binary string) {
+	t.Helper()
+	dockerEnv.once.Do(func() {
+		dockerEnv.dir, dockerEnv.err = os.MkdirTemp("", "mlbot-e2e-docker-")
+		if dockerEnv.err != nil {
+			return
+		}
+		if dockerEnv.cli, dockerEnv.err = dockertest.Engine(); dockerEnv.err != nil {
+			return
+		}
+		dockerEnv.binary = filepath.Join(dockerEnv.dir, "mlbot")
+		if dockerEnv.err = dockertest.BuildStaticMlbot(dockerEnv.binary); dockerEnv.err != nil {
+			return
+		}
+		softmax := filepath.Join(dockerEnv.dir, "softmax")
+		if dockerEnv.err = dockertest.BuildStatic(softmax, "../../examples/digits/softmax.go"); dockerEnv.err != nil {
+			return
+		}
+		b, err := os.ReadFile(softmax)
+		if err != nil {
+			dockerEnv.err = err
+			return
+		}
+		dockerEnv.image, dockerEnv.err = dockertest.ImportBusyboxWith(dockerEnv.cli, map[string][]byte{"usr/local/bin/softmax": b})
+	})
+	if dockerEnv.err != nil {
+		testreq.Missing(t, "docker", "%v", dockerEnv.err)
+	}
+	return dockerEnv.image, dockerEnv.binary
+}
+
+// dockerCleanup removes what needDocker made; TestMain calls it.
+func dockerCleanup() {
+	if dockerEnv.cli != nil && dockerEnv.image != "" {
+		dockertest.RemoveImage(dockerEnv.cli, dockerEnv.image)
+	}
+	if dockerEnv.dir != "" {
+		os.RemoveAll(dockerEnv.dir)
+	}
+}
+
+// containersOf lists the containers, running or not, labelled with run id.
+func containersOf(t *testing.T, id string) int {
+	t.Helper()
+	list, err := dockerEnv.cli.ContainerList(context.Background(), client.ContainerListOptions{All: true,
+		Filters: make(client.Filters).Add("label", docker.LabelRun+"="+id)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(list.Items)
+}
+
+// dockerModel is e.model's pipeline run by the docker runner in image.
+func dockerModel(image, accuracy, train string) map[string]string {
+	files := (&e2e{}).model(accuracy)
+	files[".mlbot.yml"] = strings.Replace(files[".mlbot.yml"], "  timeout: 1m\n",
+		"  timeout: 1m\n  runner: docker\n  image: "+image+"\n  resources: {memory: 64Mi}\n", 1)
+	if train != "" {
+		files["train.sh"] = train
+	}
+	return files
+}
+
+// runJSON returns the run record behind a status's link, as JSON text.
+func runJSON(t *testing.T, st hostStatus) string {
+	t.Helper()
+	resp, err := http.Get(st.TargetURL + "?format=json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestDockerRunner drives the docker runner through webhooks: pushes and
+// pull requests trained in a container of an image the repository names,
+// with the agent injected; what only the engine knows (an OOM kill)
+// reported as such; no network for untrusted code; no container left.
+func TestDockerRunner(t *testing.T) {
+	image, binary := needDocker(t)
+	tweak := func(cfg *configs.Server) {
+		cfg.Runners = []string{"local", "docker"}
+		cfg.AgentBinary = binary
+		cfg.Docker = configs.RunnerLimits{Images: []string{"mlbot-test/*"}, MaxMemory: 256 << 20, MaxCPU: "2"}
+	}
+	runIDOf := func(t *testing.T, st hostStatus) string {
+		t.Helper()
+		i := strings.LastIndex(st.TargetURL, "/runs/")
+		if i < 0 {
+			t.Fatalf("status %+v links no run", st)
+		}
+		return st.TargetURL[i+len("/runs/"):]
+	}
+	t.Run("a push and a pull request trained in a container", func(t *testing.T) {
+		e := newE2E(t, "github", tweak)
+		train := "echo \"uid $(id -u) in $(hostname)\"\nexec cp params model.txt\n"
+		e.mainSHA = e.commit("main", dockerModel(image, "0.90", train), "model in a container")
+		e.send(e.sb.push(e.hook, zeroSHA, e.mainSHA), http.StatusAccepted)
+		if st := e.final(e.mainSHA); st.State != "success" {
+			t.Fatalf("baseline status %+v", st)
+		}
+		head := e.commit("feature", map[string]string{"params": "0.93\n"}, "better")
+		e.send(e.prEvent("opened", head, ""), http.StatusAccepted)
+		st := e.final(head)
+		if st.State != "success" {
+			t.Fatalf("pull request status %+v", st)
+		}
+		cs := e.mlbotComments(1)
+		if len(cs) != 1 || !strings.Contains(cs[0].Body, "0.93") {
+			t.Fatalf("comments %+v, want the diff with 0.93", cs)
+		}
+		id := runIDOf(t, st)
+		if rec := runJSON(t, st); !strings.Contains(rec, "uid 1000 in ") {
+			t.Errorf("the run's log does not show the container's unprivileged user: %s", rec)
+		}
+		if n := containersOf(t, id); n != 0 {
+			t.Errorf("%d containers of run %s left", n, id)
+		}
+	})
+	t.Run("an OOM kill is reported with the limit", func(t *testing.T) {
+		e := newE2E(t, "github", tweak)
+		hog := "exec awk 'BEGIN { s = \"x\"; for (i = 0; i < 40; i++) s = s s; print length(s) }'\ncp params model.txt\n"
+		e.mainSHA = e.commit("main", dockerModel(image, "0.90", hog), "a greedy model")
+		e.send(e.sb.push(e.hook, zeroSHA, e.mainSHA), http.StatusAccepted)
+		st := e.final(e.mainSHA)
+		if st.State != "failure" {
+			t.Fatalf("status %+v, want failure; run %s", st, runJSON(t, st))
+		}
+		rec := runJSON(t, st)
+		if !strings.Contains(rec, "out of memory") || !strings.Contains(rec, "64Mi") {
+			t.Errorf("run record does not say out of memory with the limit: %s", rec)
+		}
+	})
+	t.Run("a run asking for more than allowed fails at once quoting the limit", func(t *testing.T) {
+		e := newE2E(t, "gitlab", tweak)
+		files := dockerModel(image, "0.90", "")
+		files[".mlbot.yml"] = strings.Replace(files[".mlbot.yml"], "memory: 64Mi", "memory: 64Gi", 1)
+		e.mainSHA = e.commit("main", files, "greedy")
+		start := time.Now()
+		e.send(e.sb.push(e.hook, zeroSHA, e.mainSHA), http.StatusAccepted)
+		st := e.final(e.mainSHA)
+		if st.State != "failed" && st.State != "failure" {
+			t.Fatalf("status %+v, want failed", st)
+		}
+		if time.Since(start) > 30*time.Second {
+			t.Errorf("the refusal took %s", time.Since(start))
+		}
+		if rec := runJSON(t, st); !strings.Contains(rec, "pipeline.resources.memory 64Gi is more than the limit of 256Mi per run (MLBOT_DOCKER_MAX_MEMORY)") {
+			t.Errorf("the run does not quote the limit: %s", rec)
+		}
+	})
+}
