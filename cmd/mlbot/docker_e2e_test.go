@@ -188,4 +188,35 @@ func TestDockerRunner(t *testing.T) {
 			t.Errorf("the run does not quote the limit: %s", rec)
 		}
 	})
+	t.Run("the digits example trained in a container", func(t *testing.T) {
+		e := newE2E(t, "gitlab", tweak)
+		data, err := os.ReadFile("../../examples/digits/digits.csv.gz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.mainSHA = e.commit("main", map[string]string{
+			".mlbot.yml": `version: 1
+pipeline:
+  train: softmax train --lr 0.5 --epochs 40 --seed 42 --out model.json
+  evaluate: softmax evaluate --model model.json --out metrics.json
+  metrics: [metrics.json]
+  artifacts: [model.json]
+  timeout: 5m
+  runner: docker
+  image: ` + image + `
+  resources: {memory: 256Mi, cpu: "1"}
+metrics:
+  accuracy: {goal: maximize, min: 0.90}
+`,
+			"digits.csv.gz": string(data),
+		}, "digits")
+		e.send(e.sb.push(e.hook, zeroSHA, e.mainSHA), http.StatusAccepted)
+		st := e.final(e.mainSHA)
+		if st.State != "success" {
+			t.Fatalf("status %+v; run %s", st, runJSON(t, st))
+		}
+		if rec := runJSON(t, st); !strings.Contains(rec, `"accuracy":0.9`) {
+			t.Errorf("run record lacks an accuracy of at least 0.9: %s", rec)
+		}
+	})
 }
