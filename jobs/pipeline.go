@@ -35,7 +35,8 @@ type pipelineHost interface {
 // if need be runs its base, stores the result and queues its report. A
 // run already finished is not run again; its report is queued again. The
 // steps: lock the run; load it; unless it was cancelled, mark it running
-// and execute it; decide how the attempt ended (retried, or finished);
+// and execute it (or hand it over to the queue its .mlbot.yml names,
+// handoff.go); decide how the attempt ended (retried, or finished);
 // finish the run and queue its report.
 func (w *Worker) handlePipeline(ctx context.Context, t *asynq.Task) error {
 	w.inflight.Add(1)
@@ -66,6 +67,9 @@ func (w *Worker) handlePipeline(ctx context.Context, t *asynq.Task) error {
 			return err
 		}
 		reason, err = w.executeRun(ctx, f, p, run)
+		if h := (handOff{}); errors.As(err, &h) {
+			return w.handOver(ctx, log, f, p, run, h.queue)
+		}
 	}
 	ctx, err = w.endAttempt(ctx, log, run, reason, err)
 	if err != nil {
@@ -219,6 +223,9 @@ func (w *Worker) execute(ctx context.Context, f cloneAuthorizer, p PipelinePaylo
 	co, err := checkoutHead(ctx, f, p, headDir)
 	if err != nil {
 		return err
+	}
+	if queue := belongsElsewhere(ctx, headDir); queue != "" {
+		return handOff{queue: queue}
 	}
 	// The base is found, and run if need be, before any of the head's code
 	// runs: what an untrusted training leaves in .git must not touch the

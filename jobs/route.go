@@ -349,14 +349,15 @@ func (w *Worker) cancelRun(ctx context.Context, id, reason string) error {
 	}
 	// A task still waiting in its queue is removed and its run finished
 	// here; a running one is told to stop through asynq's cancel channel.
-	if err := w.inspector.DeleteTask(w.opts.PipelineQueue, pipelineTaskID(id)); err == nil {
+	queue, taskID := w.pipelineTaskOf(run)
+	if err := w.inspector.DeleteTask(queue, taskID); err == nil {
 		run.State, run.Outcome, run.Detail, run.Finished = RunFinished, report.OutcomeCanceled, reason, time.Now().UTC()
 		if err := w.store.SaveRun(ctx, run); err != nil {
 			return err
 		}
 		return w.enqueueReport(ctx, id)
 	}
-	if err := w.inspector.CancelProcessing(pipelineTaskID(id)); err != nil {
+	if err := w.inspector.CancelProcessing(taskID); err != nil {
 		w.log.Debug("cancel signal not sent", "run", id, "err", err)
 	}
 	w.log.Info("run cancelled", "run", id, "reason", reason)

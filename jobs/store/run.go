@@ -70,6 +70,9 @@ type Run struct {
 	// OnMerge names the environments a default-branch run deploys to
 	// when it passes.
 	OnMerge []string `json:"on_merge,omitempty"`
+	// Queue is the pipeline queue .mlbot.yml sent the run to, when a
+	// worker of another queue handed it over ("" before that).
+	Queue string `json:"queue,omitempty"`
 }
 
 // HasMetrics reports whether the run produced metrics a later run can be

@@ -1,0 +1,98 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/mlbot/mlbot/bot"
+	"github.com/mlbot/mlbot/configs"
+	"github.com/mlbot/mlbot/internal/workspace"
+)
+
+// A run goes first to the pipeline queue of the worker that routed it,
+// since which queue .mlbot.yml names is known only from the checkout. A
+// worker that checks out a run whose .mlbot.yml names another queue
+// (`pipeline.queue: gpu`) hands the run over to that queue, where only
+// the workers serving it (`mlbot worker --queues gpu`) take it; the
+// checkout it made is all it did.
+
+// handOff is the error execute returns for a run that belongs on another
+// pipeline queue.
+type handOff struct {
+	// queue is the queue .mlbot.yml names.
+	queue string
+}
+
+func (h handOff) Error() string { return "the run belongs on pipeline queue " + h.queue }
+
+// queueOf returns the pipeline queue the .mlbot.yml in dir names, or ""
+// when it names none or cannot be read (the run then goes on where it is,
+// and reports the file's problem as usual).
+func queueOf(ctx context.Context, dir string) string {
+	data, err := workspace.ReadFile(ctx, dir, configs.RepoConfigFile, 1<<20)
+	if err != nil {
+		return ""
+	}
+	cfg, err := configs.ParseRepoConfig(configs.RepoConfigFile, data)
+	if err != nil {
+		return ""
+	}
+	return cfg.Pipeline.Queue
+}
+
+// belongsElsewhere says which queue a run checked out in dir must move
+// to, or "" when it is where .mlbot.yml wants it.
+func belongsElsewhere(ctx context.Context, dir string) string {
+	want := queueOf(ctx, dir)
+	if want == "" {
+		return ""
+	}
+	if here, ok := asynq.GetQueueName(ctx); ok && here == want {
+		return ""
+	}
+	return want
+}
+
+// pipelineTaskOf returns the queue and task id of run's pipeline task:
+// the routing worker's queue and pipelineTaskID, or after a hand-off the
+// queue .mlbot.yml names and a task id of its own.
+func (w *Worker) pipelineTaskOf(run *Run) (queue, taskID string) {
+	if run.Queue == "" {
+		return w.opts.PipelineQueue, pipelineTaskID(run.ID)
+	}
+	return run.Queue, pipelineTaskID(run.ID) + "@" + run.Queue
+}
+
+// handOver moves run to queue: it enqueues the run's pipeline task there,
+// once, records the queue with the run, still queued, and says on the
+// commit's status that the run waits for that queue's workers.
+func (w *Worker) handOver(ctx context.Context, log *slog.Logger, f statusPoster, p PipelinePayload, run *Run, queue string) error {
+	run.State, run.Queue = RunQueued, queue
+	if err := w.store.SaveRun(ctx, run); err != nil {
+		return err
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	_, taskID := w.pipelineTaskOf(run)
+	_, err = w.client.EnqueueContext(ctx, w.signer.NewTask(TypePipeline, b),
+		asynq.TaskID(taskID), asynq.Queue(queue),
+		asynq.Timeout(2*w.opts.MaxPipelineTimeout+10*time.Minute), asynq.MaxRetry(3), asynq.Retention(runRetention))
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("hand the run over to queue %s: %w", queue, err)
+	}
+	log.Info("run handed over to the queue its .mlbot.yml names", "queue", queue)
+	desc := fmt.Sprintf("queued for the %s workers: train and evaluate", queue)
+	if serr := w.setStatus(ctx, f, run.Repo, run.SHA, refOf(run.PR, run.Branch), bot.StatePending, desc, w.runURL(run.ID),
+		w.progressCheck(run.ID, run.SHA, desc)); serr != nil {
+		log.Warn("queued status not set", "err", serr)
+	}
+	return nil
+}
