@@ -47,13 +47,16 @@ func queueOf(ctx context.Context, dir string) string {
 }
 
 // belongsElsewhere says which queue a run checked out in dir must move
-// to, or "" when it is where .mlbot.yml wants it.
+// to, or "" when it is where .mlbot.yml wants it. A file that names no
+// queue (or "default", its default) leaves the run on the queue that
+// routed it, as before queues were read from the file.
 func belongsElsewhere(ctx context.Context, dir string) string {
-	want := queueOf(ctx, dir)
-	if want == "" {
-		return ""
+	here, ok := asynq.GetQueueName(ctx)
+	if !ok {
+		return "" // not run by a worker: nowhere to hand over from
 	}
-	if here, ok := asynq.GetQueueName(ctx); ok && here == want {
+	want := queueOf(ctx, dir)
+	if want == "" || want == "default" || want == here {
 		return ""
 	}
 	return want
