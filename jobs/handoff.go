@@ -72,13 +72,20 @@ func (w *Worker) pipelineTaskOf(run *Run) (queue, taskID string) {
 	return run.Queue, pipelineTaskID(run.ID) + "@" + run.Queue
 }
 
-// handOver moves run to queue: it enqueues the run's pipeline task there,
-// once, records the queue with the run, still queued, and says on the
-// commit's status that the run waits for that queue's workers.
+// handOver moves run to queue: it records the queue with the run, still
+// queued, says on the commit's status that the run waits for that queue's
+// workers, and enqueues the run's pipeline task there, once.
 func (w *Worker) handOver(ctx context.Context, log *slog.Logger, f statusPoster, p PipelinePayload, run *Run, queue string) error {
 	run.State, run.Queue = RunQueued, queue
 	if err := w.store.SaveRun(ctx, run); err != nil {
 		return err
+	}
+	// The status first: the other queue's worker may take the run at once,
+	// and its statuses must come after this one.
+	desc := fmt.Sprintf("queued for the %s workers: train and evaluate", queue)
+	if serr := w.setStatus(ctx, f, run.Repo, run.SHA, refOf(run.PR, run.Branch), bot.StatePending, desc, w.runURL(run.ID),
+		w.progressCheck(run.ID, run.SHA, desc)); serr != nil {
+		log.Warn("queued status not set", "err", serr)
 	}
 	b, err := json.Marshal(p)
 	if err != nil {
@@ -92,10 +99,5 @@ func (w *Worker) handOver(ctx context.Context, log *slog.Logger, f statusPoster,
 		return fmt.Errorf("hand the run over to queue %s: %w", queue, err)
 	}
 	log.Info("run handed over to the queue its .mlbot.yml names", "queue", queue)
-	desc := fmt.Sprintf("queued for the %s workers: train and evaluate", queue)
-	if serr := w.setStatus(ctx, f, run.Repo, run.SHA, refOf(run.PR, run.Branch), bot.StatePending, desc, w.runURL(run.ID),
-		w.progressCheck(run.ID, run.SHA, desc)); serr != nil {
-		log.Warn("queued status not set", "err", serr)
-	}
 	return nil
 }
