@@ -272,8 +272,6 @@ func (c *Cluster) startComponent(t testing.TB, bin, name string, args ...string)
 	return retryPorts(1, func(ports []int) (*process, error) {
 		all := append([]string{
 			"--kubeconfig=" + kubeconfig,
-			"--authentication-kubeconfig=" + kubeconfig,
-			"--authorization-kubeconfig=" + kubeconfig,
 			"--leader-elect=false",
 			"--bind-address=127.0.0.1",
 			"--secure-port=" + strconv.Itoa(ports[0]),
