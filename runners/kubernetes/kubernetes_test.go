@@ -240,7 +240,7 @@ func TestRunner(t *testing.T) {
 	})
 
 	t.Run("a GPU job with no GPU node", func(t *testing.T) {
-		r := f.runner(t, func(o *Options) { o.PendingTimeout = 3 * time.Second })
+		r := f.runner(t, func(o *Options) { o.PendingTimeout = 5 * time.Second })
 		job, out := newJob(t, "run-gpu", runners.Step{Name: "train", Command: "true"})
 		job.Resources.GPUs = 1
 		var notes []string
@@ -252,7 +252,7 @@ func TestRunner(t *testing.T) {
 		}
 		res := r.RunJob(ctx, job)
 		const sched = "0/1 nodes are available: 1 Insufficient nvidia.com/gpu."
-		if res.InfraError == nil || !strings.Contains(res.InfraError.Error(), "no node could run the pod within 3s: "+sched) {
+		if res.InfraError == nil || !strings.Contains(res.InfraError.Error(), "no node could run the pod within 5s: "+sched) {
 			t.Fatalf("infra error %v\nlog:\n%s", res.InfraError, out)
 		}
 		mu.Lock()
@@ -270,9 +270,7 @@ func TestRunner(t *testing.T) {
 		defer cancel()
 		go func() {
 			waitPod(t, f.admin, "run-cancel", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
-			for !strings.Contains(out.String(), "started") {
-				time.Sleep(50 * time.Millisecond)
-			}
+			waitOutput(t, out, "started")
 			cancel()
 		}()
 		res := r.RunJob(cctx, job)
@@ -357,9 +355,7 @@ func TestRunner(t *testing.T) {
 		dctx, detach := context.WithCancelCause(ctx)
 		defer detach(nil)
 		go func() {
-			for !strings.Contains(out.String(), "started") {
-				time.Sleep(20 * time.Millisecond)
-			}
+			waitOutput(t, out, "started")
 			detach(ErrDetach)
 		}()
 		res := r.RunJob(dctx, job)
@@ -524,6 +520,18 @@ func waitPod(t *testing.T, cs kubernetes.Interface, id string, ok func(*corev1.P
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Errorf("no pod of %s as wanted", id)
+}
+
+// waitOutput waits for out to hold want, for a minute at most.
+func waitOutput(t *testing.T, out *buffer, want string) {
+	deadline := time.Now().Add(time.Minute)
+	for !strings.Contains(out.String(), want) {
+		if time.Now().After(deadline) {
+			t.Errorf("the job's output never held %q:\n%s", want, out)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // waitGone waits until run id has no Job, pod or Secret left.
