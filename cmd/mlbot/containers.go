@@ -10,10 +10,13 @@ import (
 	"path/filepath"
 	"slices"
 
+	k8s "k8s.io/client-go/kubernetes"
+
 	"github.com/mlbot/mlbot/configs"
 	"github.com/mlbot/mlbot/runners"
 	"github.com/mlbot/mlbot/runners/agentapi"
 	"github.com/mlbot/mlbot/runners/docker"
+	"github.com/mlbot/mlbot/runners/kubernetes"
 )
 
 // sweeper is a container runner that removes what dead workers left.
@@ -42,6 +45,31 @@ func addContainerRunners(ctx context.Context, cfg *configs.Server, set runners.S
 		out = append(out, r)
 		log.Info("the docker runner is on", "images", cfg.Docker.Images, "max_cpu", cfg.Docker.MaxCPU,
 			"max_memory", cfg.Docker.MaxMemory, "max_gpus", cfg.Docker.MaxGPUs, "agent_binary", bin)
+	}
+	if slices.Contains(cfg.Runners, "kubernetes") {
+		rc, err := kubernetes.ClientConfig(cfg.K8s.Kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("MLBOT_RUNNERS names kubernetes: %w", err)
+		}
+		cs, err := k8s.NewForConfig(rc)
+		if err != nil {
+			return nil, fmt.Errorf("MLBOT_RUNNERS names kubernetes: %w", err)
+		}
+		url := cfg.K8s.AgentURL
+		if url == "" {
+			url = cfg.PublicURL
+		}
+		r, err := kubernetes.New(cs, hub, kubernetes.Options{Namespace: cfg.K8s.Namespace, AgentImage: cfg.K8s.AgentImage,
+			AgentURL: url, ServiceAccount: cfg.K8s.ServiceAccount, RuntimeClass: cfg.K8s.RuntimeClass,
+			ImagePullSecrets: cfg.K8s.ImagePullSecrets, PendingTimeout: cfg.K8s.PendingTimeout,
+			MaxArtifactBytes: cfg.MaxArtifactBytes, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("MLBOT_RUNNERS names kubernetes: %w", err)
+		}
+		set["kubernetes"] = r
+		out = append(out, r)
+		log.Info("the kubernetes runner is on", "namespace", cfg.K8s.Namespace, "images", cfg.K8s.Images,
+			"agent_url", url, "pending_timeout", cfg.K8s.PendingTimeout)
 	}
 	return out, nil
 }

@@ -403,3 +403,15 @@ func (c *Cluster) Namespace(t testing.TB, name string, labels map[string]string)
 		t.Fatalf("kubetest: namespace %s has no default ServiceAccount: %v", name, err)
 	}
 }
+
+// Kubeconfig writes a kubeconfig file for user (a token of the token
+// file, such as MlbotUser) and returns its path: what an operator hands
+// mlbot through MLBOT_K8S_KUBECONFIG.
+func (c *Cluster) Kubeconfig(t testing.TB, user string) string {
+	t.Helper()
+	name := "user-" + randomHex(4) + ".kubeconfig"
+	if err := c.writeKubeconfig(name, user); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(c.Dir, name)
+}
