@@ -211,7 +211,7 @@ func heading(c Comment) string {
 	case OutcomePassed:
 		return "### ✅ " + title + " passed"
 	case OutcomeGateFailed:
-		return "### ❌ " + title + " failed" + gateHeadline(c.Diff)
+		return "### ❌ " + title + " failed" + gateHeadline(c.Diff, markdown)
 	case OutcomeStepFailed:
 		return "### ❌ " + title + " step failed"
 	case OutcomeTimedOut:
@@ -233,7 +233,7 @@ func heading(c Comment) string {
 
 // gateHeadline names the first failing metric and why, so the PR's
 // notification says what to look at.
-func gateHeadline(d Diff) string {
+func gateHeadline(d Diff, st style) string {
 	r, ok := firstFailing(d)
 	if !ok {
 		return ""
@@ -251,7 +251,7 @@ func gateHeadline(d Diff) string {
 			why = "dropped more than allowed"
 		}
 	}
-	s := " — " + codeSpan(r.Name, false) + " " + why
+	s := " — " + st.code(r.Name) + " " + why
 	if n := len(d.Failed) - 1; n > 0 {
 		s += fmt.Sprintf(" (and %d more)", n)
 	}
@@ -319,13 +319,7 @@ func optNum(v *float64) string {
 }
 
 func deltaCell(r Row) string {
-	if r.Abs == nil {
-		return "—"
-	}
-	s := signed(*r.Abs)
-	if r.Rel != nil {
-		s += " (" + signedPct(*r.Rel) + ")"
-	}
+	s := deltaText(r)
 	switch r.Better {
 	case 1:
 		s += " 🟢"
@@ -337,18 +331,14 @@ func deltaCell(r Row) string {
 
 func gateCell(r Row) string {
 	var cells []string
-	for _, g := range r.Gates {
+	for _, g := range gateCells(r) {
 		mark := "✅ "
 		if !g.Pass {
 			mark = "❌ "
 		}
-		s := mark + gateRule(g)
-		if !g.Pass {
-			if r.Head == nil {
-				s += " (missing)"
-			} else if drop, ok := r.Drop(); ok && g.Kind == GateMaxDrop {
-				s += " (dropped " + fmtNum(drop) + ")"
-			}
+		s := mark + g.Rule
+		if g.Note != "" {
+			s += " (" + g.Note + ")"
 		}
 		cells = append(cells, s)
 	}
@@ -400,7 +390,18 @@ func afterTable(c Comment) string {
 }
 
 func verdict(c Comment) string {
-	detail := sentence(inlineText(c.Detail, maxInlineLen))
+	word, summary := verdictParts(c, markdown)
+	v := "**Verdict: " + word + "**"
+	if summary != "" {
+		v += " — " + summary
+	}
+	return v
+}
+
+// verdictParts returns the verdict's word ("passed", "failed", …) and
+// the sentence that follows it, in style st.
+func verdictParts(c Comment, st style) (word, summary string) {
+	detail := sentence(st.text(c.Detail, maxInlineLen))
 	orElse := func(s string) string {
 		if detail != "" {
 			return detail
@@ -409,33 +410,29 @@ func verdict(c Comment) string {
 	}
 	switch c.Outcome {
 	case OutcomePassed:
-		return "**Verdict: passed** — " + passSummary(c) + "."
+		return "passed", passSummary(c, st) + "."
 	case OutcomeGateFailed:
-		return "**Verdict: failed** — " + failSummary(c.Diff)
+		return "failed", failSummaryIn(c.Diff, st)
 	case OutcomeStepFailed:
-		return "**Verdict: failed** — " + orElse("a pipeline step failed.")
+		return "failed", orElse("a pipeline step failed.")
 	case OutcomeTimedOut:
-		return "**Verdict: timed out** — " + orElse("the run reached `pipeline.timeout` and was stopped.")
+		return "timed out", orElse("the run reached " + st.code("pipeline.timeout") + " and was stopped.")
 	case OutcomeConfigError:
-		return "**Verdict: config error** — `.mlbot.yml` could not be used; fix it and push again."
+		return "config error", st.code(".mlbot.yml") + " could not be used; fix it and push again."
 	case OutcomeError:
-		return strings.TrimSpace("**Verdict: error** — mlbot could not run the pipeline. " + detail)
+		return "error", strings.TrimSpace("mlbot could not run the pipeline. " + detail)
 	case OutcomeCanceled:
-		return "**Verdict: canceled** — " + orElse("stopped by `/cancel` or a newer push.")
+		return "canceled", orElse("stopped by " + st.code("/cancel") + " or a newer push.")
 	case OutcomeForkNotRun:
-		return strings.TrimSpace("**Verdict: not run** — pull requests from forks are not run automatically. " + detail)
+		return "not run", strings.TrimSpace("pull requests from forks are not run automatically. " + detail)
 	case OutcomeAwaitingApproval:
-		return strings.TrimSpace("**Verdict: not run yet** — this pull request comes from a fork or from an author without write access, so none of its code runs until a maintainer comments `/ok-to-test`. A later push needs a new approval. " + detail)
+		return "not run yet", strings.TrimSpace("this pull request comes from a fork or from an author without write access, so none of its code runs until a maintainer comments " + st.code("/ok-to-test") + ". A later push needs a new approval. " + detail)
 	default:
-		v := "**Verdict: " + inlineText(string(c.Outcome), 40) + "**"
-		if detail != "" {
-			v += " — " + detail
-		}
-		return v
+		return st.text(string(c.Outcome), 40), detail
 	}
 }
 
-func passSummary(c Comment) string {
+func passSummary(c Comment, st style) string {
 	gates := 0
 	for _, r := range c.Diff.Rows {
 		gates += len(r.Gates)
@@ -454,7 +451,7 @@ func passSummary(c Comment) string {
 		if r.Goal == "" || r.Abs == nil {
 			continue
 		}
-		name := codeSpan(r.Name, false)
+		name := st.code(r.Name)
 		switch r.Better {
 		case 1:
 			parts = append(parts, name+" improved by "+fmtNum(math.Abs(*r.Abs)))
@@ -473,7 +470,10 @@ func passSummary(c Comment) string {
 	return strings.Join(parts, "; ")
 }
 
-func failSummary(d Diff) string {
+func failSummary(d Diff) string { return failSummaryIn(d, markdown) }
+
+// failSummaryIn names each failing metric and why, in style st.
+func failSummaryIn(d Diff, st style) string {
 	var parts []string
 	failing := 0
 	for _, r := range d.Rows {
@@ -486,10 +486,10 @@ func failSummary(d Diff) string {
 		var why []string
 		for _, g := range r.Gates {
 			if !g.Pass {
-				why = append(why, failReason(r, g))
+				why = append(why, failReasonIn(r, g, st))
 			}
 		}
-		parts = append(parts, codeSpan(r.Name, false)+": "+strings.Join(why, ", "))
+		parts = append(parts, st.code(r.Name)+": "+strings.Join(why, ", "))
 	}
 	if failing == 0 {
 		return "a gate failed."
@@ -500,7 +500,10 @@ func failSummary(d Diff) string {
 	return strings.Join(parts, "; ") + "."
 }
 
-func failReason(r Row, g Gate) string {
+func failReason(r Row, g Gate) string { return failReasonIn(r, g, markdown) }
+
+// failReasonIn says why gate g of row r failed, in style st.
+func failReasonIn(r Row, g Gate, st style) string {
 	if r.Head == nil {
 		return "missing from head (" + g.Kind + " " + fmtNum(g.Limit) + ")"
 	}
@@ -514,7 +517,7 @@ func failReason(r Row, g Gate) string {
 			return "drop " + fmtNum(drop) + " > max_drop " + fmtNum(g.Limit)
 		}
 	}
-	return inlineText(g.Kind, 40) + " " + fmtNum(g.Limit)
+	return st.text(g.Kind, 40) + " " + fmtNum(g.Limit)
 }
 
 func footer(c Comment) string {
