@@ -77,24 +77,10 @@ func (w *Worker) comment(ctx context.Context, run *Run) (report.Comment, error) 
 }
 
 // CommentFor assembles the PR comment of a finished run compared against
-// base (nil when there is none).
+// base (nil when there is none); see store.Run.Comment, which the run
+// page shares.
 func CommentFor(run, base *Run, runURL string) report.Comment {
-	c := report.Comment{
-		Outcome: run.Outcome, HeadSHA: run.SHA, BaseNote: run.BaseNote, Detail: run.Detail,
-		RunURL: runURL, Train: run.Train, Eval: run.Evaluate,
-	}
-	var baseMetrics map[string]float64
-	if base != nil {
-		c.BaseSHA, baseMetrics = base.SHA, base.Metrics
-	}
-	if run.Metrics != nil {
-		c.Diff = report.Compute(baseMetrics, run.Metrics, run.Specs, run.Order)
-	}
-	switch run.Outcome {
-	case report.OutcomeStepFailed, report.OutcomeTimedOut, report.OutcomeError:
-		c.LogTail = run.LogTail
-	}
-	return c
+	return run.Comment(base, runURL)
 }
 
 // commenter keeps mlbot's comment on a pull or merge request.

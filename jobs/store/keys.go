@@ -48,6 +48,22 @@ const (
 	// HeadHistory bounds the head observations kept per pull request.
 	HeadHistory = 100
 
+	// RecentRuns bounds the runs a repository's index of recent runs
+	// keeps (the overview and repository pages list them).
+	RecentRuns = 500
+
+	// BaselineHistory bounds the default-branch runs a repository's
+	// history keeps for the metric charts.
+	BaselineHistory = 200
+
+	// SessionTTL is how long a login to the web pages lasts.
+	SessionTTL = 12 * time.Hour
+
+	// LoginStateTTL is how long a login may take between leaving for the
+	// code host and coming back: the host's own authorization codes
+	// expire after ten minutes.
+	LoginStateTTL = 10 * time.Minute
+
 	// MaxRunLogBytes bounds the log of one run kept for the run page; the
 	// log sink caps what it sends at the same size (runners.DefaultMaxFileBytes).
 	MaxRunLogBytes = 16<<20 + 4096
@@ -78,6 +94,28 @@ func (s *Store) runLogKey(id string) string { return s.key("runlog", id) }
 
 // runKey holds a run record (JSON), for RunTTL.
 func (s *Store) runKey(id string) string { return s.key("run", id) }
+
+// runsKey is a sorted set of a repository's run ids by creation time, the
+// newest RecentRuns of them, for RunTTL from the newest.
+func (s *Store) runsKey(repo string) string { return s.key("runs", repo) }
+
+// baselineRunsKey is a sorted set of a repository's default-branch run ids
+// by creation time, the newest BaselineHistory of them, for RunTTL from
+// the newest.
+func (s *Store) baselineRunsKey(repo string) string { return s.key("baselineruns", repo) }
+
+// reposKey is a sorted set of the repositories that have runs, by the
+// creation time of their newest run (ms), for RunTTL from the newest;
+// repositories without a run for RunTTL leave it.
+func (s *Store) reposKey() string { return s.key("repos") }
+
+// sessionKey holds a web login (JSON) by the SHA-256 of its cookie, for
+// SessionTTL: whoever reads Redis learns no cookie that would log in.
+func (s *Store) sessionKey(digest string) string { return s.key("session", digest) }
+
+// loginStateKey holds a login under way (JSON) by the SHA-256 of its
+// OAuth state parameter, for LoginStateTTL; it is read once.
+func (s *Store) loginStateKey(digest string) string { return s.key("loginstate", digest) }
 
 // idKey maps a dedupe key of kind ("run", "deploy") to its random id, for
 // IDTTL.

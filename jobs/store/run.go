@@ -89,3 +89,25 @@ func (r *Run) HasMetricsOutcome() bool {
 
 // ErrNoRun is returned for a run id Redis does not know.
 var ErrNoRun = errors.New("no such run")
+
+// Comment assembles what the pull request comment shows for the finished
+// run r compared against base (nil when there is none), linking runURL.
+// The comment, the commit status and the run page all start from it.
+func (r *Run) Comment(base *Run, runURL string) report.Comment {
+	c := report.Comment{
+		Outcome: r.Outcome, HeadSHA: r.SHA, BaseNote: r.BaseNote, Detail: r.Detail,
+		RunURL: runURL, Train: r.Train, Eval: r.Evaluate,
+	}
+	var baseMetrics map[string]float64
+	if base != nil {
+		c.BaseSHA, baseMetrics = base.SHA, base.Metrics
+	}
+	if r.Metrics != nil {
+		c.Diff = report.Compute(baseMetrics, r.Metrics, r.Specs, r.Order)
+	}
+	switch r.Outcome {
+	case report.OutcomeStepFailed, report.OutcomeTimedOut, report.OutcomeError:
+		c.LogTail = r.LogTail
+	}
+	return c
+}

@@ -28,13 +28,19 @@ func New(rdb redis.UniversalClient, prefix string) *Store {
 	return &Store{rdb: rdb, prefix: prefix}
 }
 
-// SaveRun writes a run.
+// SaveRun writes a run, and keeps it in the indexes of its repository's
+// runs.
 func (s *Store) SaveRun(ctx context.Context, r *Run) error {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}
-	return s.rdb.Set(ctx, s.runKey(r.ID), b, RunTTL).Err()
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, s.runKey(r.ID), b, RunTTL)
+		s.indexRun(ctx, p, r)
+		return nil
+	})
+	return err
 }
 
 // GetRun reads a run; ErrNoRun when it does not exist.
@@ -53,14 +59,22 @@ func (s *Store) GetRun(ctx context.Context, id string) (*Run, error) {
 	return &r, nil
 }
 
-// CreateRun stores r unless a run with its id exists; it reports whether it
-// created it.
+// CreateRun stores r unless a run with its id exists, indexing it among
+// its repository's runs; it reports whether it created it.
 func (s *Store) CreateRun(ctx context.Context, r *Run) (bool, error) {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return false, err
 	}
-	return s.rdb.SetNX(ctx, s.runKey(r.ID), b, RunTTL).Result()
+	created, err := s.rdb.SetNX(ctx, s.runKey(r.ID), b, RunTTL).Result()
+	if err != nil || !created {
+		return created, err
+	}
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		s.indexRun(ctx, p, r)
+		return nil
+	})
+	return true, err
 }
 
 // idBytes is the size of run and deploy ids: 128 random bits, so that a
