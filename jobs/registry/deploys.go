@@ -50,6 +50,9 @@ type Deploy struct {
 	// Against is the version the environment ran when the deploy was
 	// checked (0: nothing ran there, or the check was skipped).
 	Against int `json:"against,omitempty"`
+	// Verification is what the environment's verify: block observed
+	// after the deploy (nil: it has none, or it did not run).
+	Verification *Verification `json:"verification,omitempty"`
 }
 
 // Gated reports whether the deploy must be checked against the version
