@@ -60,6 +60,7 @@ type Simulator struct {
 	nextID         int64
 	rate           rateState
 	git            http.Handler
+	oauth          oauthSim
 }
 
 // Status is a commit status as the simulator stored it.
@@ -94,6 +95,8 @@ type Comment struct {
 type grant struct {
 	installation int64
 	repos        map[string]bool // nil means all
+	// user is the user of an OAuth token ("" for other tokens).
+	user string
 }
 
 type simInstall struct {
@@ -150,6 +153,7 @@ func NewSimulator() *Simulator {
 	s.route("GET /repos/{owner}/{repo}/collaborators/{user}/permission", authToken, s.permission)
 	s.deploymentRoutes()
 	s.checkRoutes()
+	s.oauthRoutes()
 	s.handler = forgesim.Wrap(s.Rec, s.Faults, http.HandlerFunc(s.serve))
 	return s
 }
@@ -304,7 +308,9 @@ func (s *Simulator) authorizeGit(authorization string) bool {
 		return false
 	}
 	user, token, ok := strings.Cut(string(raw), ":")
-	return ok && user == "x-access-token" && s.tokens[token] != nil
+	g := s.tokens[token]
+	// A user's OAuth token (no scope) clones no private repository.
+	return ok && user == "x-access-token" && g != nil && g.user == ""
 }
 
 // open reports whether no credentials were configured, so that any token
@@ -423,7 +429,7 @@ func (s *Simulator) checkToken(r *http.Request) (int, string) {
 	if g == nil {
 		return http.StatusUnauthorized, "Bad credentials"
 	}
-	if g.repos != nil && !g.repos[repoKey(r.PathValue("owner")+"/"+r.PathValue("repo"))] {
+	if r.PathValue("owner") != "" && g.repos != nil && !g.repos[repoKey(r.PathValue("owner")+"/"+r.PathValue("repo"))] {
 		return http.StatusNotFound, "Not Found"
 	}
 	return 0, ""

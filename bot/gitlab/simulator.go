@@ -117,6 +117,8 @@ type Simulator struct {
 	rateRemaining int
 	rateReset     time.Time
 	rateEnforced  bool
+
+	oauth oauthSim
 }
 
 type simProject struct {
@@ -325,6 +327,9 @@ func (s *Simulator) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if s.serveOAuth(w, r) {
+		return
+	}
 	escaped, ok := strings.CutPrefix(r.URL.EscapedPath(), "/api/v4/")
 	if !ok {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "404 Not Found"})
@@ -360,6 +365,8 @@ func (s *Simulator) serve(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case match(seg, "users") && r.Method == http.MethodGet:
 		s.listUsers(rq)
+	case match(seg, "user") && r.Method == http.MethodGet:
+		s.currentUser(rq)
 	case len(seg) >= 2 && seg[0] == "projects":
 		p := s.projectLocked(seg[1])
 		if p == nil {
