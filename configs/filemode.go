@@ -43,7 +43,7 @@ func ReadPrivateFile(name, what string) ([]byte, error) {
 
 // secretFileKeys are the config file keys whose values are credentials.
 var secretFileKeys = []string{"github_token", "github_webhook_secret", "gitlab_token",
-	"gitlab_webhook_secret", "task_key", "api_token"}
+	"gitlab_webhook_secret", "task_key", "api_token", "github_oauth_client_secret", "gitlab_oauth_client_secret"}
 
 // heldSecret names the first credential among a config file's keys: a key
 // of secretFileKeys with a value, or a URL with user information (a Redis

@@ -134,6 +134,23 @@ type Server struct {
 	// APIToken is the bearer token that /api/v1 requires (MLBOT_API_TOKEN,
 	// at least 16 characters); unset, the API is off and answers 404.
 	APIToken string
+	// UIAuth is who may open the web pages (MLBOT_UI_AUTH): "oauth", people
+	// who log in with their GitHub or GitLab account and may read the
+	// repository on the host, or "none", anyone who reaches the port.
+	// Unset, it is oauth when an OAuth client is configured and none
+	// otherwise, which mlbot logs loudly at start.
+	UIAuth string
+	// GitHubOAuthClientID and GitHubOAuthClientSecret are the OAuth app
+	// people log in with GitHub through (MLBOT_GITHUB_OAUTH_CLIENT_ID,
+	// MLBOT_GITHUB_OAUTH_CLIENT_SECRET); its callback URL is
+	// <MLBOT_PUBLIC_URL>/login/github/callback.
+	GitHubOAuthClientID, GitHubOAuthClientSecret string
+	// GitLabOAuthClientID and GitLabOAuthClientSecret are the GitLab
+	// application people log in with GitLab through
+	// (MLBOT_GITLAB_OAUTH_CLIENT_ID, MLBOT_GITLAB_OAUTH_CLIENT_SECRET),
+	// with the read_user scope and the redirect URI
+	// <MLBOT_PUBLIC_URL>/login/gitlab/callback.
+	GitLabOAuthClientID, GitLabOAuthClientSecret string
 	// Runners names the runners this mlbot offers to .mlbot.yml
 	// (MLBOT_RUNNERS, default "local"); docker and kubernetes are opt-in.
 	Runners []string
@@ -271,10 +288,53 @@ func (s *Server) Validate() error {
 	if s.TaskKey != "" && len(s.TaskKey) < 32 {
 		fail("MLBOT_TASK_KEY (--task-key) must be at least 32 characters, got %d: generate one with `openssl rand -hex 32`", len(s.TaskKey))
 	}
+	s.validateUIAuth(fail)
 	if s.APIToken != "" && len(s.APIToken) < 16 {
 		fail("MLBOT_API_TOKEN (--api-token) must be at least 16 characters, got %d: generate one with `openssl rand -hex 32`", len(s.APIToken))
 	}
 	return errors.Join(errs...)
+}
+
+// UI authentication modes (MLBOT_UI_AUTH).
+const (
+	UIAuthOAuth = "oauth"
+	UIAuthNone  = "none"
+)
+
+// OAuthConfigured reports whether an OAuth client is configured for a
+// code host, which makes oauth MLBOT_UI_AUTH's default.
+func (s *Server) OAuthConfigured() bool {
+	return s.GitHubOAuthClientID != "" || s.GitLabOAuthClientID != ""
+}
+
+// validateUIAuth checks MLBOT_UI_AUTH and the OAuth clients.
+func (s *Server) validateUIAuth(fail func(string, ...any)) {
+	if !oneOf(s.UIAuth, UIAuthOAuth, UIAuthNone) {
+		fail("MLBOT_UI_AUTH (--ui-auth) must be oauth or none, got %q", s.UIAuth)
+	}
+	for _, c := range []struct {
+		id, secret, prefix string
+		credentials        bool
+	}{
+		{s.GitHubOAuthClientID, s.GitHubOAuthClientSecret, "MLBOT_GITHUB_OAUTH_CLIENT_", s.GitHubToken != "" || s.GitHubAppID != 0},
+		{s.GitLabOAuthClientID, s.GitLabOAuthClientSecret, "MLBOT_GITLAB_OAUTH_CLIENT_", s.GitLabToken != ""},
+	} {
+		switch {
+		case c.id != "" && c.secret == "":
+			fail("%sID is set but %sSECRET is not: an OAuth client needs both", c.prefix, c.prefix)
+		case c.id == "" && c.secret != "":
+			fail("%sSECRET is set but %sID is not: an OAuth client needs both", c.prefix, c.prefix)
+		case c.id != "" && !c.credentials:
+			// Who may read a repository is asked of the host with mlbot's
+			// own credentials.
+			host := strings.TrimSuffix(strings.TrimPrefix(c.prefix, "MLBOT_"), "_OAUTH_CLIENT_")
+			fail("%sID is set but mlbot has no %s credentials to ask the host who may read a repository: set MLBOT_%s_TOKEN%s", c.prefix, host, host,
+				map[bool]string{true: " or the GitHub App"}[host == "GITHUB"])
+		}
+	}
+	if s.UIAuth == UIAuthOAuth && !s.OAuthConfigured() {
+		fail("MLBOT_UI_AUTH (--ui-auth) is oauth but no OAuth client is configured: set MLBOT_GITHUB_OAUTH_CLIENT_ID and MLBOT_GITHUB_OAUTH_CLIENT_SECRET, or the GitLab pair, or MLBOT_UI_AUTH=none")
+	}
 }
 
 // validateRunners checks the runner settings.
@@ -392,6 +452,11 @@ func (s *Server) LogValue() slog.Value {
 		slog.Int64("max_run_artifact_bytes", s.MaxRunArtifactBytes),
 		slog.String("task_key", setOrUnset(s.TaskKey)),
 		slog.String("api_token", setOrUnset(s.APIToken)),
+		slog.String("ui_auth", s.UIAuth),
+		slog.String("github_oauth_client_id", s.GitHubOAuthClientID),
+		slog.String("github_oauth_client_secret", setOrUnset(s.GitHubOAuthClientSecret)),
+		slog.String("gitlab_oauth_client_id", s.GitLabOAuthClientID),
+		slog.String("gitlab_oauth_client_secret", setOrUnset(s.GitLabOAuthClientSecret)),
 		slog.Attr{Key: "secrets", Value: slog.GroupValue(secretNames...)},
 	)
 }

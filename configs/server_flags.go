@@ -107,6 +107,11 @@ var serverSettings = []setting{
 	{flag: "k8s-agent-image", help: "mlbot `image` whose binary the runs' init container copies into the pod", field: func(s *Server) any { return &s.K8s.AgentImage }},
 	{flag: "k8s-agent-url", help: "`URL` at which pods reach mlbot", def: "MLBOT_PUBLIC_URL", field: func(s *Server) any { return &s.K8s.AgentURL }},
 	{flag: "k8s-kubeconfig", help: "kubeconfig `file` of the cluster", def: "the in-cluster service account", field: func(s *Server) any { return &s.K8s.Kubeconfig }},
+	{flag: "ui-auth", help: "who may open the web pages: `mode` oauth (people who log in with GitHub or GitLab and may read the repository there) or none (anyone who reaches the port)", def: "oauth when an OAuth client is configured, otherwise none", field: func(s *Server) any { return &s.UIAuth }},
+	{flag: "github-oauth-client-id", help: "client `id` of the GitHub OAuth app people log in to the pages with (callback <public URL>/login/github/callback)", field: func(s *Server) any { return &s.GitHubOAuthClientID }},
+	{flag: "github-oauth-client-secret", help: "client `secret` of the GitHub OAuth app; prefer the env var", field: func(s *Server) any { return &s.GitHubOAuthClientSecret }},
+	{flag: "gitlab-oauth-client-id", help: "application `id` of the GitLab OAuth application people log in to the pages with (scope read_user, redirect URI <public URL>/login/gitlab/callback)", field: func(s *Server) any { return &s.GitLabOAuthClientID }},
+	{flag: "gitlab-oauth-client-secret", help: "`secret` of the GitLab OAuth application; prefer the env var", field: func(s *Server) any { return &s.GitLabOAuthClientSecret }},
 	{flag: "api-token", help: "bearer `token` that /api/v1 requires (16 characters or more); prefer the env var", def: "none: the API is off", field: func(s *Server) any { return &s.APIToken }},
 }
 
@@ -291,6 +296,14 @@ func (f *ServerFlags) Load(getenv func(string) string) (*Server, error) {
 
 	if s.PublicURL == "" {
 		s.PublicURL = publicURLFor(s.Listen)
+	}
+	if s.UIAuth == "" {
+		// Configuring a login turns it on; without one the pages stay
+		// open as before, and serve says so loudly.
+		s.UIAuth = UIAuthNone
+		if s.OAuthConfigured() {
+			s.UIAuth = UIAuthOAuth
+		}
 	}
 	// go-github resolves API paths against the base URL, which only works
 	// when it ends in a slash; GitLab URLs are joined by string, which wants

@@ -69,6 +69,8 @@ func TestLoadDefaults(t *testing.T) {
 		MaxRunArtifactBytes: 10 << 30,
 		Runners:             []string{"local"},
 		K8s:                 Kubernetes{PendingTimeout: 10 * time.Minute},
+		// No OAuth client is configured: the pages stay open.
+		UIAuth: UIAuthNone,
 	}
 	if !reflect.DeepEqual(s, want) {
 		t.Errorf("defaults\n got: %+v\nwant: %+v", s, want)
@@ -106,6 +108,8 @@ func TestLoadExampleFile(t *testing.T) {
 		MaxRunArtifactBytes: 10 << 30,
 		Runners:             []string{"local"},
 		K8s:                 Kubernetes{PendingTimeout: 10 * time.Minute},
+		UIAuth:              UIAuthOAuth,
+		GitHubOAuthClientID: "Iv1.0123456789abcdef",
 	}
 	if !reflect.DeepEqual(s, want) {
 		t.Errorf("loaded\n got: %+v\nwant: %+v", s, want)
@@ -138,6 +142,11 @@ func TestLoadPrecedence(t *testing.T) {
 		{"flag set to its default still wins", []string{"--config", file, "--concurrency", "2"}, map[string]string{"MLBOT_CONCURRENCY": "9"}, func(s *Server) bool { return s.Concurrency == 2 }},
 		{"public URL follows listen", nil, map[string]string{"MLBOT_LISTEN": "0.0.0.0:9000"}, func(s *Server) bool { return s.PublicURL == "http://localhost:9000" }},
 		{"explicit public URL", nil, map[string]string{"MLBOT_PUBLIC_URL": "https://bot.example.com"}, func(s *Server) bool { return s.PublicURL == "https://bot.example.com" }},
+		{"no OAuth client leaves the pages open", nil, nil, func(s *Server) bool { return s.UIAuth == UIAuthNone }},
+		{"an OAuth client turns the login on", nil, map[string]string{"MLBOT_GITLAB_OAUTH_CLIENT_ID": "app", "MLBOT_GITLAB_OAUTH_CLIENT_SECRET": "s"}, func(s *Server) bool {
+			return s.UIAuth == UIAuthOAuth && s.GitLabOAuthClientID == "app" && s.GitLabOAuthClientSecret == "s"
+		}},
+		{"explicit none beats an OAuth client", nil, map[string]string{"MLBOT_GITHUB_OAUTH_CLIENT_ID": "c", "MLBOT_UI_AUTH": "none"}, func(s *Server) bool { return s.UIAuth == UIAuthNone }},
 		{"URLs normalised", nil, map[string]string{"MLBOT_GITHUB_API_URL": "http://127.0.0.1:1234", "MLBOT_GITLAB_URL": "https://gitlab.example.com/"}, func(s *Server) bool {
 			return s.GitHubAPIURL == "http://127.0.0.1:1234/" && s.GitLabURL == "https://gitlab.example.com"
 		}},
@@ -242,6 +251,7 @@ func TestFlagHelp(t *testing.T) {
 		"queues", "log-level", "log-format", "max-pipeline-timeout", "task-check-interval", "shutdown-timeout", "retry-base", "prometheus-url",
 		"max-webhook-bytes", "unsafe-no-sandbox", "deploy-paths", "sandbox-uid", "sandbox-memory", "sandbox-cpu", "sandbox-processes",
 		"max-artifact-bytes", "max-run-artifact-bytes", "task-key", "api-token", "config",
+		"ui-auth", "github-oauth-client-id", "github-oauth-client-secret", "gitlab-oauth-client-id", "gitlab-oauth-client-secret",
 		"runners", "agent-binary", "docker-images", "docker-max-cpu", "docker-max-memory", "docker-max-gpus",
 		"k8s-images", "k8s-max-cpu", "k8s-max-memory", "k8s-max-gpus", "k8s-namespace", "k8s-service-account",
 		"k8s-runtime-class", "k8s-image-pull-secrets", "k8s-pending-timeout", "k8s-agent-image", "k8s-agent-url", "k8s-kubeconfig"}
@@ -276,6 +286,7 @@ func validServer() *Server {
 	s.RepoAllowlist = []string{"github.com/acme/*"}
 	s.GitHubToken = "ghp_token"
 	s.GitHubWebhookSecret = "whsec"
+	s.UIAuth = UIAuthNone
 	return s
 }
 
@@ -322,6 +333,21 @@ func TestValidate(t *testing.T) {
 		{"task key", func(s *Server) { s.TaskKey = strings.Repeat("k", 32) }, nil},
 		{"short API token", func(s *Server) { s.APIToken = "tok" }, []string{"MLBOT_API_TOKEN (--api-token) must be at least 16 characters, got 3"}},
 		{"API token", func(s *Server) { s.APIToken = strings.Repeat("t", 16) }, nil},
+		{"unknown UI auth", func(s *Server) { s.UIAuth = "basic" }, []string{`MLBOT_UI_AUTH (--ui-auth) must be oauth or none, got "basic"`}},
+		{"oauth without a client", func(s *Server) { s.UIAuth = UIAuthOAuth }, []string{"MLBOT_UI_AUTH (--ui-auth) is oauth but no OAuth client is configured"}},
+		{"oauth with a GitHub client", func(s *Server) {
+			s.UIAuth, s.GitHubOAuthClientID, s.GitHubOAuthClientSecret = UIAuthOAuth, "Iv1.abc", "secret"
+		}, nil},
+		{"OAuth client id without its secret", func(s *Server) { s.GitHubOAuthClientID = "Iv1.abc" },
+			[]string{"MLBOT_GITHUB_OAUTH_CLIENT_ID is set but MLBOT_GITHUB_OAUTH_CLIENT_SECRET is not"}},
+		{"OAuth client secret without its id", func(s *Server) { s.GitLabOAuthClientSecret = "s" },
+			[]string{"MLBOT_GITLAB_OAUTH_CLIENT_SECRET is set but MLBOT_GITLAB_OAUTH_CLIENT_ID is not"}},
+		{"GitLab login without GitLab credentials", func(s *Server) { s.GitLabOAuthClientID, s.GitLabOAuthClientSecret = "app", "s" },
+			[]string{"MLBOT_GITLAB_OAUTH_CLIENT_ID is set but mlbot has no GITLAB credentials", "MLBOT_GITLAB_TOKEN"}},
+		{"GitHub login with the App", func(s *Server) {
+			s.GitHubToken, s.GitHubAppID, s.GitHubAppPrivateKeyFile = "", 7, "key.pem"
+			s.GitHubOAuthClientID, s.GitHubOAuthClientSecret = "Iv1.abc", "secret"
+		}, nil},
 		{"all problems reported", func(s *Server) { s.GitHubWebhookSecret = ""; s.RepoAllowlist = nil; s.Concurrency = -1 },
 			[]string{"no webhook secret", "no repository is allowed", "MLBOT_CONCURRENCY"}},
 	}
@@ -402,6 +428,8 @@ func TestLogValueHidesSecrets(t *testing.T) {
 	s.Secrets = map[string]string{"HF_TOKEN": "SECRET6"}
 	s.TaskKey = "SECRET7-0123456789abcdef0123456789abcdef"
 	s.APIToken = "SECRET8-0123456789"
+	s.GitHubOAuthClientID, s.GitHubOAuthClientSecret = "Iv1.client", "SECRET9"
+	s.GitLabOAuthClientSecret = "SECRET10"
 	for _, format := range []string{"json", "text"} {
 		t.Run(format, func(t *testing.T) {
 			var buf bytes.Buffer
@@ -414,7 +442,7 @@ func TestLogValueHidesSecrets(t *testing.T) {
 			if strings.Contains(out, "SECRET") {
 				t.Errorf("log leaks a secret: %s", out)
 			}
-			for _, want := range []string{"github_token", "[set]", "gitlab_webhook_secret", "[unset]", "HF_TOKEN", "redis:6379", "github.com/acme/*"} {
+			for _, want := range []string{"github_token", "[set]", "gitlab_webhook_secret", "[unset]", "HF_TOKEN", "redis:6379", "github.com/acme/*", "Iv1.client", "ui_auth"} {
 				if !strings.Contains(out, want) {
 					t.Errorf("log lacks %q: %s", want, out)
 				}
