@@ -1,11 +1,9 @@
 package web
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"sort"
 	"strings"
@@ -14,64 +12,106 @@ import (
 	"github.com/mlbot/mlbot/jobs/store"
 )
 
-// RunPage serves GET /runs/{id}: the run's state, outcome, metrics and the
-// end of its log, as HTML or, with ?format=json or Accept:
-// application/json, as JSON. Logs come from the log file when this
-// process can read it (one machine, or a shared MLBOT_DATA_DIR), otherwise
-// from the tail kept in Redis.
+// RunPage serves GET /runs/{id}: the run's state, the same diff table,
+// gates and verdict as its pull request comment, links to the pull request
+// and commits on the host, and its log (live while it runs), as HTML or,
+// with ?format=json or Accept: application/json, as JSON. Logs come from
+// the live log in the store, else from the log file when this process can
+// read it (one machine, or a shared MLBOT_DATA_DIR), else from the tail
+// kept with the run.
 func (s *Server) RunPage() http.Handler {
-	return http.HandlerFunc(s.serveRun)
+	return s.page(s.serveRun)
 }
 
-func (s *Server) serveRun(w http.ResponseWriter, r *http.Request) {
+// wantsJSON reports whether r asks for JSON rather than a page.
+func wantsJSON(r *http.Request) bool {
+	return r.URL.Query().Get("format") == "json" || strings.HasPrefix(r.Header.Get("Accept"), "application/json")
+}
+
+// runPage is what the run page shows.
+type runPage struct {
+	Run  *store.Run
+	Base *store.Run
+	// View is the comment's table, gates and verdict; nil until the run
+	// has an outcome.
+	View *report.View
+	// Names are the metrics of a run without a view, sorted.
+	Names  []string
+	Log    string
+	Live   bool
+	Offset int64
+	// CommitURL, BaseCommitURL, PRURL and HostURL link to the host.
+	CommitURL, BaseCommitURL, PRURL, HostURL string
+	// ModelRepo is the registry's key of the run's repository.
+	ModelRepo string
+}
+
+func (s *Server) serveRun(w http.ResponseWriter, r *http.Request, p *pageData) {
 	id := r.PathValue("id")
 	if !idPattern.MatchString(id) {
-		http.Error(w, "no such run", http.StatusNotFound)
+		s.notFound(w, r, "no such run")
 		return
 	}
-	run, err := s.opts.Runs.GetRun(r.Context(), id)
+	ctx := r.Context()
+	run, err := s.opts.Runs.GetRun(ctx, id)
 	if errors.Is(err, store.ErrNoRun) {
-		http.Error(w, "no such run", http.StatusNotFound)
+		if p.LoginOn && len(p.Users) == 0 && !wantsJSON(r) {
+			// Whoever is not logged in learns nothing before they are.
+			http.Redirect(w, r, p.LoginHref, http.StatusFound)
+			return
+		}
+		s.notFound(w, r, "no such run: runs are kept for 90 days")
 		return
 	}
 	if err != nil {
-		http.Error(w, "run store unavailable", http.StatusServiceUnavailable)
+		s.log.Error("run unreadable", "id", id, "err", err)
+		s.unavailable(w, r, "the run store")
 		return
 	}
-	if r.URL.Query().Get("format") == "json" || strings.HasPrefix(r.Header.Get("Accept"), "application/json") {
+	asJSON := wantsJSON(r)
+	if !s.allow(w, r, p, run.Repo, !asJSON) {
+		return
+	}
+	if asJSON {
 		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
 		view := *run
 		view.LogPath = "" // a server path is nobody's business
 		json.NewEncoder(w).Encode(view)
 		return
 	}
-	logText, offset := s.pageLog(r.Context(), run)
-	names := make([]string, 0, len(run.Metrics))
-	for k := range run.Metrics {
-		names = append(names, k)
+	pg := runPage{Run: run, ModelRepo: store.RepoKey(run.Repo),
+		CommitURL: commitURL(run.Repo, run.SHA), PRURL: pullRequestURL(run.Repo, run.PR), HostURL: hostURL(run.Repo, "")}
+	if run.BaseRunID != "" {
+		base, err := s.opts.Runs.GetRun(ctx, run.BaseRunID)
+		if err != nil && !errors.Is(err, store.ErrNoRun) {
+			s.log.Error("base run unreadable", "id", run.BaseRunID, "err", err)
+			s.unavailable(w, r, "the run store")
+			return
+		}
+		pg.Base = base
 	}
-	sort.Strings(names)
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; script-src 'self'; connect-src 'self'")
-	live := run.State != store.RunFinished && s.opts.Logs != nil
-	if run.State != store.RunFinished && !live {
+	if run.BaseSHA != "" {
+		pg.BaseCommitURL = commitURL(run.Repo, run.BaseSHA)
+	}
+	if run.Outcome != "" {
+		v := report.ViewOf(run.Comment(pg.Base, ""))
+		pg.View = &v
+	}
+	if pg.View == nil || !pg.View.Table {
+		for k := range run.Metrics {
+			pg.Names = append(pg.Names, k)
+		}
+		sort.Strings(pg.Names)
+	}
+	pg.Log, pg.Offset = s.pageLog(ctx, run)
+	pg.Live = run.State != store.RunFinished && s.opts.Logs != nil
+	if run.State != store.RunFinished && !pg.Live {
 		w.Header().Set("Refresh", "5")
 	}
-	// The page shows what the host and the training sent (branch,
-	// title, metric names, log): none of its format characters.
-	var page bytes.Buffer
-	if err := runPageTemplate.Execute(&page, struct {
-		Run     *store.Run
-		Names   []string
-		Log     string
-		Outcome report.Outcome
-		Live    bool
-		Offset  int64
-	}{run, names, logText, run.Outcome, live, offset}); err != nil {
-		http.Error(w, "run page: "+err.Error(), http.StatusInternalServerError)
-		return
-	}
-	io.WriteString(w, report.StripFormat(page.String()))
+	p.Title = "Run " + shortSHA(run.SHA) + " of " + run.Repo.FullName
+	p.Crumbs = []crumb{{Title: run.Repo.FullName, Href: repoHref(run.Repo)}, {Title: "run " + id[:8]}}
+	s.render(w, r, runPageTemplate, p, pg)
 }
 
 // pageLog returns the end of run's log for its page, and the offset in the

@@ -5,12 +5,24 @@ import (
 	"html/template"
 )
 
-// templateFiles are the pages' templates, one file per page.
+// templateFiles are the pages' templates: the layout, the chart, and one
+// file per page.
 //
 //go:embed templates/*.html
 var templateFiles embed.FS
 
+// parsePage parses a page's template with the layout and the chart.
+func parsePage(name string) *template.Template {
+	return template.Must(template.New(name).Funcs(funcs).ParseFS(templateFiles,
+		"templates/layout.html", "templates/chart.html", "templates/"+name))
+}
+
 var (
-	runPageTemplate    = template.Must(template.ParseFS(templateFiles, "templates/run.html"))
-	deployPageTemplate = template.Must(template.ParseFS(templateFiles, "templates/deploy.html"))
+	overviewPageTemplate = parsePage("overview.html")
+	repoPageTemplate     = parsePage("repo.html")
+	runPageTemplate      = parsePage("run.html")
+	modelPageTemplate    = parsePage("model.html")
+	deployPageTemplate   = parsePage("deploy.html")
+	loginPageTemplate    = parsePage("login.html")
+	errorPageTemplate    = parsePage("error.html")
 )

@@ -1,0 +1,202 @@
+package web
+
+import (
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/mlbot/mlbot/bot"
+	"github.com/mlbot/mlbot/jobs/deploystate"
+	"github.com/mlbot/mlbot/jobs/registry"
+	"github.com/mlbot/mlbot/jobs/report"
+	"github.com/mlbot/mlbot/jobs/store"
+)
+
+// Bounds of a repository's page.
+const (
+	repoRuns    = 50 // runs listed
+	repoDeploys = 10 // deploys listed per environment
+)
+
+// envHistory is an environment with what runs there now and its newest
+// deploys.
+type envHistory struct {
+	Name    string
+	Current *registry.Deploy
+	Deploys []registry.Deploy
+	// More is how many older deploys are not listed.
+	More int
+}
+
+// versionRow is a model version as a repository's page lists it.
+type versionRow struct {
+	registry.Version
+	// RunsIn names the environments it runs in now.
+	RunsIn []string
+}
+
+// serveRepo serves GET /repos/{forge}/{path...}: a repository's runs,
+// metric charts, model versions and environments.
+func (s *Server) serveRepo(w http.ResponseWriter, r *http.Request, p *pageData) {
+	forge := r.PathValue("forge")
+	name := strings.ToLower(strings.Trim(r.PathValue("path"), "/"))
+	key := forge + ":" + name
+	ctx := r.Context()
+	// Someone not logged in with the host logs in before learning
+	// whether the repository exists.
+	if p.LoginOn && p.session.user(forge) == nil && s.logins[forge] != nil {
+		http.Redirect(w, r, loginURL(forge, r), http.StatusFound)
+		return
+	}
+	runs, err := s.opts.Runs.RecentRuns(ctx, key, repoRuns)
+	if err != nil {
+		s.log.Error("runs unreadable", "repo", key, "err", err)
+		s.unavailable(w, r, "the run store")
+		return
+	}
+	versions, err := s.opts.Models.List(ctx, key)
+	if err != nil {
+		s.log.Error("versions unreadable", "repo", key, "err", err)
+		s.unavailable(w, r, "the model registry")
+		return
+	}
+	envNames, err := s.opts.Models.Environments(ctx, key)
+	if err != nil {
+		s.log.Error("environments unreadable", "repo", key, "err", err)
+		s.unavailable(w, r, "the model registry")
+		return
+	}
+	if len(runs) == 0 && len(versions) == 0 && len(envNames) == 0 {
+		s.notFound(w, r, "mlbot knows no repository "+name+" on "+forgeTitle(forge))
+		return
+	}
+	repo := repoFromKey(key)
+	if len(runs) > 0 {
+		repo = runs[0].Repo
+	}
+	if !s.allow(w, r, p, repo, true) {
+		return
+	}
+
+	var envs []envHistory
+	var allDeploys []registry.Deploy
+	runsIn := map[int][]string{}
+	for _, env := range envNames {
+		hist, err := s.opts.Models.Deploys(ctx, key, env)
+		if err != nil {
+			s.log.Error("deploys unreadable", "repo", key, "err", err)
+			s.unavailable(w, r, "the model registry")
+			return
+		}
+		allDeploys = append(allDeploys, hist...)
+		e := envHistory{Name: env, Deploys: hist}
+		for i := range hist {
+			if hist[i].State == deploystate.Succeeded {
+				e.Current = &hist[i]
+				runsIn[hist[i].Version] = append(runsIn[hist[i].Version], env)
+				break
+			}
+		}
+		if len(e.Deploys) > repoDeploys {
+			e.More, e.Deploys = len(e.Deploys)-repoDeploys, e.Deploys[:repoDeploys]
+		}
+		envs = append(envs, e)
+	}
+	rows := make([]versionRow, 0, len(versions))
+	for _, v := range versions {
+		rows = append(rows, versionRow{Version: v, RunsIn: runsIn[v.Number]})
+	}
+	baselines, err := s.opts.Runs.BaselineRuns(ctx, key)
+	if err != nil {
+		s.log.Error("default-branch runs unreadable", "repo", key, "err", err)
+		s.unavailable(w, r, "the run store")
+		return
+	}
+	p.Title = repo.FullName
+	p.Crumbs = []crumb{{Title: repo.FullName}}
+	s.render(w, r, repoPageTemplate, p, struct {
+		Repo     bot.Repo
+		Key      string
+		HostURL  string
+		Charts   []svgChart
+		Runs     []*store.Run
+		Versions []versionRow
+		Envs     []envHistory
+	}{repo, key, hostURL(repo, ""), metricCharts(baselines, allDeploys), runs, rows, envs})
+}
+
+// metricCharts draws each gated metric over the default branch's runs,
+// with the deploys and rollbacks of every environment marked. Which
+// metrics are gated, and their gates, are those of the newest run that
+// has its .mlbot.yml's metrics.
+func metricCharts(baselines []*store.Run, deploys []registry.Deploy) []svgChart {
+	var specs map[string]report.Spec
+	var order []string
+	for i := len(baselines) - 1; i >= 0; i-- {
+		if len(baselines[i].Specs) > 0 {
+			specs, order = baselines[i].Specs, baselines[i].Order
+			break
+		}
+	}
+	var names []string
+	seen := map[string]bool{}
+	gated := func(n string) bool {
+		sp, ok := specs[n]
+		return ok && (sp.Min != nil || sp.Max != nil || sp.MaxDrop != nil)
+	}
+	for _, n := range order {
+		if gated(n) && !seen[n] {
+			names, seen[n] = append(names, n), true
+		}
+	}
+	var rest []string
+	for n := range specs {
+		if gated(n) && !seen[n] {
+			rest = append(rest, n)
+		}
+	}
+	sort.Strings(rest)
+	names = append(names, rest...)
+
+	var markers []chartMarker
+	for _, d := range deploys {
+		if d.State != deploystate.Succeeded || d.Finished.IsZero() {
+			continue
+		}
+		m := chartMarker{At: d.Finished, Kind: "deploy", Label: "v" + strconv.Itoa(d.Version) + " → " + d.Env, Href: "/deploys/" + d.ID}
+		if d.Kind == registry.KindRollback {
+			m.Kind, m.Label = "rollback", "↩ v"+strconv.Itoa(d.Version)+" "+d.Env
+		}
+		markers = append(markers, m)
+	}
+	var out []svgChart
+	for i, name := range names {
+		sp := specs[name]
+		c := chart{ID: "chart-" + strconv.Itoa(i), Title: name + " on the default branch", Markers: markers}
+		for _, run := range baselines {
+			v, ok := run.Metrics[name]
+			if !ok || !run.HasMetrics() {
+				continue
+			}
+			at := run.Finished
+			if at.IsZero() {
+				at = run.Created
+			}
+			label := shortSHA(run.SHA)
+			if run.Branch != "" {
+				label += " on " + run.Branch
+			}
+			c.Points = append(c.Points, chartPoint{At: at, Value: v, Label: label, Href: "/runs/" + run.ID,
+				Bad: (sp.Min != nil && v < *sp.Min) || (sp.Max != nil && v > *sp.Max)})
+		}
+		if sp.Min != nil {
+			c.Lines = append(c.Lines, chartLine{Value: *sp.Min, Label: "min " + report.FormatNumber(*sp.Min)})
+		}
+		if sp.Max != nil {
+			c.Lines = append(c.Lines, chartLine{Value: *sp.Max, Label: "max " + report.FormatNumber(*sp.Max)})
+		}
+		out = append(out, c.layout())
+	}
+	return out
+}
