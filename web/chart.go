@@ -83,7 +83,7 @@ type svgPoint struct {
 }
 
 type svgMarker struct {
-	X                  float64
+	X, LabelY          float64
 	Kind, Label, Title string
 	Href               string
 }
@@ -164,9 +164,11 @@ func (c chart) layout() svgChart {
 		}
 		out.Path += px(sp.X) + "," + px(sp.Y)
 	}
-	for _, m := range markers {
+	for i, m := range markers {
+		// Labels step down a line each, so that close events stay
+		// readable.
 		out.Markers = append(out.Markers, svgMarker{X: x(m.At), Kind: m.Kind, Label: m.Label, Href: m.Href,
-			Title: m.Label + ", " + when(m.At)})
+			Title: m.Label + ", " + when(m.At), LabelY: chartTop + 10 + float64(i%3)*12})
 	}
 	for _, l := range c.Lines {
 		out.Lines = append(out.Lines, svgLine{Y: y(l.Value), Label: l.Label})
@@ -175,10 +177,13 @@ func (c chart) layout() svgChart {
 		out.YTicks = append(out.YTicks, svgTick{Pos: y(v), Label: report.FormatNumber(v)})
 	}
 	layout := "15:04"
-	if t1.Sub(t0) > 36*time.Hour {
+	switch span := t1.Sub(t0); {
+	case span > 36*time.Hour:
 		layout = "Jan 2"
-	} else if t1.YearDay() != t0.YearDay() {
+	case t1.YearDay() != t0.YearDay():
 		layout = "Jan 2 15:04"
+	case span < 30*time.Minute:
+		layout = "15:04:05"
 	}
 	for i := range chartMaxXTicks {
 		t := t0.Add(time.Duration(float64(t1.Sub(t0)) * (float64(i) + 0.5) / chartMaxXTicks))
@@ -193,10 +198,12 @@ func niceTicks(lo, hi float64, n int) []float64 {
 	if step <= 0 || math.IsNaN(step) || math.IsInf(step, 0) {
 		return nil
 	}
+	decimals := max(0, int(-math.Floor(math.Log10(step))))
 	var out []float64
-	for v := math.Ceil(lo/step) * step; v <= hi+step*1e-9; v += step {
-		// Snap away float noise (0.30000000000000004).
-		out = append(out, math.Round(v/step)*step)
+	for k := math.Ceil(lo / step); k*step <= hi+step*1e-9; k++ {
+		// Snap away float noise (0.30000000000000004) and -0.
+		v, _ := strconv.ParseFloat(strconv.FormatFloat(k*step, 'f', decimals, 64), 64)
+		out = append(out, v+0)
 		if len(out) > 2*n {
 			break
 		}

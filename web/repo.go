@@ -161,12 +161,17 @@ func metricCharts(baselines []*store.Run, deploys []registry.Deploy) []svgChart 
 
 	var markers []chartMarker
 	for _, d := range deploys {
-		if d.State != deploystate.Succeeded || d.Finished.IsZero() {
+		// A deploy whose command ran is marked, also when its
+		// verification rolled it back; a rollback is marked as one.
+		if (d.State != deploystate.Succeeded && d.State != deploystate.RolledBack) || d.Finished.IsZero() {
 			continue
 		}
 		m := chartMarker{At: d.Finished, Kind: "deploy", Label: "v" + strconv.Itoa(d.Version) + " → " + d.Env, Href: "/deploys/" + d.ID}
-		if d.Kind == registry.KindRollback {
+		switch {
+		case d.Kind == registry.KindRollback:
 			m.Kind, m.Label = "rollback", "↩ v"+strconv.Itoa(d.Version)+" "+d.Env
+		case d.State == deploystate.RolledBack:
+			m.Label += " (rolled back)"
 		}
 		markers = append(markers, m)
 	}
