@@ -61,6 +61,11 @@ func (s *Server) serveLogStream(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "run store unavailable", http.StatusServiceUnavailable)
 		return
 	}
+	// A stream is for those who may see the run's page; EventSource
+	// cannot follow a login, so it is told 401 instead.
+	if !s.allow(w, r, s.newPage(r), run.Repo, false) {
+		return
+	}
 	from := int64(0)
 	for _, v := range []string{r.Header.Get("Last-Event-ID"), r.URL.Query().Get("from")} {
 		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {

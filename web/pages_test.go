@@ -55,7 +55,7 @@ func newFixture(t *testing.T) *fixture {
 	for i, acc := range []float64{0.85, 0.9, 0.88} {
 		r := &store.Run{ID: store.NewID(), Kind: store.KindBaseline, Repo: f.repo, SHA: strings.Repeat(string(rune('a'+i)), 40), Branch: "main",
 			State: store.RunFinished, Outcome: report.OutcomePassed, Metrics: map[string]float64{"accuracy": acc, "loss": 0.3},
-			Specs: specs, Order: order, Created: at(i * 60), Started: at(i * 60), Finished: at(i*60).Add(72 * time.Second),
+			Specs: specs, Order: order, Created: at(i * 60), Started: at(i * 60), Finished: at(i * 60).Add(72 * time.Second),
 			Train: 60 * time.Second, Evaluate: 12 * time.Second}
 		if i > 0 {
 			r.BaseRunID, r.BaseSHA = f.baselines[i-1].ID, f.baselines[i-1].SHA
