@@ -44,6 +44,8 @@ type app struct {
 	store    *store.Store
 	registry *registry.Registry
 	forges   []jobs.ForgeSet
+	// logins are the code hosts people log in to the pages with.
+	logins []bot.OAuth
 	// hub is mlbot's side of the agent protocol: the container runners
 	// drive their runs through it and /api/v1/agent/ serves it.
 	hub *agentsrv.Hub
@@ -73,6 +75,13 @@ func newApp(cfg *configs.Server, log *slog.Logger, withHTTP bool) (*app, error) 
 		return nil, err
 	}
 	a.forges = forges
+	if withHTTP {
+		if a.logins, err = buildLogins(cfg); err != nil {
+			a.close()
+			return nil, err
+		}
+		warnUIAuth(cfg, log)
+	}
 	taskKey, err := jobs.LoadTaskKey(cfg.TaskKey, cfg.DataDir)
 	if err != nil {
 		a.close()
@@ -200,7 +209,8 @@ func buildForges(cfg *configs.Server) ([]jobs.ForgeSet, error) {
 // log or a comment.
 func secretValues(cfg *configs.Server) []string {
 	var out []string
-	for _, s := range []string{cfg.GitHubToken, cfg.GitHubWebhookSecret, cfg.GitLabToken, cfg.GitLabWebhookSecret, cfg.TaskKey, cfg.APIToken} {
+	for _, s := range []string{cfg.GitHubToken, cfg.GitHubWebhookSecret, cfg.GitLabToken, cfg.GitLabWebhookSecret, cfg.TaskKey, cfg.APIToken,
+		cfg.GitHubOAuthClientSecret, cfg.GitLabOAuthClientSecret} {
 		if s != "" {
 			out = append(out, s)
 		}
@@ -243,13 +253,21 @@ func (a *app) routes() http.Handler {
 	}
 	// The pages and the API read the store and registry the workers use;
 	// they need no asynq server. Without a token the API is off (404).
+	// With MLBOT_UI_AUTH=oauth a repository's pages are for those the
+	// host lets read it.
 	web.New(web.Options{
-		Runs:     a.store,
-		Logs:     a.store,
-		Deploys:  a.registry,
-		Models:   a.registry,
-		DataDir:  a.cfg.DataDir,
-		APIToken: a.cfg.APIToken,
+		Runs:      a.store,
+		Logs:      a.store,
+		Deploys:   a.registry,
+		Models:    a.registry,
+		DataDir:   a.cfg.DataDir,
+		APIToken:  a.cfg.APIToken,
+		Auth:      a.cfg.UIAuth,
+		PublicURL: a.cfg.PublicURL,
+		Logins:    a.logins,
+		Hosts:     pageHosts(a.forges),
+		Sessions:  a.store,
+		Logger:    a.log,
 	}).Register(mux)
 	return mux
 }

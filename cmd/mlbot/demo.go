@@ -30,6 +30,8 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	keep := fs.Bool("keep", false, "keep the temporary directory (repositories, logs) for inspection")
 	redisURL := fs.String("redis-url", "", "use this Redis instead of an in-process one")
 	verbose := fs.Bool("v", false, "show mlbot's own log lines")
+	serve := fs.Bool("serve", false, "after the demonstration keep the simulator and mlbot running, and print the pages to open, until interrupted")
+	listen := fs.String("listen", "127.0.0.1:0", "`address` mlbot serves on (port 0: any free port)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -47,12 +49,14 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		level = slog.LevelInfo
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	d := &demo{out: stdout, log: log, dir: dir}
+	d := &demo{out: stdout, log: log, dir: dir, serve: *serve, listen: *listen}
 	if err := d.run(ctx, *forge, *redisURL); err != nil {
 		fmt.Fprintf(stdout, "\nDEMO FAILED: %v\n", err)
 		return exitError(1)
 	}
-	fmt.Fprintln(stdout, "\nDemo passed.")
+	if !*serve {
+		fmt.Fprintln(stdout, "\nDemo passed.")
+	}
 	return nil
 }
 
@@ -62,6 +66,9 @@ type demo struct {
 	dir string
 	sb  *fakeHost
 	url string // mlbot's base URL
+	// serve keeps everything running after the demonstration, on listen.
+	serve  bool
+	listen string
 }
 
 func (d *demo) run(ctx context.Context, forge, redisURL string) error {
@@ -75,18 +82,22 @@ func (d *demo) run(ctx context.Context, forge, redisURL string) error {
 	cfg := defaultServerConfig()
 	cfg.RedisURL, cfg.DataDir = redisURL, d.dir+"/data"
 	sb.configure(cfg)
-	a, url, err := startLocal(cfg, d.log)
+	// The pages need a login through the simulator, as a real install's
+	// would through its host.
+	sb.configureLogin(cfg)
+	a, url, err := startListening(cfg, d.log, d.listen)
 	if errors.Is(err, errNoSandbox) {
 		// The demo runs only its own example model.
 		fmt.Fprintf(d.out, "note: %v\nnote: the demo runs its own example without the sandbox\n\n", err)
 		cfg.UnsafeNoSandbox = true
-		a, url, err = startLocal(cfg, d.log)
+		a, url, err = startListening(cfg, d.log, d.listen)
 	}
 	if err != nil {
 		return err
 	}
 	defer a.Shutdown()
 	d.url = url
+	sb.registerLogin(url)
 	sb.grant("alice", "write")
 	hook := url + "/webhooks/" + forge
 	fmt.Fprintf(d.out, "mlbot demo — %s simulator at %s, mlbot serve at %s (ready in %s)\n\n",
@@ -182,6 +193,32 @@ func (d *demo) run(ctx context.Context, forge, redisURL string) error {
 		return errors.New("the comment was not edited to show the second push")
 	}
 	fmt.Fprintf(d.out, "\nRun pages: %s/runs/<id> (linked from each status). Total %s.\n", url, since(start))
+	if d.serve {
+		fmt.Fprintln(d.out, "\nDemo passed.")
+		return d.serveUntil(ctx, forge, []string{mainSHA, head1, head2})
+	}
+	return nil
+}
+
+// serveUntil prints the pages to open and keeps the simulator and mlbot
+// running until ctx ends (Ctrl-C).
+func (d *demo) serveUntil(ctx context.Context, forge string, shas []string) error {
+	sb := d.sb
+	const row = "  %-38s %s\n"
+	fmt.Fprintf(d.out, "\nmlbot keeps serving. Open:\n")
+	fmt.Fprintf(d.out, row, "the overview", d.url+"/")
+	fmt.Fprintf(d.out, row, "the repository", d.url+"/repos/"+forge+"/"+sb.repo)
+	for i, what := range []string{"main (the baseline)", "pull request #1, first push", "pull request #1, second push"} {
+		if ss := sb.statuses(shas[i]); len(ss) > 0 {
+			fmt.Fprintf(d.out, row, "the run of "+what, ss[len(ss)-1].TargetURL)
+		}
+	}
+	fmt.Fprintf(d.out, row, "the "+forge+" simulator (API, git, sign-in)", sb.srv.URL)
+	fmt.Fprintf(d.out, "\nThe pages ask you to log in with %s: the simulator's sign-in page takes any name;\n"+
+		"log in as alice (she may write %s) to see its pages, or as anyone else to be refused.\n"+
+		"Press Ctrl-C to stop.\n", map[string]string{"github": "GitHub", "gitlab": "GitLab"}[forge], sb.repo)
+	<-ctx.Done()
+	fmt.Fprintln(d.out, "\nstopping")
 	return nil
 }
 
@@ -264,11 +301,21 @@ func defaultServerConfig() *configs.Server {
 
 // startLocal starts mlbot serve on a free loopback port.
 func startLocal(cfg *configs.Server, log *slog.Logger) (*app, string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return startListening(cfg, log, "127.0.0.1:0")
+}
+
+// startListening starts mlbot serve on addr.
+func startListening(cfg *configs.Server, log *slog.Logger, addr string) (*app, string, error) {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, "", err
 	}
-	url := "http://" + ln.Addr().String()
+	// Browsers and the OAuth callback need an address they can reach.
+	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	url := "http://" + net.JoinHostPort(host, port)
 	cfg.Listen, cfg.PublicURL = ln.Addr().String(), url
 	if err := cfg.Validate(); err != nil {
 		ln.Close()

@@ -49,6 +49,8 @@ type simHost interface {
 	addComment(repo string, number int, author, body string) int64
 	deployments(repo string) []hostDeployment
 	commitComments(repo, sha string) []string
+	addOAuthApp(clientID, secret, callback string)
+	setLogin(cfg *configs.Server, clientID, secret string)
 }
 
 // hostDeployment is a deployment record on the host; States are the states
@@ -162,6 +164,26 @@ func (sb *fakeHost) configure(cfg *configs.Server) {
 	host := strings.TrimPrefix(strings.TrimPrefix(sb.host.webURL(sb.repo), "https://"), "http://")
 	owner, _, _ := strings.Cut(sb.repo, "/")
 	cfg.RepoAllowlist = []string{strings.SplitN(host, "/", 2)[0] + "/" + owner + "/*"}
+}
+
+// The OAuth application people log in to mlbot's pages with through the
+// sandbox's host.
+const (
+	fakeOAuthClientID = "mlbot-pages"
+	fakeOAuthSecret   = "fakehost-oauth-secret"
+)
+
+// configureLogin makes mlbot's pages need a login through the sandbox's
+// host (MLBOT_UI_AUTH=oauth with the host's OAuth client).
+func (sb *fakeHost) configureLogin(cfg *configs.Server) {
+	sb.host.setLogin(cfg, fakeOAuthClientID, fakeOAuthSecret)
+	cfg.UIAuth = configs.UIAuthOAuth
+}
+
+// registerLogin registers mlbot, served at publicURL, as an OAuth
+// application of the sandbox's host.
+func (sb *fakeHost) registerLogin(publicURL string) {
+	sb.host.addOAuthApp(fakeOAuthClientID, fakeOAuthSecret, publicURL+"/login/"+sb.host.name()+"/callback")
 }
 
 // writeFiles copies fsys (rooted at sub) into the working copy.
@@ -363,6 +385,14 @@ func (h *githubHost) comments(repo string, number int) []hostComment {
 	return out
 }
 
+func (h *githubHost) addOAuthApp(clientID, secret, callback string) {
+	h.sim.AddOAuthApp(clientID, secret, callback)
+}
+
+func (h *githubHost) setLogin(cfg *configs.Server, clientID, secret string) {
+	cfg.GitHubOAuthClientID, cfg.GitHubOAuthClientSecret = clientID, secret
+}
+
 func (h *githubHost) grant(repo, user, permission string) {
 	h.sim.SetPermission(repo, user, permission)
 }
@@ -477,6 +507,14 @@ func (h *gitlabHost) comments(repo string, number int) []hostComment {
 // gitlabLevels maps GitHub's permission names onto GitLab access levels.
 var gitlabLevels = map[string]int{"none": 0, "read": gitlab.AccessReporter, "triage": gitlab.AccessReporter,
 	"write": gitlab.AccessDeveloper, "maintain": gitlab.AccessMaintainer, "admin": gitlab.AccessOwner}
+
+func (h *gitlabHost) addOAuthApp(clientID, secret, callback string) {
+	h.sim.AddOAuthApp(clientID, secret, callback)
+}
+
+func (h *gitlabHost) setLogin(cfg *configs.Server, clientID, secret string) {
+	cfg.GitLabOAuthClientID, cfg.GitLabOAuthClientSecret = clientID, secret
+}
 
 func (h *gitlabHost) grant(repo, user, permission string) {
 	h.sim.SetMember(repo, user, gitlabLevels[permission])
