@@ -86,6 +86,8 @@ type svgMarker struct {
 	X, LabelY          float64
 	Kind, Label, Title string
 	Href               string
+	// Left puts the label left of the line.
+	Left bool
 }
 
 type svgLine struct {
@@ -167,8 +169,11 @@ func (c chart) layout() svgChart {
 	for i, m := range markers {
 		// Labels step down a line each, so that close events stay
 		// readable.
-		out.Markers = append(out.Markers, svgMarker{X: x(m.At), Kind: m.Kind, Label: m.Label, Href: m.Href,
-			Title: m.Label + ", " + when(m.At), LabelY: chartTop + 10 + float64(i%3)*12})
+		mx := x(m.At)
+		out.Markers = append(out.Markers, svgMarker{X: mx, Kind: m.Kind, Label: m.Label, Href: m.Href,
+			Title: m.Label + ", " + when(m.At), LabelY: chartTop + 10 + float64(i%3)*12,
+			// Labels of the right half read leftwards, inside the plot.
+			Left: mx > chartLeft+chartPlotW/2})
 	}
 	for _, l := range c.Lines {
 		out.Lines = append(out.Lines, svgLine{Y: y(l.Value), Label: l.Label})
@@ -187,7 +192,11 @@ func (c chart) layout() svgChart {
 	}
 	for i := range chartMaxXTicks {
 		t := t0.Add(time.Duration(float64(t1.Sub(t0)) * (float64(i) + 0.5) / chartMaxXTicks))
-		out.XTicks = append(out.XTicks, svgTick{Pos: x(t), Label: t.UTC().Format(layout)})
+		label := t.UTC().Format(layout)
+		if n := len(out.XTicks); n > 0 && out.XTicks[n-1].Label == label {
+			continue // a short span says each time once
+		}
+		out.XTicks = append(out.XTicks, svgTick{Pos: x(t), Label: label})
 	}
 	return out
 }
