@@ -24,7 +24,8 @@ func (w *Worker) verifyDeploy(ctx context.Context, p DeployPayload, d *registry.
 	if d.State != deploystate.Succeeded || env.Verify == nil || strings.HasPrefix(d.Reason, autoRollbackReason) {
 		return nil
 	}
-	breach, observed := w.watchMetric(ctx, env)
+	breach, observed, rec := w.watchMetric(ctx, env)
+	d.Verification = rec
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -41,18 +42,20 @@ func (w *Worker) verifyDeploy(ctx context.Context, p DeployPayload, d *registry.
 }
 
 // watchMetric watches the environment's metric after a deploy; it returns
-// why it breached ("" when it held) and what it observed.
-func (w *Worker) watchMetric(ctx context.Context, env configs.Environment) (breach, observed string) {
+// why it breached ("" when it held), what it observed, and the record of
+// the values read that the deploy keeps (nil when nothing was queried).
+func (w *Worker) watchMetric(ctx context.Context, env configs.Environment) (breach, observed string, rec *registry.Verification) {
 	if w.opts.PrometheusURL == "" {
 		verifications.WithLabelValues(env.Name, "skipped").Inc()
-		return "", "not verified: MLBOT_PROMETHEUS_URL is not set"
+		return "", "not verified: MLBOT_PROMETHEUS_URL is not set", nil
 	}
 	vf, err := verify.New(w.opts.PrometheusURL)
 	if err != nil {
 		verifications.WithLabelValues(env.Name, "error").Inc()
-		return "", "not verified: " + err.Error()
+		return "", "not verified: " + err.Error(), nil
 	}
 	res, err := vf.Run(ctx, *env.Verify)
+	rec = verificationRecord(*env.Verify, res, err)
 	var vals []string
 	for _, s := range res.Observed {
 		vals = append(vals, strconv.FormatFloat(s.Value, 'g', 4, 64))
@@ -69,14 +72,14 @@ func (w *Worker) watchMetric(ctx context.Context, env configs.Environment) (brea
 			// A shutdown is not a verification that failed.
 			verifications.WithLabelValues(env.Name, "error").Inc()
 		}
-		return "", "not verified: " + err.Error() + obs
+		return "", "not verified: " + err.Error() + obs, rec
 	}
 	if res.Breached {
 		verifications.WithLabelValues(env.Name, "breached").Inc()
-		return res.Reason, obs
+		return res.Reason, obs, rec
 	}
 	verifications.WithLabelValues(env.Name, "passed").Inc()
-	return "", strings.TrimPrefix(obs, " ")
+	return "", strings.TrimPrefix(obs, " "), rec
 }
 
 const autoRollbackReason = "automatic rollback"

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -393,6 +395,40 @@ func verifiedDeploy(t *testing.T, forge, out string) {
 	}
 	if m := e.models(); m.Deployments["production"].Version != 1 {
 		t.Errorf("production runs v%d after the automatic rollback, want v1", m.Deployments["production"].Version)
+	}
+	// Each verified deploy keeps the values it read, and its page draws
+	// them against the threshold.
+	hist, err := e.app.worker.Registry().Deploys(context.Background(), forge+":acme/model", "production")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held, breached *registry.Deploy
+	for i := range hist {
+		switch {
+		case hist[i].State == registry.DeployRolledBack && breached == nil:
+			breached = &hist[i]
+		case hist[i].Version == 1 && hist[i].Kind == registry.KindMerge:
+			held = &hist[i]
+		}
+	}
+	if breached == nil || held == nil {
+		t.Fatalf("no rolled-back deploy or first deploy in %+v", hist)
+	}
+	if v := held.Verification; v == nil || v.Breached || len(v.Samples) < 2 || v.Max == nil || *v.Max != 0.01 {
+		t.Errorf("the first deploy's verification: %+v", v)
+	}
+	v := breached.Verification
+	if v == nil || !v.Breached || len(v.Samples) == 0 || v.Samples[len(v.Samples)-1].Value != 0.5 || v.Query != "max(test_model_errors)" {
+		t.Fatalf("the rolled-back deploy's verification: %+v", v)
+	}
+	resp, err := http.Get(e.url + "/deploys/" + breached.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := fmt.Sprintf(`data-points="%d"`, len(v.Samples)); !strings.Contains(string(body), want) || !strings.Contains(string(body), "max 0.01") {
+		t.Errorf("the deploy page does not draw the %d samples against max 0.01:\n%s", len(v.Samples), body)
 	}
 }
 
