@@ -123,7 +123,8 @@ func (s *Server) serveLoginCallback(w http.ResponseWriter, r *http.Request) {
 	// someone else's browser logs nobody in.
 	c, err := r.Cookie(loginCookie)
 	if err != nil || state == "" || subtle.ConstantTimeCompare([]byte(c.Value), []byte(state)) != 1 {
-		s.loginFailed(w, r, http.StatusBadRequest, "this login was not started in this browser, or took too long; please log in again")
+		s.loginFailed(w, r, http.StatusBadRequest, "this login was not started in this browser, or took too long; please log in again"+
+			" (open the pages at "+s.opts.PublicURL+", where the host sends you back)")
 		return
 	}
 	b, ok, err := s.opts.Sessions.TakeLoginState(ctx, state)
