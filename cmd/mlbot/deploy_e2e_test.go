@@ -16,6 +16,7 @@ import (
 
 	"github.com/mlbot/mlbot/configs"
 	"github.com/mlbot/mlbot/internal/promtest"
+	"github.com/mlbot/mlbot/jobs/deploystate"
 	"github.com/mlbot/mlbot/jobs/registry"
 	"github.com/mlbot/mlbot/web"
 )
@@ -398,14 +399,14 @@ func verifiedDeploy(t *testing.T, forge, out string) {
 	}
 	// Each verified deploy keeps the values it read, and its page draws
 	// them against the threshold.
-	hist, err := e.app.worker.Registry().Deploys(context.Background(), forge+":acme/model", "production")
+	hist, err := e.app.registry.Deploys(context.Background(), forge+":acme/model", "production")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var held, breached *registry.Deploy
 	for i := range hist {
 		switch {
-		case hist[i].State == registry.DeployRolledBack && breached == nil:
+		case hist[i].State == deploystate.RolledBack && breached == nil:
 			breached = &hist[i]
 		case hist[i].Version == 1 && hist[i].Kind == registry.KindMerge:
 			held = &hist[i]

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlbot/mlbot/jobs/deploystate"
 	"github.com/mlbot/mlbot/jobs/registry"
 )
 
@@ -23,7 +24,7 @@ func TestDeployKeepsItsVerification(t *testing.T) {
 	if len(v.Samples) != registry.MaxVerificationSamples || v.Samples[0].Value != 3/1e5 {
 		t.Fatalf("AddSamples kept %d from %v, want the newest %d", len(v.Samples), v.Samples[0], registry.MaxVerificationSamples)
 	}
-	d := registry.Deploy{ID: registry.NewDeployID(), Repo: repo, Env: "production", Version: 1, State: registry.DeploySucceeded,
+	d := registry.Deploy{ID: registry.NewDeployID(), Repo: repo, Env: "production", Version: 1, State: deploystate.Succeeded,
 		Requested: t0, Verification: v}
 	if err := reg.SaveDeploy(ctx, d); err != nil {
 		t.Fatal(err)
