@@ -77,8 +77,10 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	done := make(chan queueRead, 1)
 	go func() {
-		defer c.reading.Store(false)
 		infos, err := c.read()
+		// Cleared before the result is handed over, so that a scrape right
+		// after this one never finds the read still marked in flight.
+		c.reading.Store(false)
 		done <- queueRead{infos, err}
 	}()
 	timer := time.NewTimer(c.timeout)
