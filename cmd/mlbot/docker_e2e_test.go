@@ -144,6 +144,8 @@ func TestDockerRunner(t *testing.T) {
 		if st.State != "success" {
 			t.Fatalf("pull request status %+v", st)
 		}
+		// The status is posted before the comment: wait for the report.
+		e.settle()
 		cs := e.mlbotComments(1)
 		if len(cs) != 1 || !strings.Contains(cs[0].Body, "0.93") {
 			t.Fatalf("comments %+v, want the diff with 0.93", cs)
