@@ -25,7 +25,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/moby/moby/client"
@@ -71,12 +70,6 @@ const (
 	sessionSlack = time.Hour
 	sessionTTL   = 24 * time.Hour
 )
-
-// ErrDetach is the cause to cancel RunJob's context with
-// (context.WithCancelCause) to leave the container running instead of
-// stopping it, as a worker that shuts down does: a later RunJob with the
-// same job id, in this process or another, re-attaches to it.
-var ErrDetach = errors.New("docker: detached from the container")
 
 // maxSocketPath is the longest path a Unix socket may have on Linux
 // (sun_path is 108 bytes, one of them the terminating NUL).
@@ -139,8 +132,7 @@ type Runner struct {
 	// the runner stops a container whose agent did not stop the step.
 	timeoutSlack time.Duration
 
-	mu     sync.Mutex
-	active map[string]bool // ids of the jobs RunJob is running
+	active runners.ActiveJobs // the jobs RunJob is running
 }
 
 var (
@@ -219,7 +211,7 @@ func newRunner(opts Options) (*Runner, error) {
 		}
 	}
 	return &Runner{opts: opts, engine: engine, log: log.With("runner", "docker"),
-		timeoutSlack: 30 * time.Second, active: map[string]bool{}}, nil
+		timeoutSlack: 30 * time.Second}, nil
 }
 
 // checkUser accepts "uid:gid" with numeric ids other than root's (0).

@@ -87,7 +87,7 @@ func TestNotStarted(t *testing.T) {
 	canceled, cancel := context.WithCancel(context.Background())
 	cancel()
 	detached, detach := context.WithCancelCause(context.Background())
-	detach(ErrDetach)
+	detach(runners.ErrDetach)
 	tests := []struct {
 		name     string
 		ctx      context.Context
@@ -96,7 +96,7 @@ func TestNotStarted(t *testing.T) {
 	}{
 		{"the engine failed", context.Background(), false, engineDown},
 		{"canceled", canceled, true, nil},
-		{"detached", detached, false, ErrDetach},
+		{"detached", detached, false, runners.ErrDetach},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -28,7 +28,7 @@ const cleanupTimeout = time.Minute
 // job.Output from the start. When ctx ends, or job.Timeout passes
 // without the agent stopping the step itself, the container is stopped
 // (SIGTERM, KillGrace, SIGKILL) and removed, and the step says Canceled
-// or TimedOut; a ctx cancelled with ErrDetach as its cause leaves the
+// or TimedOut; a ctx cancelled with runners.ErrDetach as its cause leaves the
 // container running for a later RunJob. The metric files and artifacts
 // are collected into job.Dir when the last step succeeded.
 func (r *Runner) RunJob(ctx context.Context, job runners.Job) runners.JobResult {
@@ -38,10 +38,10 @@ func (r *Runner) RunJob(ctx context.Context, job runners.Job) runners.JobResult 
 	if err := checkJob(job); err != nil {
 		return infraResult(job, err)
 	}
-	if !r.begin(job.ID) {
+	if !r.active.Begin(job.ID) {
 		return infraResult(job, fmt.Errorf("docker: run %s is already running in this process", job.ID))
 	}
-	defer r.end(job.ID)
+	defer r.active.End(job.ID)
 	if err := ctx.Err(); err != nil {
 		return notStarted(ctx, job, err)
 	}
@@ -87,7 +87,7 @@ func (r *Runner) RunJob(ctx context.Context, job runners.Job) runners.JobResult 
 		x = r.watch(ctx, job, cid, follower, log)
 		if x.detached {
 			log.Info("detached from the container; it keeps running", "container", shortID(cid))
-			return runners.JobResult{Log: job.Log, InfraError: fmt.Errorf("run %s, container %s: %w", job.ID, shortID(cid), ErrDetach)}
+			return runners.JobResult{Log: job.Log, InfraError: fmt.Errorf("run %s, container %s: %w", job.ID, shortID(cid), runners.ErrDetach)}
 		}
 	}
 	res := jobResult(job, x)
@@ -127,44 +127,18 @@ func infraResult(job runners.Job, err error) runners.JobResult {
 
 // notStarted is the result of a job whose container was not started
 // because of err: a step Canceled when ctx ended (err is then ctx's), an
-// ErrDetach when that was ctx's cause (the next RunJob starts the job
+// runners.ErrDetach when that was ctx's cause (the next RunJob starts the job
 // afresh), an infrastructure failure otherwise.
 func notStarted(ctx context.Context, job runners.Job, err error) runners.JobResult {
 	res := infraResult(job, err)
 	switch {
 	case ctx.Err() == nil:
-	case errors.Is(context.Cause(ctx), ErrDetach):
+	case errors.Is(context.Cause(ctx), runners.ErrDetach):
 		res.InfraError = fmt.Errorf("run %s: %w", job.ID, context.Cause(ctx))
 	default:
 		res.InfraError, res.Steps[0].Canceled = nil, true
 	}
 	return res
-}
-
-// begin marks id as running in this process; it returns false when it
-// already is.
-func (r *Runner) begin(id string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.active[id] {
-		return false
-	}
-	r.active[id] = true
-	return true
-}
-
-// end unmarks id.
-func (r *Runner) end(id string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.active, id)
-}
-
-// running reports whether RunJob is running id in this process.
-func (r *Runner) running(id string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.active[id]
 }
 
 // agentJob is the job as the agent fetches it.

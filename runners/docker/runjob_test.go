@@ -237,10 +237,10 @@ func TestRunJobReattach(t *testing.T) {
 			done := make(chan runners.JobResult, 1)
 			go func() { done <- f.r.RunJob(ctx, j) }()
 			out.waitFor(t, "started", time.Minute)
-			cancel(ErrDetach)
+			cancel(runners.ErrDetach)
 			res := <-done
-			if !errors.Is(res.InfraError, ErrDetach) {
-				t.Fatalf("%s, want ErrDetach", steps(res))
+			if !errors.Is(res.InfraError, runners.ErrDetach) {
+				t.Fatalf("%s, want runners.ErrDetach", steps(res))
 			}
 			if _, ok, err := f.r.find(context.Background(), j.ID); err != nil || !ok {
 				t.Fatalf("the container is gone after a detach: %v", err)

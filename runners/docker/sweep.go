@@ -19,7 +19,7 @@ func (r *Runner) Sweep(ctx context.Context, live func(id string) bool) error {
 	var errs []error
 	for _, c := range list {
 		id := c.Labels[LabelRun]
-		if id != "" && (r.running(id) || live(id)) {
+		if id != "" && (r.active.Running(id) || live(id)) {
 			continue
 		}
 		r.log.Info("sweeping a container of a run that is no longer live", "run", id, "container", shortID(c.ID), "state", c.State)

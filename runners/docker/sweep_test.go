@@ -55,10 +55,10 @@ func TestSweep(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.remove(ctx, other.ID)
-	if !r.begin("sweep-watched") {
+	if !r.active.Begin("sweep-watched") {
 		t.Fatal("begin")
 	}
-	defer r.end("sweep-watched")
+	defer r.active.End("sweep-watched")
 
 	if err := r.Sweep(ctx, func(id string) bool { return id == "sweep-live" }); err != nil {
 		t.Fatal(err)

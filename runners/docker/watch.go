@@ -29,7 +29,7 @@ const (
 
 // exit is how a run's container ended, as the engine and the hub say.
 type exit struct {
-	// detached is set when RunJob left the container running (ErrDetach).
+	// detached is set when RunJob left the container running (runners.ErrDetach).
 	detached bool
 	// stopped says why the runner stopped the container, if it did.
 	stopped stopReason
@@ -54,7 +54,7 @@ const maxWaitFailures = 10
 
 // watch waits for container cid to end while the follower copies the
 // log to the job's output. It stops the container when ctx ends (unless
-// its cause is ErrDetach: then it returns at once) or when the job's
+// its cause is runners.ErrDetach: then it returns at once) or when the job's
 // timeout passed without the agent stopping the step, and returns how
 // the container ended.
 func (r *Runner) watch(ctx context.Context, job runners.Job, cid string, f *agentapi.Follower, log *slog.Logger) exit {
@@ -100,7 +100,7 @@ loop:
 				}
 			}
 		case <-done:
-			if errors.Is(context.Cause(ctx), ErrDetach) {
+			if errors.Is(context.Cause(ctx), runners.ErrDetach) {
 				return exit{detached: true}
 			}
 			stop(canceled)

@@ -25,7 +25,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -99,8 +98,7 @@ type Runner struct {
 	opts Options
 	log  *slog.Logger
 
-	mu     sync.Mutex
-	active map[string]bool // ids of the jobs RunJob is running
+	active runners.ActiveJobs // the jobs RunJob is running
 }
 
 var (
@@ -150,8 +148,7 @@ func New(cs kubernetes.Interface, hub agentapi.Hub, opts Options) (*Runner, erro
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Runner{cs: cs, hub: hub, opts: opts, log: log.With("runner", "kubernetes", "namespace", opts.Namespace),
-		active: map[string]bool{}}, nil
+	return &Runner{cs: cs, hub: hub, opts: opts, log: log.With("runner", "kubernetes", "namespace", opts.Namespace)}, nil
 }
 
 // ErrWholeJobs is Run's error: the runner runs whole jobs, through RunJob.

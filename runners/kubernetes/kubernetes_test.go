@@ -356,11 +356,11 @@ func TestRunner(t *testing.T) {
 		defer detach(nil)
 		go func() {
 			waitOutput(t, out, "started")
-			detach(ErrDetach)
+			detach(runners.ErrDetach)
 		}()
 		res := r.RunJob(dctx, job)
-		if !errors.Is(res.InfraError, ErrDetach) {
-			t.Fatalf("result %+v, want ErrDetach\nlog:\n%s", res, out)
+		if !errors.Is(res.InfraError, runners.ErrDetach) {
+			t.Fatalf("result %+v, want runners.ErrDetach\nlog:\n%s", res, out)
 		}
 		if j, err := r.find(ctx, job.ID); err != nil || j == nil {
 			t.Fatalf("the detached Job is gone: %v", err)

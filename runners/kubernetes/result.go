@@ -22,7 +22,7 @@ func (rn *run) result(ctx context.Context, o outcome) runners.JobResult {
 			name = o.job.Name
 		}
 		rn.log.Info("detached from the run's Job; it keeps running", "job", name)
-		return runners.JobResult{Log: job.Log, InfraError: fmt.Errorf("run %s, Job %s: %w", job.ID, name, ErrDetach)}
+		return runners.JobResult{Log: job.Log, InfraError: fmt.Errorf("run %s, Job %s: %w", job.ID, name, runners.ErrDetach)}
 	}
 	if o.job != nil && !o.canceled && !o.timedOut {
 		// end deleted it already when the runner ended it.

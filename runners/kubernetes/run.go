@@ -18,12 +18,6 @@ import (
 	"github.com/mlbot/mlbot/runners/agentapi"
 )
 
-// ErrDetach is the cause to cancel RunJob's context with
-// (context.WithCancelCause) to leave the Job running instead of deleting
-// it, as a worker that shuts down does: a later RunJob with the same job
-// id, in this process or another, watches it again.
-var ErrDetach = errors.New("kubernetes: detached from the Job")
-
 // cleanupTimeout bounds the API and Hub calls made after a run ended
 // (deleting its Job, closing its session), whatever the run's context.
 const cleanupTimeout = 30 * time.Second
@@ -35,7 +29,7 @@ const maxAttempts = 2
 // comment says, and returns how they ended. When the Hub says the run is
 // already open (a worker restarted while it ran), RunJob watches the
 // run's Job again instead of making another. When ctx ends the Job is
-// deleted and the step says Canceled (a ctx cancelled with ErrDetach as
+// deleted and the step says Canceled (a ctx cancelled with runners.ErrDetach as
 // its cause leaves the Job running); when the job's timeout passed
 // without the agent ending the step, TimedOut. A failure of the cluster
 // (an object the API server refused, no node for the pod within
@@ -55,10 +49,10 @@ func (r *Runner) RunJob(ctx context.Context, job runners.Job) runners.JobResult 
 	if _, err := r.jobObject(job, 1); err != nil {
 		return infraResult(job, fmt.Errorf("kubernetes: %w", err))
 	}
-	if !r.begin(job.ID) {
+	if !r.active.Begin(job.ID) {
 		return infraResult(job, fmt.Errorf("kubernetes: run %s is already running in this process", job.ID))
 	}
-	defer r.end(job.ID)
+	defer r.active.End(job.ID)
 	rn := &run{r: r, job: job, out: job.Output, log: r.log.With("run", job.ID)}
 	o := rn.attempts(ctx)
 	if !o.detached {
@@ -88,32 +82,6 @@ func infraResult(job runners.Job, err error) runners.JobResult {
 		res.Steps = []runners.StepResult{{Name: job.Steps[0].Name, ExitCode: -1}}
 	}
 	return res
-}
-
-// begin marks id as running in this process; it returns false when it
-// already is.
-func (r *Runner) begin(id string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.active[id] {
-		return false
-	}
-	r.active[id] = true
-	return true
-}
-
-// end unmarks id.
-func (r *Runner) end(id string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.active, id)
-}
-
-// running reports whether RunJob is running id in this process.
-func (r *Runner) running(id string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.active[id]
 }
 
 // run is one RunJob call.
@@ -209,7 +177,7 @@ func (rn *run) attempts(ctx context.Context) outcome {
 // ended: detached when that was ctx's cause (the next RunJob starts the
 // job afresh), cancelled otherwise.
 func (rn *run) notStarted(ctx context.Context) outcome {
-	if errors.Is(context.Cause(ctx), ErrDetach) {
+	if errors.Is(context.Cause(ctx), runners.ErrDetach) {
 		return outcome{detached: true}
 	}
 	return outcome{canceled: true}

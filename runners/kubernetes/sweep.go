@@ -25,7 +25,7 @@ func (r *Runner) Sweep(ctx context.Context, live func(id string) bool) error {
 	fg := metav1.DeletePropagationForeground
 	for _, j := range list.Items {
 		id := j.Annotations[AnnotationRun]
-		if id == "" || j.DeletionTimestamp != nil || r.running(id) || live(id) {
+		if id == "" || j.DeletionTimestamp != nil || r.active.Running(id) || live(id) {
 			continue
 		}
 		r.log.Info("sweeping the Job of a run that is no longer live", "run", id, "job", j.Name)

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/mlbot/mlbot/runners"
 	"github.com/mlbot/mlbot/runners/agentapi"
 )
 
@@ -31,7 +32,7 @@ type outcome struct {
 	// oom is the container's memory limit when it was OOMKilled.
 	oom string
 	// canceled and timedOut say why the runner ended the Job; detached
-	// that it left it running (ErrDetach).
+	// that it left it running (runners.ErrDetach).
 	canceled, timedOut, detached bool
 	// infra is a failure of the cluster or of the agent.
 	infra error
@@ -123,9 +124,9 @@ func (rn *run) watch(ctx context.Context, j *batchv1.Job) outcome {
 }
 
 // ctxEnded is the outcome of a watch whose ctx ended: the Job is left
-// running when ErrDetach was the cause, deleted otherwise.
+// running when runners.ErrDetach was the cause, deleted otherwise.
 func (rn *run) ctxEnded(ctx context.Context, j *batchv1.Job, st agentapi.State) outcome {
-	if errors.Is(context.Cause(ctx), ErrDetach) {
+	if errors.Is(context.Cause(ctx), runners.ErrDetach) {
 		return outcome{state: st, detached: true}
 	}
 	return rn.end(ctx, j, outcome{state: st, canceled: true})
