@@ -71,7 +71,9 @@ func checkConfigErrors(t *testing.T, data string, err error) {
 	if len(errs) > maxErrors+1 {
 		t.Fatalf("%d errors reported, at most %d", len(errs), maxErrors+1)
 	}
-	lines := strings.Count(data, "\n") + 1
+	// Lines as YAML counts them: CR LF, LF, bare CR, NEL, LS and PS each
+	// end one.
+	lines := strings.Count(yamlBreaks.Replace(data), "\n") + 1
 	for i, e := range errs {
 		if e.File != ".mlbot.yml" || e.Msg == "" {
 			t.Fatalf("error %d: %+v", i, e)
@@ -93,6 +95,8 @@ func checkConfigErrors(t *testing.T, data string, err error) {
 		}
 	}
 }
+
+var yamlBreaks = strings.NewReplacer("\r\n", "\n", "\r", "\n", "\u0085", "\n", "\u2028", "\n", "\u2029", "\n")
 
 func checkRepoConfig(t *testing.T, c *RepoConfig) {
 	t.Helper()

@@ -113,8 +113,7 @@ func (d *decoder) syntaxError(err error, data []byte) {
 	} else if m := unknownAnchorRE.FindStringSubmatch(msg); m != nil {
 		msg = fmt.Sprintf("alias *%s refers to no anchor &%s defined before it", m[1], m[1])
 		if i := bytes.Index(data, []byte("*"+m[1])); i >= 0 {
-			line = bytes.Count(data[:i], []byte("\n")) + 1
-			col = i - (bytes.LastIndexByte(data[:i], '\n') + 1) + 1
+			line, col = position(data, i)
 		}
 	} else {
 		msg = strings.TrimPrefix(msg, "yaml: ")
@@ -129,22 +128,16 @@ func (d *decoder) syntaxError(err error, data []byte) {
 // first line such that the file cut after it fails with the same message;
 // when none does within maxSyntaxScan lines, the reported line stands.
 func syntaxLine(data []byte, reported int, msg string) int {
-	end := 0 // offset just past line l
-	for l := 1; l < reported+maxSyntaxScan; l++ {
-		if end >= len(data) {
+	for l, ln := range yamlLines(data) {
+		if l+1 >= reported+maxSyntaxScan {
 			break
 		}
-		if i := bytes.IndexByte(data[end:], '\n'); i >= 0 {
-			end += i + 1
-		} else {
-			end = len(data)
-		}
-		if l < reported {
+		if l+1 < reported {
 			continue
 		}
-		if err := parseAll(data[:end]); err != nil {
+		if err := parseAll(data[:ln.end]); err != nil {
 			if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil && m[2] == msg {
-				return l
+				return l + 1
 			}
 		}
 	}
@@ -165,20 +158,77 @@ func parseAll(data []byte) error {
 	}
 }
 
-// nthLine returns the 1-based line n of data without its line ending.
+// isEmptyNull reports whether n is the implicit null yaml.v3 makes of a
+// value left out entirely (not even "~" or "null").
+func isEmptyNull(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.Tag == "!!null" && n.Value == "" && n.Style == 0
+}
+
+// nthLine returns the 1-based line n of data without its line break.
 func nthLine(data []byte, n int) (string, bool) {
-	for i := 1; len(data) > 0; i++ {
-		line := data
-		rest := []byte(nil)
-		if j := bytes.IndexByte(data, '\n'); j >= 0 {
-			line, rest = data[:j], data[j+1:]
-		}
-		if i == n {
-			return strings.TrimSuffix(string(line), "\r"), true
-		}
-		data = rest
+	lines := yamlLines(data)
+	if n < 1 || n > len(lines) {
+		return "", false
 	}
-	return "", false
+	return string(lines[n-1].text), true
+}
+
+// A yamlLine is one line of a file as YAML counts them.
+type yamlLine struct {
+	text []byte // the line without its break
+	end  int    // offset just past the line's break
+}
+
+// yamlLines splits data into lines the way yaml.v3 numbers them, so that
+// positions computed here agree with the ones yaml.v3 reports: a line
+// ends at CR LF, LF, a bare CR, NEL (U+0085), LS (U+2028) or PS (U+2029).
+// Splitting at LF alone put the errors of a file with bare-CR line ends
+// past its last line (found by FuzzParseRepoConfig).
+func yamlLines(data []byte) []yamlLine {
+	var out []yamlLine
+	start := 0
+	for i := 0; i < len(data); {
+		n := lineBreak(data[i:])
+		if n == 0 {
+			i++
+			continue
+		}
+		out = append(out, yamlLine{text: data[start:i], end: i + n})
+		i += n
+		start = i
+	}
+	if start < len(data) {
+		out = append(out, yamlLine{text: data[start:], end: len(data)})
+	}
+	return out
+}
+
+// lineBreak returns the length of the YAML line break data starts with,
+// or 0.
+func lineBreak(data []byte) int {
+	switch {
+	case len(data) >= 2 && data[0] == '\r' && data[1] == '\n':
+		return 2
+	case len(data) >= 1 && (data[0] == '\r' || data[0] == '\n'):
+		return 1
+	case len(data) >= 2 && data[0] == 0xC2 && data[1] == 0x85:
+		return 2
+	case len(data) >= 3 && data[0] == 0xE2 && data[1] == 0x80 && (data[2] == 0xA8 || data[2] == 0xA9):
+		return 3
+	}
+	return 0
+}
+
+// position returns the 1-based line and byte column of offset off in data.
+func position(data []byte, off int) (line, col int) {
+	line, start := 1, 0
+	for _, ln := range yamlLines(data) {
+		if ln.end > off {
+			break
+		}
+		line, start = line+1, ln.end
+	}
+	return line, off - start + 1
 }
 
 // parseDocument parses data as exactly one YAML document and returns its
@@ -203,8 +253,12 @@ func (d *decoder) parseDocument(data []byte) (root *yaml.Node, ok bool) {
 	default:
 		// A second document is almost always a stray "---" that would
 		// otherwise silently discard everything after it.
+		// It is reported at its content, or, when it has none (a "---"
+		// at the end of the file), at the "---": yaml.v3 places an empty
+		// document's implicit null past the end of the file (found by
+		// FuzzParseRepoConfig).
 		at := &extra
-		if len(extra.Content) > 0 {
+		if len(extra.Content) > 0 && !isEmptyNull(extra.Content[0]) {
 			at = extra.Content[0]
 		}
 		d.errorf(at, "only one YAML document is allowed; remove the extra \"---\" or merge the documents")
