@@ -64,34 +64,59 @@ func looksJSON(data []byte) bool {
 	return len(rest) == 0 || rest[0] == '"' || rest[0] == '}'
 }
 
+// flattenJSON walks the document token by token, in document order, so
+// that when two paths flatten to one name ({"a.b": 1, "a": {"b": 2}}) the
+// later one wins, as it does in YAML and for a repeated JSON key. Decoding
+// into a map first, as this once did, let Go's random map order pick the
+// winner: the same file could gate differently from one run to the next
+// (found while writing FuzzFlatten's determinism property).
 func flattenJSON(data []byte, out map[string]float64) error {
 	dec := json.NewDecoder(bytes.NewReader(jsonNonFinite(data)))
 	dec.UseNumber() // keeps 1e-3 and 20-digit integers exact until ParseFloat
-	var top any
-	if err := dec.Decode(&top); err != nil {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if tok != json.Delim('{') {
+		return errors.New("top level is not a mapping")
+	}
+	if err := walkJSON(dec, "", tok, out, 0); err != nil {
 		return err
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return errors.New("unexpected data after the top-level object")
 	}
-	m, ok := top.(map[string]any)
-	if !ok {
-		return errors.New("top level is not a mapping")
-	}
-	walkJSON("", m, out)
 	return nil
 }
 
-func walkJSON(prefix string, v any, out map[string]float64) {
-	switch v := v.(type) {
-	case map[string]any:
-		for k, c := range v {
-			walkJSON(join(prefix, k), c, out)
+// walkJSON flattens the value that starts with tok, reading the rest of it
+// from dec. Nesting is bounded by maxDepth, as in YAML: Token, unlike
+// Decode, has no bound of its own.
+func walkJSON(dec *json.Decoder, prefix string, tok json.Token, out map[string]float64, depth int) error {
+	switch v := tok.(type) {
+	case json.Delim:
+		if depth > maxDepth {
+			return fmt.Errorf("nested deeper than %d levels", maxDepth)
 		}
-	case []any:
-		for i, c := range v {
-			walkJSON(join(prefix, strconv.Itoa(i)), c, out)
+		for i := 0; dec.More(); i++ {
+			key := strconv.Itoa(i)
+			if v == '{' {
+				k, err := dec.Token()
+				if err != nil {
+					return err
+				}
+				key, _ = k.(string) // the decoder only lets strings be keys
+			}
+			next, err := dec.Token()
+			if err != nil {
+				return err
+			}
+			if err := walkJSON(dec, join(prefix, key), next, out, depth+1); err != nil {
+				return err
+			}
 		}
+		_, err := dec.Token() // the closing delimiter
+		return err
 	case json.Number:
 		// ParseFloat returns ±Inf with ErrRange for 1e400; finite() drops it.
 		f, _ := strconv.ParseFloat(string(v), 64)
@@ -99,6 +124,7 @@ func walkJSON(prefix string, v any, out map[string]float64) {
 			out[prefix] = f
 		}
 	}
+	return nil
 }
 
 // jsonNonFinite replaces the bare NaN, Infinity and -Infinity tokens that

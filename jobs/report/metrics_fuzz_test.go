@@ -38,6 +38,8 @@ func FuzzFlatten(f *testing.F) {
 		`{"acc": 1} {"b": 2}`,
 		"acc: [1, 2\n",
 		"a: &a [1, 2]\nb: [*a, *a]\n",
+		`{"a.b": 1, "a": {"b": 2}, "a.c": [3], "a": {"c": {"0": 4}}}`,
+		"a.b: 1\na: {b: 2}\n",
 	} {
 		f.Add([]byte(s))
 	}

@@ -88,6 +88,21 @@ func TestFlatten(t *testing.T) {
 			in:   "{}",
 			want: map[string]float64{},
 		},
+		{
+			// Two paths to one name: the later wins, on every run, as in
+			// YAML (once Go's map order picked one at random).
+			name: "json names that flatten alike, later wins",
+			in:   `{"a.b": 1, "a": {"b": 2}, "c": {"d": 3}, "c.d": 4, "e": 5, "e": 6}`,
+			want: map[string]float64{"a.b": 2, "c.d": 4, "e": 6},
+		},
+		{
+			name: "yaml names that flatten alike, later wins",
+			in:   "a.b: 1\na: {b: 2}\n",
+			want: map[string]float64{"a.b": 2},
+		},
+		{name: "json truncated", in: `{"acc": 1, "m": [1`, wantErr: "invalid JSON"},
+		{name: "json missing comma", in: `{"acc": 1 "b": 2}`, wantErr: "invalid JSON"},
+		{name: "json nested too deep", in: `{"a":` + strings.Repeat("[", 300) + strings.Repeat("]", 300) + "}", wantErr: "nested deeper than 256"},
 		{name: "top level list", in: `[1, 2]`, wantErr: "not a mapping"},
 		{name: "top level scalar", in: "42\n", wantErr: "not a mapping"},
 		{name: "empty file", in: "", wantErr: "empty document"},
@@ -102,6 +117,11 @@ func TestFlatten(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			for i := 0; tt.wantErr == "" && i < 20; i++ { // map order must not matter: try several
+				if got, err := Flatten([]byte(tt.in)); err == nil && !maps.Equal(got, tt.want) {
+					t.Fatalf("Flatten() = %v, want %v", got, tt.want)
+				}
+			}
 			got, err := Flatten([]byte(tt.in))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
