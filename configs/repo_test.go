@@ -204,6 +204,11 @@ func TestParseRepoConfigErrors(t *testing.T) {
 		{"yaml syntax: error past a multi-line string", "version: 1\npipeline:\n  train: \"python\n    train.py\"\n  metrics: [m.json]\n bad: 1\n", []wantErr{{6, 2, "invalid YAML: did not find expected key"}}},
 		{"yaml syntax: unknown alias", base + "  evaluate: *cmd\n", []wantErr{{5, 13, "invalid YAML: alias *cmd refers to no anchor &cmd defined before it"}}},
 		{"yaml syntax: in a second document", base + "---\na: [\n", []wantErr{{6, 1, "invalid YAML: did not find expected node content"}}},
+		// Lines end where YAML says they do, bare CRs included (classic
+		// Mac files), so a position is never past the file's end.
+		{"yaml syntax: bare CR line ends", "version: 1\rpipeline:\r  train: x\r bad: 1\r", []wantErr{{4, 2, "invalid YAML: did not find expected key"}}},
+		{"yaml syntax: NEL and LS line ends", "version: 1\u0085pipeline:\u2028  train: x\r\n bad: 1\n", []wantErr{{4, 2, "invalid YAML: did not find expected key"}}},
+		{"second document empty", base + "---", []wantErr{{5, 1, "only one YAML document is allowed"}}},
 		{"empty file", "", []wantErr{{1, 1, "file is empty"}}},
 		{"only comments", "# nothing here\n\n", []wantErr{{1, 1, "file is empty"}}},
 		{"top level is a list", "- version: 1\n", []wantErr{{1, 1, "top level must be a mapping with keys such as version and pipeline, got a list"}}},

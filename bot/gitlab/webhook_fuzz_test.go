@@ -80,9 +80,10 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("Parse routes a %s, Precheck refuses it: %v", ev.Kind, pre)
 			case !routed && pre == nil:
 				t.Fatalf("Precheck admits a System Hook that Parse makes %s", ev.Kind)
-			case pre != nil && !errors.Is(pre, bot.ErrIgnoredEvent) && ev.Kind == bot.KindOther:
-				// A body naming no kind is refused (400); Parse, which
-				// never sees it in production, calls it other: fine.
+			case pre != nil && !errors.Is(pre, bot.ErrIgnoredEvent) && (ev.Repo != bot.Repo{}):
+				// Only a body naming no kind at all is refused outright
+				// (400), and such a body is no event of a repository.
+				t.Fatalf("Precheck refuses a body Parse reads as a %s of %+v: %v", ev.Kind, ev.Repo, pre)
 			}
 		} else if pre != nil {
 			t.Fatalf("Precheck refused a %q event: %v", eventType, pre)
