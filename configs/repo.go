@@ -84,6 +84,10 @@ type Pipeline struct {
 	// Resources is what the docker and kubernetes runners ask for the run;
 	// the operator bounds it (Server.RunnerLimits).
 	Resources Resources
+	// Examples is the per-example results file the evaluate step writes
+	// (JSON Lines, relative to the checkout), or "" for none; see
+	// examples.go.
+	Examples string
 }
 
 // Resources is `pipeline.resources`: what a run asks of its container or
@@ -115,6 +119,9 @@ type MetricSpec struct {
 	// in the metric's own units, "worse" being given by Goal; it is never
 	// negative and is only set together with a Goal.
 	MaxDrop *float64
+	// Significance and NonInferiority are the gates that use per-example
+	// results (examples.go).
+	Significance, NonInferiority *float64
 }
 
 // Environment is one deployment target.

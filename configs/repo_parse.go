@@ -165,6 +165,7 @@ func (d *decoder) pipeline(key, v *yaml.Node, p *Pipeline) {
 				p.Network = s
 			}
 		}},
+		{"examples", func(_, v *yaml.Node) { p.Examples = d.examples(v) }},
 	})
 	if !ok {
 		return
@@ -307,7 +308,10 @@ func (d *decoder) metricSpec(v *yaml.Node, where string) MetricSpec {
 			}
 			m.MaxDrop, dropNode = f, v
 		}},
+		{"significance", func(_, v *yaml.Node) { m.Significance = d.significance(v, where) }},
+		{"non_inferiority", func(_, v *yaml.Node) { m.NonInferiority = d.nonInferiority(v, where) }},
 	})
+	d.checkExampleGates(v, where, m)
 	if m.Min != nil && m.Max != nil && *m.Min > *m.Max {
 		d.errorf(minNode, "%s: min %v is greater than max %v (at line %d)", where, *m.Min, *m.Max, maxNode.Line)
 	}

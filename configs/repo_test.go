@@ -222,7 +222,7 @@ func TestParseRepoConfigErrors(t *testing.T) {
 			{2, 1, `missing required key "train" in pipeline`},
 			{3, 3, `unknown key "trian" in pipeline (did you mean "train"?)`},
 		}},
-		{"unknown key without a near match lists choices", base + "  gpu: 2\n", []wantErr{{5, 3, `unknown key "gpu" in pipeline (expected one of: train, evaluate, metrics, artifacts, timeout, paths, runner, queue, image, resources, network)`}}},
+		{"unknown key without a near match lists choices", base + "  gpu: 2\n", []wantErr{{5, 3, `unknown key "gpu" in pipeline (expected one of: train, evaluate, metrics, artifacts, timeout, paths, runner, queue, image, resources, network, examples)`}}},
 		{"unknown metric key", base + "metrics:\n  acc: {goal: maximize, maxdrop: 0.1}\n", []wantErr{{6, 25, `unknown key "maxdrop" in metrics.acc (did you mean "max_drop"?)`}}},
 		{"unknown deploy key", base + "deploy:\n  prod:\n    command: x\n    on-merge: true\n", []wantErr{{8, 5, `unknown key "on-merge" in deploy.prod (did you mean "on_merge"?)`}}},
 		{"unknown verify key", base + "deploy:\n  prod:\n    command: x\n    verify: {query: up, min: 1, evry: 1m}\n", []wantErr{{8, 33, `unknown key "evry" in deploy.prod.verify (did you mean "every"?)`}}},
