@@ -210,7 +210,7 @@ func (w *Worker) deployOnMerge(ctx context.Context, f notePoster, run *Run) erro
 					base = b.Metrics
 				}
 			}
-			diff = report.Compute(base, run.Metrics, run.Specs, run.Order)
+			diff = report.ComputeWith(base, run.Metrics, run.Specs, run.Order, run.Significance)
 		}
 		body := ReplyMarker + "\n" + report.RenderMergeNotDeployed(report.MergeNotDeployed{SHA: run.SHA, Branch: run.Branch,
 			Outcome: run.Outcome, BaseSHA: run.BaseSHA, Diff: diff, Envs: run.OnMerge, RunURL: w.runURL(run.ID)})

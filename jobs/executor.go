@@ -292,6 +292,7 @@ func collectMetrics(ctx context.Context, dir string, cfg *configs.RepoConfig, ru
 	}
 	run.Metrics = metrics
 	fmt.Fprintf(sink, "mlbot: %d metrics collected\n", len(metrics))
+	collectExamples(ctx, dir, cfg, run, sink)
 }
 
 // bound checks p against the operator's bounds of runner and returns
@@ -338,8 +339,9 @@ func Decide(run, base *Run) {
 
 // verdict decides a run that produced metrics: passed when every gate
 // holds against base (nil when there is none), gate_failed otherwise.
+// The gates that use per-example results read run.Significance.
 func verdict(base map[string]float64, run *Run) report.Outcome {
-	if report.Compute(base, run.Metrics, run.Specs, run.Order).Pass() {
+	if report.ComputeWith(base, run.Metrics, run.Specs, run.Order, run.Significance).Pass() {
 		return report.OutcomePassed
 	}
 	return report.OutcomeGateFailed
@@ -350,7 +352,7 @@ func verdict(base map[string]float64, run *Run) report.Outcome {
 // files the pipeline writes. The caller sets the timeout.
 func pipelineJob(cfg *configs.RepoConfig, dir string, env []string, network bool, out io.Writer, logPath string) runners.Job {
 	job := runners.Job{Dir: dir, Env: env, Network: network, Output: out, Log: logPath,
-		Metrics: cfg.Pipeline.Metrics, Artifacts: cfg.Pipeline.Artifacts, Image: cfg.Pipeline.Image}
+		Metrics: cfg.Pipeline.Metrics, Artifacts: cfg.Pipeline.Artifacts, Examples: cfg.Pipeline.Examples, Image: cfg.Pipeline.Image}
 	for _, s := range []runners.Step{{Name: "train", Command: cfg.Pipeline.Train}, {Name: "evaluate", Command: cfg.Pipeline.Evaluate}} {
 		if s.Command != "" {
 			job.Steps = append(job.Steps, s)
@@ -362,7 +364,8 @@ func pipelineJob(cfg *configs.RepoConfig, dir string, env []string, network bool
 func specs(cfg *configs.RepoConfig) map[string]report.Spec {
 	out := make(map[string]report.Spec, len(cfg.Metrics))
 	for name, m := range cfg.Metrics {
-		out[name] = report.Spec{Goal: m.Goal, Min: m.Min, Max: m.Max, MaxDrop: m.MaxDrop}
+		out[name] = report.Spec{Goal: m.Goal, Min: m.Min, Max: m.Max, MaxDrop: m.MaxDrop,
+			Significance: m.Significance, NonInferiority: m.NonInferiority}
 	}
 	return out
 }

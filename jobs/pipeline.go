@@ -243,6 +243,9 @@ func (w *Worker) execute(ctx context.Context, f cloneAuthorizer, p PipelinePaylo
 	}
 	if run.Outcome == "" {
 		run.BaseNote = note
+		if err := w.compareExamples(ctx, run, base); err != nil {
+			return err
+		}
 		Decide(run, base)
 	}
 	setOnMerge(run, cfg)
@@ -468,6 +471,9 @@ func (w *Worker) runBase(ctx context.Context, brun *Run, dir, branch string, ear
 		}
 		if prev == nil {
 			brun.BaseNote = "No stored run of an earlier commit of " + branch + " to compare with."
+		}
+		if err := w.compareExamples(ctx, brun, prev); err != nil {
+			return nil, "", err
 		}
 		Decide(brun, prev)
 	}

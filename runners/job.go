@@ -65,6 +65,9 @@ type Job struct {
 	// Artifacts are the patterns of the artifact files the job writes,
 	// collected like Metrics.
 	Artifacts []string
+	// Examples names the per-example results file the job writes ("" for
+	// none), collected like Artifacts: streamed, within its own limit.
+	Examples string
 	// Resources is what the job asks of its machine (see Resources).
 	Resources Resources
 	// Image is the container image of the runners that use one; the local

@@ -35,7 +35,7 @@ func Check(c Comment) CheckOutput {
 		p.tableHead = tableHeader(c)
 		p.rows = make([]string, len(c.Diff.Rows))
 		for i, r := range c.Diff.Rows {
-			p.rows[i] = tableRow(r)
+			p.rows[i] = rowOf(c.Diff, r)
 		}
 	}
 	summary := strings.TrimLeft(p.fit(""), "\n")
@@ -222,6 +222,9 @@ func metricNote(r Row) string {
 		case -1:
 			b.WriteString(", worse")
 		}
+	}
+	if r.Stat != nil {
+		b.WriteString(", 95% CI " + ciText(*r.Stat) + ", p " + pText(*r.Stat))
 	}
 	if r.Goal != "" {
 		b.WriteString("; goal: " + inlineText(r.Goal, 40))

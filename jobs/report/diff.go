@@ -13,6 +13,13 @@ type Spec struct {
 	Min     *float64 // head must be >= Min
 	Max     *float64 // head must be <= Max
 	MaxDrop *float64 // worsening against Goal, in the metric's own units
+	// Significance, when set, makes MaxDrop fail only when the drop is
+	// also significant at this level after Holm's correction.
+	Significance *float64 `json:",omitempty"`
+	// NonInferiority, when set, fails unless the lower end of the 95%
+	// confidence interval of the change (in the goal's direction) is above
+	// −NonInferiority.
+	NonInferiority *float64 `json:",omitempty"`
 }
 
 // Goals.
@@ -26,6 +33,8 @@ const (
 	GateMin     = "min"
 	GateMax     = "max"
 	GateMaxDrop = "max_drop"
+	// GateNonInferiority is the non_inferiority gate.
+	GateNonInferiority = "non_inferiority"
 )
 
 // noise is the change below which two values count as equal: metrics that
@@ -42,14 +51,23 @@ const noise = 1e-12
 // missing. base may be nil when there is no base run; max_drop is then
 // skipped, since there is nothing to drop from.
 func Compute(base, head map[string]float64, specs map[string]Spec, order []string) Diff {
-	var d Diff
+	return ComputeWith(base, head, specs, order, nil)
+}
+
+// ComputeWith is Compute with the per-example comparison of head with
+// base (nil when there is none): rows with per-example values carry their
+// statistics, and the significance and non_inferiority gates use them.
+// Without them those gates fall back to plain max_drop (non_inferiority
+// to a max_drop of its margin) and say so.
+func ComputeWith(base, head map[string]float64, specs map[string]Spec, order []string, sig *Significance) Diff {
+	d := Diff{Significance: sig}
 	seen := map[string]bool{}
 	add := func(name string) {
 		if seen[name] {
 			return
 		}
 		seen[name] = true
-		row := computeRow(name, base, head, specs[name])
+		row := computeRow(name, base, head, specs[name], statOf(sig, name))
 		if !row.Pass() {
 			d.Failed = append(d.Failed, name)
 		}
@@ -95,8 +113,19 @@ func lookup(m map[string]float64, name string) *float64 {
 	return &v
 }
 
-func computeRow(name string, base, head map[string]float64, s Spec) Row {
-	r := Row{Name: name, Goal: s.Goal, Base: lookup(base, name), Head: lookup(head, name)}
+func statOf(sig *Significance, name string) *MetricStat {
+	if sig == nil {
+		return nil
+	}
+	st, ok := sig.Metrics[name]
+	if !ok {
+		return nil
+	}
+	return &st
+}
+
+func computeRow(name string, base, head map[string]float64, s Spec, st *MetricStat) Row {
+	r := Row{Name: name, Goal: s.Goal, Base: lookup(base, name), Head: lookup(head, name), Stat: st}
 	if r.Base != nil && r.Head != nil {
 		abs := *r.Head - *r.Base
 		if math.Abs(abs) < noise {
@@ -128,9 +157,57 @@ func computeRow(name string, base, head map[string]float64, s Spec) Row {
 		if drop, ok := r.Drop(); ok {
 			pass = drop <= *s.MaxDrop+tolerance(*r.Base)
 		}
-		r.Gates = append(r.Gates, Gate{Kind: GateMaxDrop, Limit: *s.MaxDrop, Pass: pass})
+		g := Gate{Kind: GateMaxDrop, Limit: *s.MaxDrop, Pass: pass}
+		if s.Significance != nil {
+			g.Alpha = *s.Significance
+			if p, ok := statP(st); ok {
+				// A drop past max_drop fails only when it is significant.
+				g.P = &p
+				if !pass && r.Head != nil && p >= g.Alpha {
+					g.Pass = true
+				}
+			} else {
+				g.Fallback = true
+			}
+		}
+		r.Gates = append(r.Gates, g)
+	}
+	if s.NonInferiority != nil && (r.Base != nil || r.Head == nil) {
+		r.Gates = append(r.Gates, nonInferiority(r, *s.NonInferiority, st))
 	}
 	return r
+}
+
+func statP(st *MetricStat) (float64, bool) {
+	if st == nil {
+		return 0, false
+	}
+	return st.GateP()
+}
+
+// nonInferiority checks that the change of r is no worse than margin: the
+// lower end of its confidence interval, turned to the goal's direction,
+// above −margin. Without per-example values it checks the drop against
+// margin, as max_drop would.
+func nonInferiority(r Row, margin float64, st *MetricStat) Gate {
+	g := Gate{Kind: GateNonInferiority, Limit: margin}
+	if r.Head == nil {
+		return g
+	}
+	if st == nil {
+		g.Fallback = true
+		if drop, ok := r.Drop(); ok {
+			g.Pass = drop <= margin+tolerance(*r.Base)
+		}
+		return g
+	}
+	low := st.Low
+	if r.Goal == GoalMinimize {
+		low = -st.High
+	}
+	g.Bound = &low
+	g.Pass = low > -margin
+	return g
 }
 
 // Drop returns how far head worsened from base in the goal's direction

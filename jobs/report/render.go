@@ -51,7 +51,7 @@ func Render(c Comment) string {
 		p.tableHead = tableHeader(c)
 		p.rows = make([]string, len(c.Diff.Rows))
 		for i, r := range c.Diff.Rows {
-			p.rows[i] = tableRow(r)
+			p.rows[i] = rowOf(c.Diff, r)
 		}
 	}
 	log := ""
@@ -249,6 +249,11 @@ func gateHeadline(d Diff, st style) string {
 			why = "above gate"
 		case GateMaxDrop:
 			why = "dropped more than allowed"
+			if g.P != nil {
+				why = "dropped significantly more than allowed"
+			}
+		case GateNonInferiority:
+			why = "not shown non-inferior"
 		}
 	}
 	s := " — " + st.code(r.Name) + " " + why
@@ -284,6 +289,9 @@ func tableHeader(c Comment) string {
 	head := "head"
 	if s := shortSHA(c.HeadSHA); s != "" {
 		head += " (" + s + ")"
+	}
+	if withStats(c.Diff) {
+		return "| Metric | " + base + " | " + head + " | Δ | 95% CI | p | gate |\n| --- | ---: | ---: | ---: | ---: | ---: | --- |\n"
 	}
 	return "| Metric | " + base + " | " + head + " | Δ | gate |\n| --- | ---: | ---: | ---: | --- |\n"
 }
@@ -352,7 +360,15 @@ func gateRule(g Gate) string {
 	case GateMax:
 		return "≤ " + fmtNum(g.Limit)
 	case GateMaxDrop:
+		if g.Alpha > 0 && !g.Fallback {
+			return "drop ≤ " + fmtNum(g.Limit) + " or not significant at " + fmtNum(g.Alpha)
+		}
 		return "drop ≤ " + fmtNum(g.Limit)
+	case GateNonInferiority:
+		if g.Fallback {
+			return "drop ≤ " + fmtNum(g.Limit)
+		}
+		return "CI low > " + signed(-g.Limit)
 	default:
 		return inlineText(g.Kind, 40) + " " + fmtNum(g.Limit)
 	}
@@ -514,7 +530,18 @@ func failReasonIn(r Row, g Gate, st style) string {
 		return fmtNum(*r.Head) + " > max " + fmtNum(g.Limit)
 	case GateMaxDrop:
 		if drop, ok := r.Drop(); ok {
-			return "drop " + fmtNum(drop) + " > max_drop " + fmtNum(g.Limit)
+			s := "drop " + fmtNum(drop) + " > max_drop " + fmtNum(g.Limit)
+			if g.P != nil {
+				s += ", significant (Holm p " + fmtP(*g.P) + " < " + fmtNum(g.Alpha) + ")"
+			}
+			return s
+		}
+	case GateNonInferiority:
+		if g.Bound != nil {
+			return "95% CI low " + signed(*g.Bound) + " ≤ " + signed(-g.Limit) + " (non_inferiority)"
+		}
+		if drop, ok := r.Drop(); ok {
+			return "drop " + fmtNum(drop) + " > non_inferiority " + fmtNum(g.Limit) + " (no per-example results)"
 		}
 	}
 	return st.text(g.Kind, 40) + " " + fmtNum(g.Limit)
@@ -531,10 +558,14 @@ func footer(c Comment) string {
 	if c.Eval > 0 {
 		parts = append(parts, "evaluate "+fmtDuration(c.Eval))
 	}
-	if len(parts) == 0 {
-		return ""
+	sig := significanceNote(c.Diff, markdown)
+	if sig != "" {
+		sig = "\n<sub>" + sig + "</sub>\n"
 	}
-	return "\n" + strings.Join(parts, " · ") + "\n"
+	if len(parts) == 0 {
+		return sig
+	}
+	return sig + "\n" + strings.Join(parts, " · ") + "\n"
 }
 
 // safeURL accepts only absolute http(s) URLs and percent-encodes what would

@@ -29,9 +29,20 @@ const (
 
 // Gate is one checked threshold of one metric.
 type Gate struct {
-	Kind  string  // "min", "max" or "max_drop"
+	Kind  string  // "min", "max", "max_drop" or "non_inferiority"
 	Limit float64 // the configured threshold
 	Pass  bool
+	// Alpha is the significance level of a max_drop gate with
+	// significance (0: plain max_drop), and P the Holm-adjusted p-value it
+	// was judged with (nil when it fell back).
+	Alpha float64  `json:",omitempty"`
+	P     *float64 `json:",omitempty"`
+	// Bound is the lower end of the confidence interval, in the goal's
+	// direction, that a non_inferiority gate was judged with.
+	Bound *float64 `json:",omitempty"`
+	// Fallback is true when the gate wanted per-example results and, for
+	// want of them, was judged as a plain max_drop.
+	Fallback bool `json:",omitempty"`
 }
 
 // Row is one metric in the diff table.
@@ -46,6 +57,8 @@ type Row struct {
 	// 0 when unchanged or without a goal.
 	Better int
 	Gates  []Gate
+	// Stat is the per-example comparison of the metric, nil without one.
+	Stat *MetricStat
 }
 
 // Pass reports whether every gate of the row passed.
@@ -63,6 +76,9 @@ type Diff struct {
 	Rows []Row
 	// Failed names the metrics with a failing gate, in table order.
 	Failed []string
+	// Significance is the per-example comparison the diff used, nil when
+	// there was none to make.
+	Significance *Significance
 }
 
 // Pass reports whether no gate failed.

@@ -71,8 +71,12 @@ func gateCells(r Row) []GateCell {
 				c.Note = "missing"
 			} else if drop, ok := r.Drop(); ok && g.Kind == GateMaxDrop {
 				c.Note = "dropped " + fmtNum(drop)
+				if g.P != nil {
+					c.Note += ", Holm p " + fmtP(*g.P)
+				}
 			}
 		}
+		c.Note = exampleGateNote(r, g, c.Note)
 		out = append(out, c)
 	}
 	return out
@@ -86,6 +90,9 @@ type RowView struct {
 	Base  string // "—" when the base lacks the metric
 	Head  string
 	Delta string // "+0.0089 (+0.94%)", "—"
+	// CI and P are the 95% confidence interval and p-value of Delta from
+	// per-example results ("[−0.02, −0.004]", "0.0031"), "" without them.
+	CI, P string
 	// Better is +1 when the change goes the goal's way, -1 against it.
 	Better int
 	Gates  []GateCell
@@ -116,6 +123,9 @@ type View struct {
 	// Train and Eval are the steps' durations, as HumanDuration writes
 	// them ("" when unknown).
 	Train, Eval string
+	// Significance is the comment's note on the per-example comparison
+	// (method, resamples, seed, n, or why there is none), or "".
+	Significance string
 }
 
 // ViewOf returns what the comment Render writes for c shows, as plain
@@ -135,6 +145,9 @@ func ViewOf(c Comment) View {
 				Name: plainName(r.Name), Goal: r.Goal, Base: optNum(r.Base), Head: optNum(r.Head),
 				Delta: deltaText(r), Better: r.Better, Gates: gateCells(r), Pass: r.Pass(),
 			})
+			if r.Stat != nil {
+				v.Rows[len(v.Rows)-1].CI, v.Rows[len(v.Rows)-1].P = ciText(*r.Stat), pText(*r.Stat)
+			}
 		}
 		v.BaseNote = plainText(c.BaseNote, maxInlineLen)
 		if v.BaseNote == "" && c.BaseSHA == "" {
@@ -142,6 +155,7 @@ func ViewOf(c Comment) View {
 		}
 	}
 	v.Verdict, v.Summary = verdictParts(c, plain)
+	v.Significance = significanceNote(c.Diff, plain)
 	if c.Train > 0 {
 		v.Train = HumanDuration(c.Train)
 	}

@@ -92,6 +92,10 @@ func (s *Store) key(parts ...string) string { return s.prefix + strings.Join(par
 // grows, at most MaxRunLogBytes), for RunTTL.
 func (s *Store) runLogKey(id string) string { return s.key("runlog", id) }
 
+// examplesKey holds a run's per-example results (report.EncodeExamples:
+// compressed, at most report.MaxExamplesBlobBytes), for RunTTL.
+func (s *Store) examplesKey(id string) string { return s.key("examples", id) }
+
 // runKey holds a run record (JSON), for RunTTL.
 func (s *Store) runKey(id string) string { return s.key("run", id) }
 

@@ -73,6 +73,17 @@ type Run struct {
 	// Queue is the pipeline queue .mlbot.yml sent the run to, when a
 	// worker of another queue handed it over ("" before that).
 	Queue string `json:"queue,omitempty"`
+	// Examples is the number of per-example results the run wrote
+	// (pipeline.examples); the results themselves are kept apart
+	// (PutExamples), compressed, for the runs compared against it.
+	Examples int `json:"examples,omitempty"`
+	// Significance is the per-example comparison with the base, made when
+	// the run was decided; nil when there was none to make.
+	Significance *report.Significance `json:"significance,omitempty"`
+	// ExampleData and ExampleBlob are the run's per-example results and
+	// their encoding while the worker holds the run; never stored here.
+	ExampleData *report.Examples `json:"-"`
+	ExampleBlob []byte           `json:"-"`
 }
 
 // HasMetrics reports whether the run produced metrics a later run can be
@@ -103,7 +114,7 @@ func (r *Run) Comment(base *Run, runURL string) report.Comment {
 		c.BaseSHA, baseMetrics = base.SHA, base.Metrics
 	}
 	if r.Metrics != nil {
-		c.Diff = report.Compute(baseMetrics, r.Metrics, r.Specs, r.Order)
+		c.Diff = report.ComputeWith(baseMetrics, r.Metrics, r.Specs, r.Order, r.Significance)
 	}
 	switch r.Outcome {
 	case report.OutcomeStepFailed, report.OutcomeTimedOut, report.OutcomeError:

@@ -43,6 +43,11 @@ func (a *agent) upload(ctx context.Context, job agentapi.Job) error {
 			return err
 		}
 	}
+	if job.Examples != "" {
+		if err := a.putExamples(ctx, ws, path.Clean(strings.TrimSpace(job.Examples))); err != nil {
+			return err
+		}
+	}
 	seen := map[string]bool{}
 	for _, name := range job.Artifacts {
 		files, err := workspace.ExpandArtifacts(ws.FS(), []string{name})
@@ -63,12 +68,37 @@ func (a *agent) upload(ctx context.Context, job agentapi.Job) error {
 	return nil
 }
 
+// putExamples sends the per-example results file rel of ws, streamed
+// like an artifact. One over agentapi.MaxExamplesFileBytes is left out
+// with a line in the log saying so; the pipeline then fails the run for
+// want of it.
+func (a *agent) putExamples(ctx context.Context, ws *workspace.Dir, rel string) error {
+	f, err := ws.Open(rel)
+	if err != nil {
+		a.note("examples file %s not uploaded: %v", rel, err)
+		return nil
+	}
+	size := f.Size()
+	f.Close()
+	if size > agentapi.MaxExamplesFileBytes {
+		a.note("examples file %s not uploaded: %d bytes, over the limit of %d MiB", rel, size, agentapi.MaxExamplesFileBytes>>20)
+		return nil
+	}
+	return a.putFile(ctx, ws, agentapi.KindExamples, rel)
+}
+
 // putArtifact sends artifact rel of ws: a first read computes its digest,
 // a second streams it (the digest travels ahead of the body).
 func (a *agent) putArtifact(ctx context.Context, ws *workspace.Dir, rel string) error {
+	return a.putFile(ctx, ws, agentapi.KindArtifacts, rel)
+}
+
+// putFile streams file rel of ws as kind: a first read computes its
+// digest, a second sends it.
+func (a *agent) putFile(ctx context.Context, ws *workspace.Dir, kind, rel string) error {
 	f, err := ws.Open(rel)
 	if err != nil {
-		a.note("artifact %s not uploaded: %v", rel, err)
+		a.note("%s %s not uploaded: %v", strings.TrimSuffix(kind, "s"), rel, err)
 		return nil
 	}
 	size := f.Size()
@@ -76,11 +106,11 @@ func (a *agent) putArtifact(ctx context.Context, ws *workspace.Dir, rel string) 
 	_, err = io.Copy(h, f.Reader(ctx, size))
 	f.Close()
 	if err != nil {
-		a.note("artifact %s not uploaded: %v", rel, err)
+		a.note("%s %s not uploaded: %v", strings.TrimSuffix(kind, "s"), rel, err)
 		return nil
 	}
 	digest := "sha256:" + hex.EncodeToString(h.Sum(nil))
-	return a.put(ctx, agentapi.KindArtifacts, rel, digest, func() (io.Reader, int64, func(), error) {
+	return a.put(ctx, kind, rel, digest, func() (io.Reader, int64, func(), error) {
 		f, err := ws.Open(rel)
 		if err != nil {
 			return nil, 0, nil, err

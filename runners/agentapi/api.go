@@ -57,13 +57,14 @@ const (
 	// log and counts the rest, so the offset goes on advancing.
 	PathLog = "/api/v1/agent/log"
 	// PathFiles takes PUT at PathFiles + kind + "/" + slash-separated path,
-	// kind being KindMetrics or KindArtifacts, the body the file and
+	// kind being KindMetrics, KindArtifacts or KindExamples, the body the file and
 	// HeaderDigest its "sha256:<hex>". The path must be clean and
 	// relative, and name a file of the job's Metrics (one of them
-	// exactly) or Artifacts (as the pipeline expands them: a file, a
-	// directory's file, a match of a pattern). 201 when stored; 400 when
-	// the digest does not match or the path is not one the job names;
-	// 413 over MaxMetricFileBytes, the job's MaxArtifactBytes, or the
+	// exactly), Artifacts (as the pipeline expands them: a file, a
+	// directory's file, a match of a pattern) or Examples (exactly). 201
+	// when stored; 400 when the digest does not match or the path is not
+	// one the job names; 413 over MaxMetricFileBytes, the job's
+	// MaxArtifactBytes, MaxExamplesFileBytes, or the
 	// run's limit of 64 files of a kind. A file uploaded again replaces
 	// the first.
 	PathFiles = "/api/v1/agent/files/"
@@ -90,7 +91,14 @@ const (
 	KindMetrics = "metrics"
 	// KindArtifacts is an artifact (large, streamed).
 	KindArtifacts = "artifacts"
+	// KindExamples is the per-example results file (streamed, at most
+	// MaxExamplesFileBytes).
+	KindExamples = "examples"
 )
+
+// MaxExamplesFileBytes bounds the per-example results file, as mlbot
+// reads it (jobs/report.MaxExamplesFileBytes).
+const MaxExamplesFileBytes = 32 << 20
 
 // MaxMetricFileBytes bounds one metric file.
 const MaxMetricFileBytes = 1 << 20
@@ -114,6 +122,8 @@ type Job struct {
 	// the last step succeeded (matched relative to the workdir).
 	Metrics   []string `json:"metrics"`
 	Artifacts []string `json:"artifacts"`
+	// Examples is the per-example results file to upload, "" for none.
+	Examples string `json:"examples,omitempty"`
 	// MaxArtifactBytes bounds each artifact; the server refuses more.
 	// Zero means the server's default (2 GiB, as the model registry's).
 	MaxArtifactBytes int64 `json:"max_artifact_bytes"`

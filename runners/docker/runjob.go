@@ -145,7 +145,7 @@ func notStarted(ctx context.Context, job runners.Job, err error) runners.JobResu
 func (r *Runner) agentJob(job runners.Job) agentapi.Job {
 	return agentapi.Job{RunID: job.ID, Steps: job.Steps, Env: job.Env, Timeout: agentapi.Duration(job.Timeout),
 		Grace: agentapi.Duration(r.opts.KillGrace), Metrics: job.Metrics, Artifacts: job.Artifacts,
-		MaxArtifactBytes: r.opts.MaxArtifactBytes}
+		Examples: job.Examples, MaxArtifactBytes: r.opts.MaxArtifactBytes}
 }
 
 // sessionFor is how long the hub keeps job's session before ending it by

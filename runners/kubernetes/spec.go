@@ -54,6 +54,7 @@ func (r *Runner) agentJob(job runners.Job) agentapi.Job {
 		Grace:            agentapi.Duration(r.opts.Grace),
 		Metrics:          job.Metrics,
 		Artifacts:        job.Artifacts,
+		Examples:         job.Examples,
 		MaxArtifactBytes: r.opts.MaxArtifactBytes,
 	}
 }

@@ -81,7 +81,19 @@ func (h *Hub) putFile(w http.ResponseWriter, r *http.Request, rn run) {
 			http.Error(w, "the job's artifacts do not name "+rel, http.StatusBadRequest)
 			return
 		}
-		h.putArtifact(w, r, rn, rel, want)
+		limit := rn.job.MaxArtifactBytes
+		if limit <= 0 {
+			limit = DefaultMaxArtifactBytes
+		}
+		h.putArtifact(w, r, rn, rel, want, limit)
+	case agentapi.KindExamples:
+		// Streamed and collected like an artifact, within its own limit;
+		// the pipeline reads it from the checkout as after a local run.
+		if rn.job.Examples == "" || path.Clean(strings.TrimSpace(rn.job.Examples)) != rel {
+			http.Error(w, "the job names no examples file "+rel, http.StatusBadRequest)
+			return
+		}
+		h.putArtifact(w, r, rn, rel, want, agentapi.MaxExamplesFileBytes)
 	default:
 		http.Error(w, "unknown kind of file "+kind, http.StatusNotFound)
 	}
@@ -123,14 +135,11 @@ func (h *Hub) putMetric(w http.ResponseWriter, r *http.Request, rn run, rel, wan
 	}
 }
 
-// putArtifact streams an artifact to a temporary file of the run's
-// directory, hashing it on the way, and moves it to artifacts/<rel> when
-// its size and digest are right; otherwise nothing of it is kept.
-func (h *Hub) putArtifact(w http.ResponseWriter, r *http.Request, rn run, rel, want string) {
-	limit := rn.job.MaxArtifactBytes
-	if limit <= 0 {
-		limit = DefaultMaxArtifactBytes
-	}
+// putArtifact streams an artifact (or the examples file) of at most
+// limit bytes to a temporary file of the run's directory, hashing it on
+// the way, and moves it to artifacts/<rel> when its size and digest are
+// right; otherwise nothing of it is kept.
+func (h *Hub) putArtifact(w http.ResponseWriter, r *http.Request, rn run, rel, want string, limit int64) {
 	if r.ContentLength > limit {
 		tooLarge(w, rel, limit)
 		return
