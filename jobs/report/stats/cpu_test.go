@@ -18,5 +18,5 @@ func cpuTime() time.Duration {
 // reportCPU adds the CPU seconds per operation since start: on a machine
 // shared with other work, wall time says more about the neighbours.
 func reportCPU(b *testing.B, start time.Duration) {
-	b.ReportMetric((cpuTime() - start).Seconds()/float64(b.N), "cpu-s/op")
+	b.ReportMetric((cpuTime()-start).Seconds()/float64(b.N), "cpu-s/op")
 }
