@@ -1,6 +1,7 @@
 package configs
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -75,5 +76,21 @@ metrics:
 				}
 			}
 		})
+	}
+}
+
+// TestExampleGatesKeepDigests checks that a configuration without the
+// new keys keeps the digest it had before they existed: the digest is
+// part of a pipeline's dedupe key.
+func TestExampleGatesKeepDigests(t *testing.T) {
+	c, err := ParseRepoConfig(RepoConfigFile, []byte(base+"metrics:\n  accuracy: {goal: maximize, max_drop: 0.005}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(c)
+	for _, key := range []string{"Examples", "Significance", "NonInferiority"} {
+		if strings.Contains(string(b), key) {
+			t.Errorf("the canonical form of a file without %s names it: %s", key, b)
+		}
 	}
 }

@@ -86,8 +86,9 @@ type Pipeline struct {
 	Resources Resources
 	// Examples is the per-example results file the evaluate step writes
 	// (JSON Lines, relative to the checkout), or "" for none; see
-	// examples.go.
-	Examples string
+	// examples.go. Left out of Digest's encoding when empty, so that
+	// configurations without it keep their digest.
+	Examples string `json:",omitempty"`
 }
 
 // Resources is `pipeline.resources`: what a run asks of its container or
@@ -120,8 +121,8 @@ type MetricSpec struct {
 	// negative and is only set together with a Goal.
 	MaxDrop *float64
 	// Significance and NonInferiority are the gates that use per-example
-	// results (examples.go).
-	Significance, NonInferiority *float64
+	// results (examples.go); left out of Digest's encoding when unset.
+	Significance, NonInferiority *float64 `json:",omitempty"`
 }
 
 // Environment is one deployment target.
