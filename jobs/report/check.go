@@ -231,7 +231,7 @@ func metricNote(r Row) string {
 	}
 	for _, g := range r.Gates {
 		if g.Pass {
-			b.WriteString("; ✅ " + gateRule(g))
+			b.WriteString("; ✅ " + gateRuleOf(r, g))
 		} else {
 			b.WriteString("; ❌ " + failReason(r, g))
 		}

@@ -537,6 +537,9 @@ func failReasonIn(r Row, g Gate, st style) string {
 			return s
 		}
 	case GateNonInferiority:
+		if g.Bound != nil && r.Goal == GoalMinimize {
+			return "95% CI high " + signed(-*g.Bound) + " ≥ " + signed(g.Limit) + " (non_inferiority)"
+		}
 		if g.Bound != nil {
 			return "95% CI low " + signed(*g.Bound) + " ≤ " + signed(-g.Limit) + " (non_inferiority)"
 		}

@@ -61,6 +61,16 @@ func fmtP(p float64) string {
 	return strconv.FormatFloat(p, 'f', digits, 64)
 }
 
+// gateRuleOf is gateRule for a gate of row r. A non_inferiority gate of a
+// metric to minimise bounds the interval's upper end, the head's
+// worst case, as the table shows the interval of head − base.
+func gateRuleOf(r Row, g Gate) string {
+	if g.Kind == GateNonInferiority && !g.Fallback && r.Goal == GoalMinimize {
+		return "CI high < " + signed(g.Limit)
+	}
+	return gateRule(g)
+}
+
 // exampleGateNote adds to a gate cell's note what the per-example
 // results did to the gate: a drop let through for want of significance,
 // the interval's end a non-inferiority gate was judged by, or a fall back
@@ -79,6 +89,8 @@ func exampleGateNote(r Row, g Gate, note string) string {
 		if drop, ok := r.Drop(); ok && drop > g.Limit+tolerance(g.Limit) {
 			return add("dropped " + fmtNum(drop) + ", not significant: Holm p " + fmtP(*g.P))
 		}
+	case g.Kind == GateNonInferiority && g.Bound != nil && r.Goal == GoalMinimize:
+		return add("CI high " + signed(-*g.Bound))
 	case g.Kind == GateNonInferiority && g.Bound != nil:
 		return add("CI low " + signed(*g.Bound))
 	}

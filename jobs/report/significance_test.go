@@ -103,7 +103,7 @@ func TestExampleGates(t *testing.T) {
 		{"non-inferiority passes", niSpec, flipped(400, 2, 2, false), false, true, false, "CI low > −0.02"},
 		// For a metric to minimise, the interval is turned: the head's rise
 		// of 0.01 is the worsening.
-		{"non-inferiority of a minimised metric fails", niMin, flipped(400, 2, 6, false), false, false, false, "(non_inferiority)"},
+		{"non-inferiority of a minimised metric fails", niMin, flipped(400, 2, 6, false), false, false, false, "❌ CI high < +0.02 (CI high +0.0"},
 		{"non-inferiority without examples compares the drop", niSpec, flipped(400, 6, 2, false), true, true, true, "no per-example results: plain max_drop"},
 	}
 	for _, tc := range cases {

@@ -65,7 +65,7 @@ type GateCell struct {
 func gateCells(r Row) []GateCell {
 	out := make([]GateCell, 0, len(r.Gates))
 	for _, g := range r.Gates {
-		c := GateCell{Pass: g.Pass, Rule: gateRule(g)}
+		c := GateCell{Pass: g.Pass, Rule: gateRuleOf(r, g)}
 		if !g.Pass {
 			if r.Head == nil {
 				c.Note = "missing"
