@@ -1,26 +1,240 @@
 package store
 
-import "github.com/redis/go-redis/v9"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
 
 // UniversalClient is a connection to Redis as the Store, and asynq beside
 // it, use it: a single server, a sentinel failover or a cluster.
 type UniversalClient = redis.UniversalClient
 
-// Client is a connection to a single Redis server.
+// Client is a connection to a single Redis server, or to the primary that
+// Redis Sentinel names (a failover client is a Client too).
 type Client = redis.Client
 
-// Dial returns a client of the Redis that url names (redis://, rediss://
-// or unix://), without connecting yet.
-func Dial(url string) (*Client, error) {
-	opt, err := redis.ParseURL(url)
+// URL schemes of MLBOT_REDIS_URL beyond go-redis's own (redis://,
+// rediss://, unix://).
+const (
+	// SchemeSentinel names a primary through Redis Sentinel:
+	//
+	//	redis+sentinel://[[user]:password@]host1:26379[,host2:26379…]/mastername[/db][?option=value…]
+	SchemeSentinel = "redis+sentinel"
+	// SchemeCluster names a Redis Cluster, which mlbot refuses (see
+	// ErrClusterUnsupported).
+	SchemeCluster = "redis+cluster"
+)
+
+// ErrClusterUnsupported is returned for a redis+cluster:// URL: mlbot's own
+// multi-key Lua scripts and MULTI blocks (agent sessions, the registry's
+// version counter, pull request heads) use keys that hash to different
+// cluster slots and would fail with CROSSSLOT.
+var ErrClusterUnsupported = errors.New("Redis Cluster is not supported: mlbot's multi-key operations would fail with CROSSSLOT; use a single Redis or Redis Sentinel (redis+sentinel://)")
+
+// DefaultWaitReplicas is how many replicas must hold an accepted webhook
+// before it is acknowledged, for a redis+sentinel:// URL without
+// wait_replicas.
+const DefaultWaitReplicas = 1
+
+// ReplicationTimeout bounds how long an acknowledgement waits for the
+// replicas (WAIT's timeout). Replicas on a healthy network answer within a
+// millisecond; the primary asks them at once (REPLCONF GETACK).
+const ReplicationTimeout = time.Second
+
+// ErrNotReplicated is returned by WaitReplicas when fewer replicas than
+// asked hold the writes within the timeout.
+var ErrNotReplicated = errors.New("write not replicated")
+
+// Endpoint is the Redis deployment a URL names: a single server, or a
+// primary found through Redis Sentinel.
+type Endpoint struct {
+	single   *redis.Options
+	failover *redis.FailoverOptions
+	// WaitReplicas is how many replicas must hold a write before mlbot
+	// tells a code host that its webhook is accepted (0: no wait).
+	WaitReplicas int
+}
+
+// ParseURL reads the Redis URL of MLBOT_REDIS_URL:
+//
+//   - redis://[[user]:password@]host:port[/db], rediss://… and
+//     unix://[[user]:password@]/path?db=N, as go-redis parses them;
+//   - redis+sentinel://[[user]:password@]host1:26379[,host2:26379…]/mastername[/db]
+//     with the optional query parameters sentinel_username and
+//     sentinel_password (the sentinels' own credentials; the userinfo is
+//     the primary's and replicas'), wait_replicas (how many replicas must
+//     hold an accepted webhook, default DefaultWaitReplicas; 0 turns the
+//     wait off) and go-redis's failover options (dial_timeout,
+//     read_timeout, pool_size, …).
+//
+// A redis+cluster:// URL is refused with ErrClusterUnsupported. Errors
+// never quote the URL, which may hold a password.
+func ParseURL(raw string) (*Endpoint, error) {
+	scheme, _, ok := strings.Cut(raw, "://")
+	if !ok {
+		return nil, errors.New("not a URL: want redis://, rediss://, unix:// or redis+sentinel://")
+	}
+	switch strings.ToLower(scheme) {
+	case SchemeSentinel:
+		return parseSentinelURL(raw)
+	case SchemeCluster:
+		return nil, ErrClusterUnsupported
+	}
+	opt, err := redis.ParseURL(raw)
 	if err != nil {
 		return nil, err
 	}
-	return redis.NewClient(opt), nil
+	return &Endpoint{single: opt}, nil
+}
+
+// parseSentinelURL reads a redis+sentinel:// URL. The host part lists the
+// sentinels separated by commas, which url.Parse refuses in a port, so it
+// is split off by hand.
+func parseSentinelURL(raw string) (*Endpoint, error) {
+	rest := raw[len(SchemeSentinel+"://"):]
+	authority, path, _ := strings.Cut(rest, "/")
+	path, query, _ := strings.Cut(path, "?")
+	if i := strings.IndexByte(authority, '?'); i >= 0 {
+		authority, query = authority[:i], authority[i+1:]
+	}
+	var user *url.Userinfo
+	if i := strings.LastIndexByte(authority, '@'); i >= 0 {
+		u, err := url.Parse("redis://" + authority[:i+1] + "localhost")
+		if err != nil {
+			return nil, errors.New("redis+sentinel URL: malformed user information")
+		}
+		user, authority = u.User, authority[i+1:]
+	}
+	var sentinels []string
+	for _, hp := range strings.Split(authority, ",") {
+		if !strings.Contains(hp, ":") {
+			hp += ":26379"
+		}
+		host, port, err := net.SplitHostPort(hp)
+		if err != nil {
+			return nil, fmt.Errorf("redis+sentinel URL: sentinel address %q: %w", hp, err)
+		}
+		if host == "" || port == "" {
+			return nil, fmt.Errorf("redis+sentinel URL: sentinel address %q has no host or port", hp)
+		}
+		sentinels = append(sentinels, net.JoinHostPort(host, port))
+	}
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	if parts[0] == "" || len(parts) > 2 {
+		return nil, errors.New("redis+sentinel URL: the path must be /mastername or /mastername/db")
+	}
+	master, err := url.PathUnescape(parts[0])
+	if err != nil {
+		return nil, errors.New("redis+sentinel URL: malformed master name")
+	}
+	db := 0
+	if len(parts) == 2 {
+		if db, err = strconv.Atoi(parts[1]); err != nil || db < 0 {
+			return nil, fmt.Errorf("redis+sentinel URL: database %q is not a number", parts[1])
+		}
+	}
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return nil, errors.New("redis+sentinel URL: malformed query")
+	}
+	ep := &Endpoint{WaitReplicas: DefaultWaitReplicas}
+	if v := q.Get("wait_replicas"); v != "" {
+		if ep.WaitReplicas, err = strconv.Atoi(v); err != nil || ep.WaitReplicas < 0 {
+			return nil, fmt.Errorf("redis+sentinel URL: wait_replicas %q is not a count", v)
+		}
+	}
+	sentinelUser, sentinelPassword := q.Get("sentinel_username"), q.Get("sentinel_password")
+	for _, k := range []string{"wait_replicas", "sentinel_username", "sentinel_password", "master_name", "addr", "db", "username", "password"} {
+		q.Del(k)
+	}
+	// The remaining options are go-redis's own, which it validates.
+	q.Set("master_name", master)
+	fo, err := redis.ParseFailoverURL("redis://" + sentinels[0] + "?" + q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("redis+sentinel URL: %w", err)
+	}
+	fo.SentinelAddrs = sentinels
+	fo.SentinelUsername, fo.SentinelPassword = sentinelUser, sentinelPassword
+	fo.DB = db
+	if user != nil {
+		fo.Username = user.Username()
+		fo.Password, _ = user.Password()
+	}
+	ep.failover = fo
+	return ep, nil
+}
+
+// Sentinel reports whether the endpoint finds its primary through Redis
+// Sentinel.
+func (e *Endpoint) Sentinel() bool { return e.failover != nil }
+
+// DB is the database number the endpoint selects.
+func (e *Endpoint) DB() int {
+	if e.failover != nil {
+		return e.failover.DB
+	}
+	return e.single.DB
+}
+
+// Client returns a client of the endpoint, without connecting yet: for a
+// sentinel URL a failover client, which asks the sentinels for the primary
+// and follows it when they fail over.
+func (e *Endpoint) Client() *Client {
+	if e.failover != nil {
+		return redis.NewFailoverClient(e.failover)
+	}
+	return redis.NewClient(e.single)
+}
+
+// Dial returns a client of the Redis that url names (see ParseURL),
+// without connecting yet.
+func Dial(url string) (*Client, error) {
+	ep, err := ParseURL(url)
+	if err != nil {
+		return nil, err
+	}
+	return ep.Client(), nil
 }
 
 // DialAddr returns a client of the Redis at addr (host:port) that requires
 // password, without connecting yet.
 func DialAddr(addr, password string) *Client {
 	return redis.NewClient(&redis.Options{Addr: addr, Password: password})
+}
+
+// WaitReplicas returns once at least n replicas hold every write that the
+// primary had applied when it was called (every write whose reply any
+// client has already read), or ErrNotReplicated after timeout. Replication
+// is one ordered stream, so waiting for the primary's offset at a PING on
+// this connection covers the writes of every other connection: WAIT
+// measures from the last command of its own connection.
+func (s *Store) WaitReplicas(ctx context.Context, n int, timeout time.Duration) error {
+	if n <= 0 {
+		return nil
+	}
+	var wait *redis.Cmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Ping(ctx)
+		wait = p.Do(ctx, "WAIT", n, timeout.Milliseconds())
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("wait for %d replicas: %w", n, err)
+	}
+	got, err := wait.Int64()
+	if err != nil {
+		return fmt.Errorf("wait for %d replicas: %w", n, err)
+	}
+	if got < int64(n) {
+		return fmt.Errorf("%w: %d of %d replicas acknowledged within %s", ErrNotReplicated, got, n, timeout)
+	}
+	return nil
 }
