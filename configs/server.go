@@ -226,10 +226,18 @@ func (s *Server) Validate() error {
 		}
 	}
 	if s.RedisURL != "" {
-		u, err := url.Parse(s.RedisURL)
-		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
-			// Never echo the URL: it may hold the Redis password.
-			fail("MLBOT_REDIS_URL (--redis-url) must be a redis://, rediss:// or unix:// URL")
+		// Never echo the URL: it may hold the Redis password. The URL is
+		// read in full when Redis is dialled (jobs/store.ParseURL); a
+		// sentinel URL's comma-separated hosts are not a URL host.
+		scheme, _, _ := strings.Cut(s.RedisURL, "://")
+		switch scheme = strings.ToLower(scheme); {
+		case scheme == "redis+cluster":
+			fail("MLBOT_REDIS_URL (--redis-url): Redis Cluster (redis+cluster://) is not supported: mlbot's multi-key operations would fail with CROSSSLOT; use a single Redis or Redis Sentinel (redis+sentinel://host1:26379,host2:26379/mastername)")
+		case scheme == "redis+sentinel":
+		default:
+			if u, err := url.Parse(s.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
+				fail("MLBOT_REDIS_URL (--redis-url) must be a redis://, rediss://, unix:// or redis+sentinel:// URL")
+			}
 		}
 	}
 	if _, _, err := net.SplitHostPort(s.Listen); err != nil {
@@ -486,6 +494,15 @@ func redactURL(s string) string {
 	}
 	if u.User != nil {
 		u.User = url.User("xxxxx")
+	}
+	// go-redis and redis+sentinel:// take passwords as query parameters too.
+	if q := u.Query(); q.Has("password") || q.Has("sentinel_password") {
+		for _, k := range []string{"password", "sentinel_password"} {
+			if q.Has(k) {
+				q.Set(k, "xxxxx")
+			}
+		}
+		u.RawQuery = q.Encode()
 	}
 	return u.String()
 }

@@ -319,6 +319,9 @@ func TestValidate(t *testing.T) {
 		{"bad GitLab URL", func(s *Server) { s.GitLabURL = "gitlab.com" }, []string{"MLBOT_GITLAB_URL (--gitlab-url)"}},
 		{"bad Redis URL hides password", func(s *Server) { s.RedisURL = "http://:hunter2@redis:6379" }, []string{"MLBOT_REDIS_URL (--redis-url) must be a redis://"}},
 		{"good Redis URL", func(s *Server) { s.RedisURL = "rediss://:pw@redis:6380/1" }, nil},
+		{"sentinel Redis URL", func(s *Server) { s.RedisURL = "redis+sentinel://:pw@s1:26379,s2:26379,[::1]:26379/mymaster/1" }, nil},
+		{"cluster Redis URL refused", func(s *Server) { s.RedisURL = "redis+cluster://:hunter2@n1:6379,n2:6379" },
+			[]string{"Redis Cluster (redis+cluster://) is not supported", "redis+sentinel://"}},
 		{"bad listen", func(s *Server) { s.Listen = "8080" }, []string{"MLBOT_LISTEN (--listen)"}},
 		{"zero concurrency", func(s *Server) { s.Concurrency = 0 }, []string{"MLBOT_CONCURRENCY (--concurrency) must be at least 1"}},
 		{"no queues", func(s *Server) { s.Queues = nil }, []string{"MLBOT_QUEUES (--queues) must list"}},
@@ -423,7 +426,7 @@ func TestLogValueHidesSecrets(t *testing.T) {
 	s.GitHubWebhookSecret = "SECRET2"
 	s.GitLabToken = "glpat-SECRET3"
 	s.GitLabWebhookSecret = ""
-	s.RedisURL = "redis://admin:SECRET4@redis:6379/0"
+	s.RedisURL = "redis+sentinel://admin:SECRET4@redis:26379,redis2:26379/mymaster/0?sentinel_password=SECRET11"
 	s.GitHubAPIURL = "https://x-token:SECRET5@github.example.com/api/v3/"
 	s.Secrets = map[string]string{"HF_TOKEN": "SECRET6"}
 	s.TaskKey = "SECRET7-0123456789abcdef0123456789abcdef"
@@ -442,7 +445,7 @@ func TestLogValueHidesSecrets(t *testing.T) {
 			if strings.Contains(out, "SECRET") {
 				t.Errorf("log leaks a secret: %s", out)
 			}
-			for _, want := range []string{"github_token", "[set]", "gitlab_webhook_secret", "[unset]", "HF_TOKEN", "redis:6379", "github.com/acme/*", "Iv1.client", "ui_auth"} {
+			for _, want := range []string{"github_token", "[set]", "gitlab_webhook_secret", "[unset]", "HF_TOKEN", "redis:26379,redis2:26379/mymaster", "github.com/acme/*", "Iv1.client", "ui_auth"} {
 				if !strings.Contains(out, want) {
 					t.Errorf("log lacks %q: %s", want, out)
 				}
