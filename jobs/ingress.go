@@ -18,6 +18,12 @@ import (
 type Ingress struct {
 	client *asynq.Client
 	signer *TaskSigner
+	// Durable, when set, is called after a delivery is queued (or found
+	// queued already) and before it is acknowledged: an error answers the
+	// host 503, so that a delivery a Redis failover could still lose is
+	// never acknowledged. With Sentinel it waits for the replicas
+	// (store.Store.WaitReplicas).
+	Durable func(ctx context.Context) error
 }
 
 // NewIngress returns an Ingress enqueueing through client, signing each
@@ -45,11 +51,19 @@ func (in *Ingress) Enqueue(ctx context.Context, d bot.Delivery) error {
 	_, err := in.client.EnqueueContext(ctx, task,
 		asynq.TaskID(d.Forge+":"+d.ID), asynq.Queue(QueueEvents),
 		asynq.Retention(webhookRetention), asynq.MaxRetry(20))
-	if errors.Is(err, asynq.ErrTaskIDConflict) {
-		return bot.ErrDuplicateDelivery
-	}
-	if err != nil {
+	duplicate := errors.Is(err, asynq.ErrTaskIDConflict)
+	if err != nil && !duplicate {
 		return fmt.Errorf("enqueue delivery %s: %w", d.ID, err)
+	}
+	// A duplicate is acknowledged too (200), so the first copy must be as
+	// safe as a new one.
+	if in.Durable != nil {
+		if err := in.Durable(ctx); err != nil {
+			return fmt.Errorf("delivery %s queued but not yet safe from a failover: %w", d.ID, err)
+		}
+	}
+	if duplicate {
+		return bot.ErrDuplicateDelivery
 	}
 	return nil
 }

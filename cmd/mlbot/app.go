@@ -39,6 +39,9 @@ type app struct {
 	log  *slog.Logger
 	rdb  *store.Client
 	mini *miniredis.Miniredis
+	// waitReplicas is how many replicas must hold a delivery before its
+	// webhook is acknowledged (MLBOT_REDIS_URL's wait_replicas).
+	waitReplicas int
 	// store and registry are mlbot's state in Redis and its model
 	// registry, built once and shared by the workers and the pages.
 	store    *store.Store
@@ -162,11 +165,15 @@ func (a *app) openRedis() error {
 		a.rdb = store.DialAddr(mr.Addr(), password)
 		return nil
 	}
-	rdb, err := store.Dial(a.cfg.RedisURL)
+	// This is the one place MLBOT_REDIS_URL becomes a connection: the
+	// store, the registry and asynq's client, servers and inspector all
+	// share this client (a failover client with Sentinel).
+	ep, err := store.ParseURL(a.cfg.RedisURL)
 	if err != nil {
 		return fmt.Errorf("MLBOT_REDIS_URL: %w", err)
 	}
-	a.rdb = rdb
+	a.rdb = ep.Client()
+	a.waitReplicas = ep.WaitReplicas
 	return nil
 }
 
@@ -233,6 +240,12 @@ func (a *app) routes() http.Handler {
 			http.Error(w, "redis unreachable", http.StatusServiceUnavailable)
 			return
 		}
+		// Ready means a webhook would be acknowledged: with Sentinel, the
+		// primary must also have its replicas.
+		if err := a.store.WaitReplicas(ctx, a.waitReplicas, store.ReplicationTimeout); err != nil {
+			http.Error(w, "redis replicas missing", http.StatusServiceUnavailable)
+			return
+		}
 		fmt.Fprintln(w, "ok")
 	})
 	// The deployed-model gauges and the queue depths are read from Redis
@@ -246,6 +259,9 @@ func (a *app) routes() http.Handler {
 	// Agents in pods reach any serve replica; their token admits them.
 	mux.Handle("/api/v1/agent/", a.hub.Handler())
 	ingress := jobs.NewIngress(a.ingest, a.worker.Signer())
+	if n := a.waitReplicas; n > 0 {
+		ingress.Durable = func(ctx context.Context) error { return a.store.WaitReplicas(ctx, n, store.ReplicationTimeout) }
+	}
 	for _, fs := range a.forges {
 		mux.Handle("/webhooks/"+fs.Webhook.Forge(), bot.NewWebhookHandler(bot.HandlerOptions{
 			Webhook: fs.Webhook, Enqueuer: ingress, MaxBodyBytes: a.cfg.MaxWebhookBytes, Logger: a.log,

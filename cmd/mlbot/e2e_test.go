@@ -25,6 +25,7 @@ import (
 	"github.com/mlbot/mlbot/configs"
 	"github.com/mlbot/mlbot/internal/redistest"
 	"github.com/mlbot/mlbot/internal/testreq"
+	"github.com/mlbot/mlbot/jobs/store"
 )
 
 // e2eRedisDB is this package's end-to-end tests' Redis database.
@@ -95,8 +96,15 @@ func newE2E(t *testing.T, forge string, tweak func(*configs.Server)) *e2e {
 	}
 	t.Cleanup(a.Shutdown)
 	// Where the app's Redis is, with its password (the in-process one has one).
-	ao := a.rdb.Options()
-	rdb := redis.NewClient(&redis.Options{Addr: ao.Addr, Password: ao.Password, DB: ao.DB})
+	var rdb *redis.Client
+	if cfg.RedisURL != "" {
+		if rdb, err = store.Dial(cfg.RedisURL); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		ao := a.rdb.Options()
+		rdb = redis.NewClient(&redis.Options{Addr: ao.Addr, Password: ao.Password, DB: ao.DB})
+	}
 	t.Cleanup(func() { rdb.Close() })
 	sb.grant("alice", "write")
 	sb.grant("maria", "maintain")

@@ -236,9 +236,10 @@ func (s *Sentinels) URL(db int, query string) string {
 	return u
 }
 
-// PrimaryNow is the address of the primary as every sentinel answers it,
-// once they agree and it answers as a primary with a replica in sync.
-func (s *Sentinels) PrimaryNow(ctx context.Context) (string, error) {
+// WaitPrimary waits until every sentinel names the same primary, other
+// than except (empty: any), and that node answers as a primary with at
+// least replicas replicas connected; it returns the primary's address.
+func (s *Sentinels) WaitPrimary(ctx context.Context, except string, replicas int) (string, error) {
 	var last string
 	for {
 		agreed := ""
@@ -257,21 +258,32 @@ func (s *Sentinels) PrimaryNow(ctx context.Context) (string, error) {
 			}
 			agreed = addr
 		}
-		if agreed != "" {
+		if agreed != "" && agreed != except {
 			c := redis.NewClient(&redis.Options{Addr: agreed, MaxRetries: -1})
 			info, err := c.Info(ctx, "replication").Result()
 			c.Close()
-			if err == nil && containsLine(info, "role:master") && containsLine(info, "connected_slaves:1") {
+			if err == nil && containsLine(info, "role:master") && connectedReplicas(info) >= replicas {
 				return agreed, nil
 			}
 		}
 		last = agreed
 		select {
 		case <-ctx.Done():
-			return "", fmt.Errorf("no agreed primary with a replica (last seen %q): %w", last, ctx.Err())
+			return "", fmt.Errorf("no agreed primary other than %q with %d replicas (last seen %q): %w", except, replicas, last, ctx.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// connectedReplicas reads connected_slaves from INFO replication.
+func connectedReplicas(info string) int {
+	for _, l := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSuffix(l, "\r"), "connected_slaves:"); ok {
+			n, _ := strconv.Atoi(v)
+			return n
+		}
+	}
+	return 0
 }
 
 // freeAddr returns a loopback address no one listens on just now.
