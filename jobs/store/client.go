@@ -96,8 +96,8 @@ func ParseURL(raw string) (*Endpoint, error) {
 }
 
 // parseSentinelURL reads a redis+sentinel:// URL. The host part lists the
-// sentinels separated by commas, which url.Parse refuses in a port, so it
-// is split off by hand.
+// sentinels separated by commas, which is not one URL host, so the URL is
+// split by hand.
 func parseSentinelURL(raw string) (*Endpoint, error) {
 	rest := raw[len(SchemeSentinel+"://"):]
 	authority, path, _ := strings.Cut(rest, "/")
@@ -152,7 +152,12 @@ func parseSentinelURL(raw string) (*Endpoint, error) {
 		}
 	}
 	sentinelUser, sentinelPassword := q.Get("sentinel_username"), q.Get("sentinel_password")
-	for _, k := range []string{"wait_replicas", "sentinel_username", "sentinel_password", "master_name", "addr", "db", "username", "password"} {
+	for _, k := range []string{"master_name", "addr", "db", "username", "password"} {
+		if q.Has(k) {
+			return nil, fmt.Errorf("redis+sentinel URL: %s is not a query option: the sentinels are the host part, the master name and database the path, the credentials the user information", k)
+		}
+	}
+	for _, k := range []string{"wait_replicas", "sentinel_username", "sentinel_password"} {
 		q.Del(k)
 	}
 	// The remaining options are go-redis's own, which it validates.

@@ -43,6 +43,7 @@ func TestParseURL(t *testing.T) {
 		{url: "redis+sentinel://s1:26379/m/1/2", wantErr: "/mastername"},
 		{url: "redis+sentinel://s1:26379/m?wait_replicas=-1", wantErr: "wait_replicas"},
 		{url: "redis+sentinel://s1:26379/m?bogus=1", wantErr: "bogus"},
+		{url: "redis+sentinel://s1:26379/m?password=pw", wantErr: "user information"},
 		{url: "redis+sentinel://:26379/m", wantErr: "no host"},
 		{url: "http://x", wantErr: "invalid URL scheme"},
 		{url: "127.0.0.1:6379", wantErr: "not a URL"},
