@@ -199,9 +199,13 @@ func parseExample(b []byte) (string, map[string]float64, error) {
 	if id == "" || len(id) > MaxExampleIDLen {
 		return "", nil, fmt.Errorf("id must be 1 to %d bytes", MaxExampleIDLen)
 	}
-	delete(obj, "id")
+	// The fields are flattened as a metrics file is (nested keys a.b),
+	// in document order; the id is not a field.
 	values := map[string]float64{}
-	walkJSON("", obj, values)
+	if err := flattenJSON(b, values); err != nil {
+		return "", nil, fmt.Errorf("not a JSON object: %w", err)
+	}
+	delete(values, "id")
 	return id, values, nil
 }
 
