@@ -95,6 +95,11 @@ type Server struct {
 	// 5xx, say) is retried; it doubles per attempt up to ten minutes, unless
 	// the host named its own wait (MLBOT_RETRY_BASE, default 2s).
 	RetryBase time.Duration
+	// ReconcileInterval is how often the reconciler lists the open pull
+	// and merge requests and the default branch's head of every repository
+	// mlbot serves, and starts what a lost webhook left without a status
+	// (MLBOT_RECONCILE_INTERVAL, default 10m; 0 turns it off).
+	ReconcileInterval time.Duration
 	// MaxWebhookBytes bounds a webhook body (MLBOT_MAX_WEBHOOK_BYTES,
 	// default 25 MiB, GitHub's own cap).
 	MaxWebhookBytes int64
@@ -284,6 +289,9 @@ func (s *Server) Validate() error {
 	if s.SandboxUID < 0 || s.SandboxProcesses < 0 || s.SandboxMemory < 0 || s.SandboxCPU < 0 {
 		fail("the MLBOT_SANDBOX_* limits must not be negative")
 	}
+	if s.ReconcileInterval < 0 {
+		fail("MLBOT_RECONCILE_INTERVAL (--reconcile-interval) must not be negative (0 turns the reconciler off), got %s", s.ReconcileInterval)
+	}
 	if s.MaxWebhookBytes <= 0 {
 		fail("MLBOT_MAX_WEBHOOK_BYTES (--max-webhook-bytes) must be positive, got %d", s.MaxWebhookBytes)
 	}
@@ -453,6 +461,7 @@ func (s *Server) LogValue() slog.Value {
 		slog.Duration("task_check_interval", s.TaskCheckInterval),
 		slog.Duration("shutdown_timeout", s.ShutdownTimeout),
 		slog.Duration("retry_base", s.RetryBase),
+		slog.Duration("reconcile_interval", s.ReconcileInterval),
 		slog.String("prometheus_url", redactURL(s.PrometheusURL)),
 		slog.Int64("max_webhook_bytes", s.MaxWebhookBytes),
 		slog.Bool("unsafe_no_sandbox", s.UnsafeNoSandbox),

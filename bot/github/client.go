@@ -63,6 +63,8 @@ type Client struct {
 	app  *appAuth
 	// checks remembers the check runs an App created (see setCheckRun).
 	checks checkIDs
+	// cond keeps the reconciler's conditional requests and rate budget.
+	cond conditional
 }
 
 var _ bot.Forge = (*Client)(nil)
@@ -197,16 +199,29 @@ func (c *Client) installationFor(ctx context.Context, owner, name string) (*inst
 	c.app.mu.Lock()
 	defer c.app.mu.Unlock()
 	c.app.repos[key] = id
+	return c.installationLocked(id), nil
+}
+
+// installationByID returns the client of installation id, made the first
+// time it is asked for.
+func (c *Client) installationByID(id int64) *installation {
+	c.app.mu.Lock()
+	defer c.app.mu.Unlock()
+	return c.installationLocked(id)
+}
+
+// installationLocked is installationByID with c.app.mu held.
+func (c *Client) installationLocked(id int64) *installation {
 	if inst := c.app.installs[id]; inst != nil {
-		return inst, nil
+		return inst
 	}
 	itr := ghinstallation.NewFromAppsTransport(c.appsTransport(), id)
 	itr.BaseURL = strings.TrimSuffix(c.baseURL.String(), "/")
 	hc := *c.httpClient
 	hc.Transport = itr
-	inst = &installation{tr: itr, client: c.newREST(&hc)}
+	inst := &installation{tr: itr, client: c.newREST(&hc)}
 	c.app.installs[id] = inst
-	return inst, nil
+	return inst
 }
 
 // forget drops the cached installation of a repository, and its token,

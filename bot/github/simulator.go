@@ -59,8 +59,11 @@ type Simulator struct {
 	checks         checkStore
 	nextID         int64
 	rate           rateState
-	git            http.Handler
-	oauth          oauthSim
+	// repos holds branches and pull requests (simulator_pulls.go).
+	repos       map[string]*simRepo
+	notModified int
+	git         http.Handler
+	oauth       oauthSim
 }
 
 // Status is a commit status as the simulator stored it.
@@ -153,6 +156,7 @@ func NewSimulator() *Simulator {
 	s.route("GET /repos/{owner}/{repo}/collaborators/{user}/permission", authToken, s.permission)
 	s.deploymentRoutes()
 	s.checkRoutes()
+	s.pullRoutes()
 	s.oauthRoutes()
 	s.handler = forgesim.Wrap(s.Rec, s.Faults, http.HandlerFunc(s.serve))
 	return s
@@ -624,7 +628,7 @@ func (s *Simulator) combinedStatus(w http.ResponseWriter, r *http.Request) {
 		}
 		statuses = append(statuses, s.statusJSON(r, repo, st))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	s.writeConditional(w, r, map[string]any{
 		"state":       state,
 		"sha":         sha,
 		"total_count": len(statuses),

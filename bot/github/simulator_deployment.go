@@ -73,8 +73,10 @@ func (s *Simulator) deploymentRoutes() {
 	s.route("GET /repos/{owner}/{repo}/deployments/{id}/statuses", authToken, s.listDeploymentStatuses)
 }
 
-// SetBranch makes branch a ref of repo pointing at sha, so deployments may
-// name it. Any 40-hex-digit SHA is a valid ref without this.
+// SetBranch makes branch a ref of repo pointing at sha, as a push would:
+// deployments may name it, GET /repos/{owner}/{repo}/branches/{branch}
+// returns it, and pull requests into it list it as their base. Any
+// 40-hex-digit SHA is a valid ref without this.
 func (s *Simulator) SetBranch(repo, branch, sha string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

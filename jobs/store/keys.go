@@ -56,6 +56,10 @@ const (
 	// history keeps for the metric charts.
 	BaselineHistory = 200
 
+	// ServedTTL is how long a repository that delivered a webhook stays
+	// among those the reconciler lists without delivering another.
+	ServedTTL = RunTTL
+
 	// SessionTTL is how long a login to the web pages lasts.
 	SessionTTL = 12 * time.Hour
 
@@ -112,6 +116,12 @@ func (s *Store) baselineRunsKey(repo string) string { return s.key("baselineruns
 // creation time of their newest run (ms), for RunTTL from the newest;
 // repositories without a run for RunTTL leave it.
 func (s *Store) reposKey() string { return s.key("repos") }
+
+// servedKey is a hash of the repositories that delivered a webhook, by
+// repo key (RepoKey), each the repository as its newest delivery named it
+// and when (JSON); the reconciler lists them. Entries older than
+// ServedTTL are dropped when it is read.
+func (s *Store) servedKey() string { return s.key("served") }
 
 // sessionKey holds a web login (JSON) by the SHA-256 of its cookie, for
 // SessionTTL: whoever reads Redis learns no cookie that would log in.
