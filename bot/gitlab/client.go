@@ -45,6 +45,8 @@ type Client struct {
 	token string
 	// base is the instance's URL, whose host alone receives the token.
 	base string
+	// rate is what the reconciler's calls last learned of the rate limit.
+	rate rateWatch
 }
 
 var _ bot.Forge = (*Client)(nil)

@@ -132,6 +132,11 @@ type simProject struct {
 
 	deployments  []*Deployment // in creation order
 	environments []*simEnvironment
+
+	// branches and mrs are what SetBranch and OpenMergeRequest made
+	// (simulator_mergerequests.go).
+	branches map[string]string
+	mrs      []*MergeRequestSpec
 }
 
 // NewSimulator returns an empty simulator: no projects, any token accepted,
@@ -395,6 +400,10 @@ func (s *Simulator) serveProject(rq *simRequest, p *simProject, seg []string) {
 		writeJSON(rq.w, http.StatusOK, s.projectJSON(rq.r, p))
 	case match(seg, "statuses", "*") && m == http.MethodPost:
 		s.createStatus(rq, p, seg[1])
+	case match(seg, "merge_requests") && m == http.MethodGet:
+		s.listMergeRequests(rq, p)
+	case match(seg, "repository", "branches", "*") && m == http.MethodGet:
+		s.getBranch(rq, p, seg[2])
 	case match(seg, "repository", "commits", "*", "statuses") && m == http.MethodGet:
 		s.listStatuses(rq, p, seg[2])
 	case match(seg, "repository", "commits", "*", "comments") && m == http.MethodPost:
