@@ -55,6 +55,14 @@ var (
 		Namespace: "mlbot", Name: "workers",
 		Help: "Task workers of this process (their concurrency), by server.",
 	}, []string{"server"})
+	reconcileCaughtUp = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "mlbot", Name: "reconcile_caught_up_total",
+		Help: "Heads the reconciler found without an mlbot status or run and routed as if their webhook had arrived, by forge and kind (pull_request, default_branch).",
+	}, []string{"forge", "kind"})
+	reconcilePasses = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "mlbot", Name: "reconcile_passes_total",
+		Help: "Reconciler passes run by this process, by result (done; rate_limited: stopped early to leave the host's rate limit to webhooks; error: a repository could not be listed).",
+	}, []string{"result"})
 	verifications = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "mlbot", Name: "deploy_verifications_total",
 		Help: "Deploy verifications against Prometheus, by environment and result (passed, breached, error, skipped when no Prometheus is configured).",
@@ -82,7 +90,7 @@ const (
 // Worker: DeployedCollector and QueueCollector.
 func Collectors() []prometheus.Collector {
 	return []prometheus.Collector{tasksProcessed, taskDuration, pipelinesRunning, deploysRequested, deploysFinished,
-		pipelinesFinished, stageDuration, webhookToPending, workersBusy, workersTotal, verifications}
+		pipelinesFinished, stageDuration, webhookToPending, workersBusy, workersTotal, verifications, reconcileCaughtUp, reconcilePasses}
 }
 
 // countWorkers adds the workers of each server to mlbot_workers and

@@ -58,6 +58,14 @@ func (w *Worker) handleWebhook(ctx context.Context, t *asynq.Task) error {
 	ev.Delivery, ev.Received = d.ID, d.ReceivedAt
 	ctx = withReceived(ctx, d.ReceivedAt)
 	log := w.log.With("forge", d.Forge, "event", d.Type, "delivery", d.ID, "repo", ev.Repo.FullName)
+	return w.routeEvent(ctx, log, fs, ev, true)
+}
+
+// routeEvent routes a normalised event, from a webhook or from the
+// reconciler: it decides which commit, if any, needs a pipeline. A
+// webhook's repository is remembered (remember) as one mlbot serves, which
+// the reconciler lists from then on.
+func (w *Worker) routeEvent(ctx context.Context, log *slog.Logger, fs ForgeSet, ev *bot.Event, remember bool) error {
 	if ev.Kind == bot.KindOther || ev.Kind == bot.KindPing {
 		log.Debug("event ignored: not routed", "kind", ev.Kind)
 		return nil
@@ -69,6 +77,15 @@ func (w *Worker) handleWebhook(ctx context.Context, t *asynq.Task) error {
 	if !w.opts.RepoAllowed(ev.Repo.Host + "/" + ev.Repo.FullName) {
 		log.Warn("event ignored: repository not in the allowlist", "host", ev.Repo.Host)
 		return nil
+	}
+	if remember {
+		seen := ev.Received
+		if seen.IsZero() {
+			seen = time.Now()
+		}
+		if err := w.store.RememberRepo(ctx, ev.Repo, seen); err != nil {
+			return err
+		}
 	}
 	switch ev.Kind {
 	case bot.KindComment:

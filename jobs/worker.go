@@ -117,6 +117,9 @@ type Options struct {
 	Logger    *slog.Logger
 	// PrometheusURL is where deploys with a verify: block are checked.
 	PrometheusURL string
+	// ReconcileInterval is the time between the reconciler's passes
+	// (MLBOT_RECONCILE_INTERVAL); 0 turns the reconciler off.
+	ReconcileInterval time.Duration
 	// TaskKey signs every task the Worker enqueues and verifies every task
 	// it runs (see LoadTaskKey); every process sharing the Redis must use
 	// the same key. Empty, a random key is made for this Worker alone.
@@ -143,7 +146,9 @@ type Worker struct {
 	inflight sync.WaitGroup
 	// sweeper is the background loop; wg counts its goroutine.
 	sweeper *sweeper
-	wg      sync.WaitGroup
+	// reconciler catches up lost webhooks (see reconcile.go).
+	reconciler *reconciler
+	wg         sync.WaitGroup
 	// uncountWorkers takes this Worker's task workers out of mlbot_workers;
 	// Start sets it.
 	uncountWorkers func()
@@ -219,6 +224,7 @@ func New(opts Options) (*Worker, error) {
 	w.exec.Notify, w.exec.RunLogs, w.exec.Logger = w.notifyWaiting, opts.Store, opts.Logger
 	w.sweeper = newSweeper(sweeperParams{logger: opts.Logger, dataDir: opts.DataDir,
 		workspaceAge: 2*opts.MaxPipelineTimeout + time.Hour, logAge: runTTL})
+	w.reconciler = newReconciler(reconcilerParams{worker: w, logger: opts.Logger, interval: opts.ReconcileInterval})
 	logger := asynqLogger{opts.Logger}
 	w.events = asynq.NewServerFromRedisClient(opts.Redis, asynq.Config{
 		Concurrency:              eventWorkers,
@@ -262,13 +268,16 @@ func (w *Worker) Signer() *TaskSigner { return w.signer }
 //  1. the sweeper, which removes the leftovers of crashed attempts (its
 //     age limits keep it off anything the servers create meanwhile);
 //  2. the event server (webhooks, reports);
-//  3. the pipeline server (pipelines, deploys).
+//  3. the pipeline server (pipelines, deploys);
+//  4. the reconciler (MLBOT_RECONCILE_INTERVAL), whose catch-ups the event
+//     server routes.
 func (w *Worker) Start() error {
 	w.sweeper.start(&w.wg)
 	mux := asynq.NewServeMux()
 	mux.Use(w.signer.Middleware(w.log), instrument(serverEvents))
 	mux.HandleFunc(TypeWebhook, skipPermanent(w.handleWebhook))
 	mux.HandleFunc(TypeReport, skipPermanent(w.handleReport))
+	mux.HandleFunc(TypeReconciled, skipPermanent(w.handleReconciled))
 	if err := w.events.Start(mux); err != nil {
 		w.stopBackground()
 		return fmt.Errorf("start event workers: %w", err)
@@ -283,13 +292,14 @@ func (w *Worker) Start() error {
 		return fmt.Errorf("start pipeline workers: %w", err)
 	}
 	w.uncountWorkers = countWorkers(map[string]int{serverEvents: eventWorkers, serverPipelines: w.opts.Concurrency})
+	w.reconciler.start(&w.wg)
 	return nil
 }
 
 // Shutdown stops taking tasks, lets running ones finish for up to
 // ShutdownTimeout, and requeues the rest. It stops in the reverse order of
 // Start: the pipeline server (and the pipelines still running), the event
-// server, then the sweeper.
+// server, then the reconciler and the sweeper.
 func (w *Worker) Shutdown() {
 	w.pipelines.Shutdown()
 	// asynq has requeued what still runs and cancelled its context; wait
@@ -314,6 +324,7 @@ func (w *Worker) Shutdown() {
 
 // stopBackground stops the background loops and waits for them.
 func (w *Worker) stopBackground() {
+	w.reconciler.shutdown()
 	w.sweeper.shutdown()
 	w.wg.Wait()
 }

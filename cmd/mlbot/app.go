@@ -127,6 +127,7 @@ func newApp(cfg *configs.Server, log *slog.Logger, withHTTP bool) (*app, error) 
 		MaxPipelineTimeout: cfg.MaxPipelineTimeout,
 		ShutdownTimeout:    cfg.ShutdownTimeout,
 		RetryBase:          cfg.RetryBase,
+		ReconcileInterval:  cfg.ReconcileInterval,
 		Secrets:            secretValues(cfg),
 		SecretEnv:          cfg.Secrets,
 		PrometheusURL:      cfg.PrometheusURL,
