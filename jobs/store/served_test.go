@@ -22,8 +22,8 @@ func TestServedRepos(t *testing.T) {
 	}{
 		{storeRepo, now.Add(-time.Hour)},
 		{old, now.Add(-ServedTTL - time.Hour)},
-		// A newer delivery of the same repository (another case of its
-		// name, a new default branch) replaces the older one.
+		// A newer delivery of the same repository (its default branch
+		// renamed) replaces the older one.
 		{renamed, now},
 	} {
 		if err := s.RememberRepo(ctx, r.repo, r.seen); err != nil {
