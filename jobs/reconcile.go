@@ -143,7 +143,11 @@ func (r *reconciler) pass(ctx context.Context) {
 	defer stop()
 	res := r.w.reconcile(ctx)
 	reconcilePasses.WithLabelValues(res.result()).Inc()
-	r.logger.Info("reconcile pass", "repos", res.repos, "heads", res.heads, "caught_up", res.caughtUp,
+	level := slog.LevelDebug
+	if res.caughtUp > 0 || res.errors > 0 || len(res.rateLimited) > 0 {
+		level = slog.LevelInfo
+	}
+	r.logger.Log(ctx, level, "reconcile pass", "repos", res.repos, "heads", res.heads, "caught_up", res.caughtUp,
 		"rate_limited", len(res.rateLimited) > 0, "errors", res.errors, "took", time.Since(res.started).Round(time.Millisecond))
 }
 
