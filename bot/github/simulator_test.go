@@ -69,7 +69,7 @@ func TestSimulatorHTTP(t *testing.T) {
 		status                          int
 		message                         string
 	}{
-		{"unknown endpoint", "GET", "/repos/acme/model/pulls", "good", "", 404, "Not Found"},
+		{"unknown endpoint", "GET", "/repos/acme/model/releases", "good", "", 404, "Not Found"},
 		{"unknown method", "DELETE", "/repos/acme/model/statuses/abc", "good", "", 404, "Not Found"},
 		{"missing token", "POST", "/repos/acme/model/statuses/abc", "", `{"state":"success"}`, 401, "Requires authentication"},
 		{"unknown token", "POST", "/repos/acme/model/statuses/abc", "bad", `{"state":"success"}`, 401, "Bad credentials"},
