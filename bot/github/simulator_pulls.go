@@ -291,13 +291,11 @@ func (s *Simulator) writeConditional(w http.ResponseWriter, r *http.Request, v a
 		if s.rate.remaining < s.rate.limit {
 			s.rate.remaining++
 		}
+		s.notModified++
 		rs := s.rate
 		s.mu.Unlock()
 		w.Header().Set("X-RateLimit-Remaining", strconv.Itoa(rs.remaining))
 		w.Header().Set("X-RateLimit-Used", strconv.Itoa(max(rs.limit-rs.remaining, 0)))
-		s.mu.Lock()
-		s.notModified++
-		s.mu.Unlock()
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
