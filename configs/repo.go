@@ -46,6 +46,12 @@ type RepoConfig struct {
 	DeployOrder []string
 	// Permissions sets who may run each comment command.
 	Permissions Permissions
+	// Params are the parameters `params:` declares, in file order; every
+	// step gets their values as environment variables (see ParamEnv).
+	// (omitempty keeps the Digest of a file without them as it was.)
+	Params []Param `json:",omitempty"`
+	// Sweep is the `sweep:` block, nil without one.
+	Sweep *Sweep `json:",omitempty"`
 	// Secrets names the server-side secrets (see Server.Secrets) handed to
 	// trusted runs as environment variables. Values never appear in the file.
 	Secrets []string
@@ -160,8 +166,8 @@ type Verify struct {
 type Permissions struct {
 	// Deploy and Rollback default to "maintain": they change what users see.
 	Deploy, Rollback string
-	// Retrain, Cancel and OkToTest default to "write".
-	Retrain, Cancel, OkToTest string
+	// Retrain, Cancel, OkToTest and Sweep default to "write".
+	Retrain, Cancel, OkToTest, Sweep string
 }
 
 // Digest returns the hex SHA-256 of the config's canonical form. It changes

@@ -50,7 +50,7 @@ func (d *decoder) repoConfig(root *yaml.Node) *RepoConfig {
 		Pipeline: Pipeline{Timeout: defaultTimeout, Runner: defaultRunner, Queue: defaultQueue},
 		Permissions: Permissions{
 			Deploy: "maintain", Rollback: "maintain",
-			Retrain: "write", Cancel: "write", OkToTest: "write",
+			Retrain: "write", Cancel: "write", OkToTest: "write", Sweep: "write",
 		},
 	}
 	if r := resolve(root); r.Kind != yaml.MappingNode {
@@ -69,6 +69,8 @@ func (d *decoder) repoConfig(root *yaml.Node) *RepoConfig {
 		{"metrics", func(_, v *yaml.Node) { c.Metrics, c.MetricOrder = d.metrics(v) }},
 		{"deploy", func(_, v *yaml.Node) { c.Deploy, c.DeployOrder = d.deploy(v) }},
 		{"permissions", func(_, v *yaml.Node) { d.permissions(v, &c.Permissions) }},
+		{"params", func(_, v *yaml.Node) { c.Params = d.params(v) }},
+		{"sweep", func(_, v *yaml.Node) { c.Sweep = d.sweep(v) }},
 		{"secrets", func(_, v *yaml.Node) {
 			c.Secrets, _ = d.strList(v, "secrets", func(s string, at *yaml.Node) bool {
 				if !envVarRE.MatchString(s) {
@@ -87,6 +89,9 @@ func (d *decoder) repoConfig(root *yaml.Node) *RepoConfig {
 		d.errorf(p.key, "version: a value is required (write \"version: 1\")")
 	}
 	d.require(present, root, "", "pipeline")
+	if c.Sweep != nil {
+		d.checkSweep(c, present["sweep"].key)
+	}
 	return c
 }
 
@@ -436,6 +441,7 @@ func (d *decoder) permissions(v *yaml.Node, p *Permissions) {
 		{"retrain", level(&p.Retrain, "permissions.retrain")},
 		{"cancel", level(&p.Cancel, "permissions.cancel")},
 		{"ok_to_test", level(&p.OkToTest, "permissions.ok_to_test")},
+		{"sweep", level(&p.Sweep, "permissions.sweep")},
 	})
 }
 

@@ -58,7 +58,7 @@ func TestParseRepoConfigFullExample(t *testing.T) {
 			"staging": {Name: "staging", Command: "./deploy.sh staging", FromPR: true},
 		},
 		DeployOrder: []string{"production", "staging"},
-		Permissions: Permissions{Deploy: "maintain", Rollback: "maintain", Retrain: "write", Cancel: "write", OkToTest: "write"},
+		Permissions: Permissions{Deploy: "maintain", Rollback: "maintain", Retrain: "write", Cancel: "write", OkToTest: "write", Sweep: "write"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("ParseRepoConfig mismatch\n got: %+v\nwant: %+v", got, want)
@@ -79,7 +79,7 @@ func TestParseRepoConfigValid(t *testing.T) {
 				if p.Timeout != time.Hour || p.Runner != "local" || p.Queue != "default" || p.Evaluate != "" || p.Paths != nil {
 					t.Errorf("pipeline defaults = %+v", p)
 				}
-				want := Permissions{Deploy: "maintain", Rollback: "maintain", Retrain: "write", Cancel: "write", OkToTest: "write"}
+				want := Permissions{Deploy: "maintain", Rollback: "maintain", Retrain: "write", Cancel: "write", OkToTest: "write", Sweep: "write"}
 				if c.Permissions != want {
 					t.Errorf("permissions = %+v, want %+v", c.Permissions, want)
 				}
@@ -135,7 +135,7 @@ secrets: [HF_TOKEN, WANDB_API_KEY]
 				if v.For != 5*time.Minute || v.Every != 30*time.Second || *v.Min != 1 || v.Max != nil {
 					t.Errorf("verify defaults = %+v", v)
 				}
-				want := Permissions{Deploy: "admin", Rollback: "write", Retrain: "triage", Cancel: "read", OkToTest: "maintain"}
+				want := Permissions{Deploy: "admin", Rollback: "write", Retrain: "triage", Cancel: "read", OkToTest: "maintain", Sweep: "write"}
 				if c.Permissions != want {
 					t.Errorf("permissions = %+v", c.Permissions)
 				}

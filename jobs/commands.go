@@ -227,7 +227,7 @@ func commandList() string {
 }
 
 func defaultPermissions() configs.Permissions {
-	return configs.Permissions{Deploy: "maintain", Rollback: "maintain", Retrain: "write", Cancel: "write", OkToTest: "write"}
+	return configs.Permissions{Deploy: "maintain", Rollback: "maintain", Retrain: "write", Cancel: "write", OkToTest: "write", Sweep: "write"}
 }
 
 func (w *Worker) cmdRetrain(ctx context.Context, cc *commandContext, _ []string) (string, error) {

@@ -168,16 +168,22 @@ func (e *Executor) deadline(ctx context.Context, cfg *configs.RepoConfig) (timeo
 }
 
 // stepEnv is the environment of run's steps: nothing of the worker's
-// secrets, the run's identity, and, for a trusted run, the server-side
-// secrets cfg names.
-func (e *Executor) stepEnv(cfg *configs.RepoConfig, run *Run) []string {
+// secrets, the run's identity, the parameters cfg declares with run's
+// overrides (configs.ParamEnv), and, for a trusted run, the server-side
+// secrets cfg names. An override cfg does not allow is an error.
+func (e *Executor) stepEnv(cfg *configs.RepoConfig, run *Run) ([]string, error) {
+	values, err := cfg.ParamValues(run.Params)
+	if err != nil {
+		return nil, err
+	}
 	extra := []string{"MLBOT_RUN_ID=" + run.ID, "MLBOT_SHA=" + run.SHA, "MLBOT_REPO=" + run.Repo.FullName}
+	extra = append(extra, configs.ParamEnv(values)...)
 	for _, name := range cfg.Secrets {
 		if v, ok := e.SecretEnv[name]; ok && run.Trusted {
 			extra = append(extra, name+"="+v)
 		}
 	}
-	return runners.ChildEnv(os.Environ(), e.Secrets, extra...)
+	return runners.ChildEnv(os.Environ(), e.Secrets, extra...), nil
 }
 
 // Run reads .mlbot.yml in dir and runs its pipeline there, recording
@@ -206,7 +212,14 @@ func (e *Executor) Run(ctx context.Context, dir string, run *Run) (*configs.Repo
 	}
 	run.ConfigDigest, run.Order, run.Specs = cfg.Digest(), cfg.MetricOrder, specs(cfg)
 	timeout, deadline := e.deadline(ctx, cfg)
-	env := e.stepEnv(cfg, run)
+	env, err := e.stepEnv(cfg, run)
+	if err != nil {
+		// The run asks for parameters the commit does not declare (a
+		// sweep started before a push that renamed them): nothing runs.
+		run.Outcome, run.Detail = report.OutcomeConfigError, configs.RepoConfigFile+": "+err.Error()
+		fmt.Fprintf(sink, "mlbot: %s\n", run.Detail)
+		return nil, nil
+	}
 	// Untrusted code never gets the network; trusted code keeps it unless
 	// the repository turns it off.
 	network := run.Trusted && cfg.Pipeline.Network != "none"

@@ -67,12 +67,14 @@ type PipelinePayload struct {
 	// Trusted runs receive the repository's secrets; approved runs of
 	// untrusted authors do not.
 	Trusted bool `json:"trusted,omitempty"`
+	// Params overrides parameter defaults for this run (see Run.Params).
+	Params map[string]string `json:"params,omitempty"`
 }
 
 // newRun is the queued run a pipeline payload describes.
 func (p PipelinePayload) newRun() *Run {
 	return &Run{ID: p.RunID, Kind: p.Kind, Repo: p.Repo, SHA: p.SHA, PR: p.PR, Branch: p.Branch,
-		Trusted: p.Trusted, State: RunQueued, Created: time.Now().UTC()}
+		Trusted: p.Trusted, Params: p.Params, State: RunQueued, Created: time.Now().UTC()}
 }
 
 // ReportPayload is the payload of a TypeReport task.

@@ -129,7 +129,7 @@ func (d *demo) run(ctx context.Context, forge, redisURL string) error {
 	if err := sb.checkout("tune-lr", true); err != nil {
 		return err
 	}
-	if err := sb.edit(".mlbot.yml", "--lr 0.5", "--lr 0.1"); err != nil {
+	if err := sb.edit(".mlbot.yml", "lr: 0.5", "lr: 0.1"); err != nil {
 		return err
 	}
 	head1, err := sb.commit("Lower the learning rate to 0.1")
@@ -142,7 +142,7 @@ func (d *demo) run(ctx context.Context, forge, redisURL string) error {
 	if err := d.deliver(ctx, sb.pr(hook, prEvent{Action: "opened", HeadRef: "tune-lr", HeadSHA: head1, BaseSHA: mainSHA, Author: "alice", Association: "MEMBER"})); err != nil {
 		return err
 	}
-	fmt.Fprintf(d.out, "2. opened pull request #1 (--lr 0.5 → 0.1) at %s — webhook delivered\n", head1[:7])
+	fmt.Fprintf(d.out, "2. opened pull request #1 (lr 0.5 → 0.1) at %s — webhook delivered\n", head1[:7])
 	if _, err := d.await(ctx, head1, "success"); err != nil {
 		return err
 	}
@@ -151,7 +151,7 @@ func (d *demo) run(ctx context.Context, forge, redisURL string) error {
 	}
 
 	// 3. A second push breaks the accuracy gate; the same comment is edited.
-	if err := sb.edit(".mlbot.yml", "--lr 0.1 --epochs 40", "--lr 0.001 --epochs 1"); err != nil {
+	if err := sb.edit(".mlbot.yml", "lr: 0.1\n  epochs: 40", "lr: 0.001\n  epochs: 1"); err != nil {
 		return err
 	}
 	head2, err := sb.commit("Train for a single epoch")
@@ -164,7 +164,7 @@ func (d *demo) run(ctx context.Context, forge, redisURL string) error {
 	if err := d.deliver(ctx, sb.pr(hook, prEvent{Action: "updated", HeadRef: "tune-lr", HeadSHA: head2, BaseSHA: mainSHA, OldRev: head1, Author: "alice", Association: "MEMBER"})); err != nil {
 		return err
 	}
-	fmt.Fprintf(d.out, "3. pushed %s to pull request #1 (--epochs 1 --lr 0.001) — webhook delivered\n", head2[:7])
+	fmt.Fprintf(d.out, "3. pushed %s to pull request #1 (epochs 1, lr 0.001) — webhook delivered\n", head2[:7])
 	if _, err := d.await(ctx, head2, "failure"); err != nil {
 		return err
 	}

@@ -42,8 +42,8 @@ func TestRunCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// 1. --lr 0.5 → 0.1 passes.
-	if err := repo.edit(".mlbot.yml", "--lr 0.5", "--lr 0.1"); err != nil {
+	// 1. lr 0.5 → 0.1 passes.
+	if err := repo.edit(".mlbot.yml", "lr: 0.5", "lr: 0.1"); err != nil {
 		t.Fatal(err)
 	}
 	head1, err := repo.commit("Lower the learning rate to 0.1")
@@ -57,8 +57,8 @@ func TestRunCommand(t *testing.T) {
 	runcmdCheck(t, out, errs, mainSHA, head1, "**Verdict: passed**")
 	runcmdCheckClean(t, dir)
 
-	// 2. --lr 0.001 --epochs 1 fails the accuracy gate.
-	if err := repo.edit(".mlbot.yml", "--lr 0.1 --epochs 40", "--lr 0.001 --epochs 1"); err != nil {
+	// 2. lr 0.001, epochs 1 fails the accuracy gate.
+	if err := repo.edit(".mlbot.yml", "lr: 0.1\n  epochs: 40", "lr: 0.001\n  epochs: 1"); err != nil {
 		t.Fatal(err)
 	}
 	head2, err := repo.commit("Train for a single epoch")

@@ -8,6 +8,11 @@
 //	go run softmax.go train --lr 0.5 --epochs 40 --l2 0.0001 --seed 42 --out model.json
 //	go run softmax.go evaluate --model model.json --out metrics.json
 //
+// Under mlbot, the learning rate, epochs and L2 penalty come from the
+// parameters .mlbot.yml declares (params: lr, epochs, l2): mlbot passes
+// them as MLBOT_PARAM_LR, MLBOT_PARAM_EPOCHS and MLBOT_PARAM_L2, which
+// become the flags' defaults; a flag given on the command line wins.
+//
 // The 80/20 train/test split is fixed (a shuffle with splitSeed, independent
 // of --seed), so changing hyperparameters never changes the test set.
 package main
@@ -136,9 +141,13 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	data := fs.String("data", defaultData, "path of the digits CSV (gzip)")
 	out := fs.String("out", "model.json", "where to write the model")
 	cfg := TrainConfig{}
-	fs.Float64Var(&cfg.LR, "lr", 0.5, "learning rate")
-	fs.IntVar(&cfg.Epochs, "epochs", 40, "passes over the training set")
-	fs.Float64Var(&cfg.L2, "l2", 0.0001, "L2 penalty on the weights")
+	lr, epochs, l2, err := paramDefaults(os.Getenv)
+	if err != nil {
+		return err
+	}
+	fs.Float64Var(&cfg.LR, "lr", lr, "learning rate (default: $MLBOT_PARAM_LR or 0.5)")
+	fs.IntVar(&cfg.Epochs, "epochs", epochs, "passes over the training set (default: $MLBOT_PARAM_EPOCHS or 40)")
+	fs.Float64Var(&cfg.L2, "l2", l2, "L2 penalty on the weights (default: $MLBOT_PARAM_L2 or 0.0001)")
 	fs.IntVar(&cfg.BatchSize, "batch", 32, "mini-batch size")
 	fs.Uint64Var(&cfg.Seed, "seed", 42, "seed of the mini-batch shuffles")
 	logEvery := fs.Int("log-every", 5, "print the train loss every N epochs")
@@ -163,6 +172,33 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "trained on %d rows in %s, train_loss %.4f, wrote %s\n",
 		m.Split.NTrain, time.Since(start).Round(time.Millisecond), m.TrainLoss, *out)
 	return nil
+}
+
+// paramDefaults returns the defaults of --lr, --epochs and --l2: the
+// parameters mlbot passes (MLBOT_PARAM_LR, MLBOT_PARAM_EPOCHS,
+// MLBOT_PARAM_L2) when set, 0.5, 40 and 0.0001 otherwise.
+func paramDefaults(getenv func(string) string) (lr float64, epochs int, l2 float64, err error) {
+	lr, epochs, l2 = 0.5, 40, 0.0001
+	if v := getenv("MLBOT_PARAM_LR"); v != "" {
+		if lr, err = strconv.ParseFloat(v, 64); err != nil {
+			return 0, 0, 0, fmt.Errorf("MLBOT_PARAM_LR: %w", err)
+		}
+	}
+	if v := getenv("MLBOT_PARAM_EPOCHS"); v != "" {
+		// A sweep may write a whole number as "20" or, from a range of
+		// floats, "20.0": both are 20 epochs; 20.5 is refused.
+		f, perr := strconv.ParseFloat(v, 64)
+		if perr != nil || f != math.Trunc(f) || f > math.MaxInt32 || f < math.MinInt32 {
+			return 0, 0, 0, fmt.Errorf("MLBOT_PARAM_EPOCHS: %q is not a whole number", v)
+		}
+		epochs = int(f)
+	}
+	if v := getenv("MLBOT_PARAM_L2"); v != "" {
+		if l2, err = strconv.ParseFloat(v, 64); err != nil {
+			return 0, 0, 0, fmt.Errorf("MLBOT_PARAM_L2: %w", err)
+		}
+	}
+	return lr, epochs, l2, nil
 }
 
 func runEvaluate(args []string, stdout, stderr io.Writer) error {

@@ -196,3 +196,37 @@ func TestBadInput(t *testing.T) {
 		t.Error("evaluate accepted a model without weights")
 	}
 }
+
+// The hyperparameters come from the parameters mlbot passes
+// (MLBOT_PARAM_*), a flag on the command line winning over them; a value
+// that is not a number is an error, not a silent default.
+func TestParamsFromEnvironment(t *testing.T) {
+	hyper := func(t *testing.T, args ...string) TrainConfig {
+		t.Helper()
+		model, _ := trainEval(t, t.TempDir(), args...)
+		var m Model
+		if err := json.Unmarshal(model, &m); err != nil {
+			t.Fatal(err)
+		}
+		return m.Hyperparameters
+	}
+	t.Setenv("MLBOT_PARAM_LR", "0.05")
+	t.Setenv("MLBOT_PARAM_EPOCHS", "3.0")
+	t.Setenv("MLBOT_PARAM_L2", "0.001")
+	if h := hyper(t); h.LR != 0.05 || h.Epochs != 3 || h.L2 != 0.001 {
+		t.Errorf("from the environment: %+v, want lr 0.05, epochs 3, l2 0.001", h)
+	}
+	if h := hyper(t, "--lr", "0.2"); h.LR != 0.2 || h.Epochs != 3 {
+		t.Errorf("--lr 0.2 with MLBOT_PARAM_LR set: %+v, want lr 0.2, epochs 3", h)
+	}
+	for name, value := range map[string]string{"MLBOT_PARAM_LR": "fast", "MLBOT_PARAM_EPOCHS": "2.5", "MLBOT_PARAM_L2": "x"} {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv(name, value)
+			var out, errOut bytes.Buffer
+			err := run([]string{"train", "--out", filepath.Join(t.TempDir(), "m.json")}, &out, &errOut)
+			if err == nil || !strings.Contains(err.Error(), name) {
+				t.Errorf("train with %s=%s: %v, want an error naming it", name, value, err)
+			}
+		})
+	}
+}

@@ -65,6 +65,10 @@ type Run struct {
 	Attempts  int           `json:"attempts,omitempty"`
 	// Trusted runs receive the secrets .mlbot.yml names.
 	Trusted bool `json:"trusted,omitempty"`
+	// Params overrides the defaults of parameters .mlbot.yml declares
+	// under params: (name → value as text), for a sweep's trial; the
+	// executor refuses a name not declared or a value not of its kind.
+	Params map[string]string `json:"params,omitempty"`
 	// ModelVersion is the registry version the run recorded (0: none).
 	ModelVersion int `json:"model_version,omitempty"`
 	// OnMerge names the environments a default-branch run deploys to
