@@ -27,7 +27,7 @@ func TestSweepBlock(t *testing.T) {
 			Metric: "loss", Goal: "minimize", MaxTrials: 16, Parallel: 2, Eta: 3,
 		}},
 		{"everything", "sweep:\n  space:\n    lr: loguniform(0.001, 1)\n    optimizer: [adam, sgd]\n  metric: accuracy\n  max_trials: 27\n  parallel: 4\n  seed: 7\n  method: halving\n  resource: epochs\n  eta: 2\n", Sweep{
-			Space: []SweepDim{{Param: "lr", Expr: "loguniform(0.001, 1)", Line: 14, Col: 9}, {Param: "optimizer", Expr: "adam,sgd", Line: 15, Col: 16}},
+			Space:  []SweepDim{{Param: "lr", Expr: "loguniform(0.001, 1)", Line: 14, Col: 9}, {Param: "optimizer", Expr: "adam,sgd", Line: 15, Col: 16}},
 			Metric: "accuracy", Goal: "maximize", MaxTrials: 27, Parallel: 4, Seed: 7, Method: "halving", Resource: "epochs", Eta: 2,
 		}},
 		{"goal overrides the metric's, parallel within max_trials", "sweep:\n  space: {lr: 0.1}\n  goal: maximize\n  max_trials: 1\n  parallel: 3\n", Sweep{
