@@ -24,9 +24,16 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.SetOutput(stderr)
 	dir := fs.String("dir", ".", "the working copy (a git repository) to run")
 	baseRef := fs.String("base", "", "base to compare against (default: the merge base with origin's default branch, main or master)")
+	sweepArgs := fs.String("sweep", "", "run a sweep instead: a search space such as 'lr=0.05,0.1,0.5 epochs=10,20' ('' for the sweep: block's)")
+	parallel := fs.Int("parallel", 0, "with --sweep: trials run at once (default: the sweep: block's parallel)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("mlbot run: unexpected arguments %q (quote the --sweep space as one argument)", fs.Args())
+	}
+	sweeping := false
+	fs.Visit(func(f *flag.Flag) { sweeping = sweeping || f.Name == "sweep" })
 	top, err := gitOut(*dir, "rev-parse", "--show-toplevel")
 	if err != nil {
 		return fmt.Errorf("%s is not a git working copy: %w", *dir, err)
@@ -41,6 +48,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	defer os.RemoveAll(tmp)
 	exec := &jobs.Executor{Runners: runners.Set{runners.Local: local.New()}, LogDir: filepath.Join(tmp, "logs")}
+	if sweeping {
+		return runSweep(ctx, sweepRequest{exec: exec, top: top, head: head, baseRef: *baseRef, args: *sweepArgs, parallel: *parallel, tmp: tmp}, stdout, stderr)
+	}
 
 	// The head runs in place, uncommitted changes included: this is the
 	// change about to be pushed.
