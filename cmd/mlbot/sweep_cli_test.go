@@ -55,7 +55,7 @@ func tableRows(t *testing.T, out string) [][]string {
 	t.Helper()
 	var rows [][]string
 	for _, line := range strings.Split(out, "\n") {
-		if !strings.HasPrefix(line, "| ") || strings.HasPrefix(line, "| # ") {
+		if !strings.HasPrefix(line, "| ") || strings.HasPrefix(line, "| # ") || strings.HasPrefix(line, "| ---") {
 			continue
 		}
 		var cells []string
@@ -80,12 +80,12 @@ func TestSweepCommand(t *testing.T) {
 	}
 	rows := tableRows(t, out)
 	want := [][]string{
-		{"3", "3", "100.0000", "+103.0000", "✅", "trial-3"},
-		{"2", "2", "99.0000", "+102.0000", "✅", "trial-2"},
-		{"4", "4", "99.0000", "+102.0000", "✅", "trial-4"},
-		{"1", "1", "96.0000", "+99.0000", "❌ score", "trial-1"},
-		{"5", "5", "96.0000", "+99.0000", "❌ score", "trial-5"},
-		{"6", "6", "91.0000", "+94.0000", "❌ score", "trial-6"},
+		{"3", "3", "100.0000", "+9.0000", "✅", "trial-3"},
+		{"2", "2", "99.0000", "+8.0000", "✅", "trial-2"},
+		{"4", "4", "99.0000", "+8.0000", "✅", "trial-4"},
+		{"1", "1", "96.0000", "+5.0000", "❌ score", "trial-1"},
+		{"5", "5", "96.0000", "+5.0000", "❌ score", "trial-5"},
+		{"6", "6", "91.0000", "+0.0000", "❌ score", "trial-6"},
 		{"7", "7", "—", "—", "💥 failed: step_failed: train exited with status 3", "trial-7"},
 	}
 	if len(rows) != len(want) {
@@ -100,7 +100,7 @@ func TestSweepCommand(t *testing.T) {
 		"| # | x | score | Δ vs base | gates | run |",
 		"| **3** 🏆 |",
 		"Method grid, seed 0, maximize score · 6/7 trials done, 0 pruned, 1 failed",
-		"score -9.0000 on the base",
+		"score 91.0000 on the base",
 		"The best of 7 trials is optimistically biased on the test set it was chosen on",
 	} {
 		if !strings.Contains(out, s) {
@@ -110,7 +110,7 @@ func TestSweepCommand(t *testing.T) {
 	runcmdCheckClean(t, dir)
 
 	// No trial passes: exit 1, the table still printed.
-	code, out, _ = runcmdExec(t, "--dir", dir, "--sweep", "x=0, 6")
+	code, out, _ = runcmdExec(t, "--dir", dir, "--sweep", "x=0,6")
 	if code != 1 || len(tableRows(t, out)) != 2 {
 		t.Errorf("x=0,6: exit %d with %d rows, want 1 with 2:\n%s", code, len(tableRows(t, out)), out)
 	}
@@ -128,7 +128,8 @@ func TestSweepCommand(t *testing.T) {
 
 // TestSweepCommandHalving runs the sweep: block's successive halving over
 // epochs: 9 candidates at 1 epoch, the best 3 at 3, the best at 9; the
-// table shows the winner and 8 pruned trials, and the footer its method.
+// table shows the winner, 7 pruned trials and the crashed x = 7, and the
+// footer its method.
 func TestSweepCommandHalving(t *testing.T) {
 	dir := sweepModel(t, "sweep:\n  space:\n    x: range(0, 9)\n  method: halving\n  resource: epochs\n  parallel: 3\n")
 	if err := gitCmd(dir, "config", "user.name", "T"); err != nil {
@@ -157,14 +158,14 @@ func TestSweepCommandHalving(t *testing.T) {
 			pruned++
 		}
 	}
-	if pruned != 8 {
-		t.Errorf("%d pruned rows, want 8:\n%s", pruned, out)
+	if pruned != 7 || !strings.HasPrefix(rows[8][5], "💥 failed") {
+		t.Errorf("%d pruned rows, want 7 and the failed x = 7 last:\n%s", pruned, out)
 	}
 	// 9 trials at 1 epoch, 3 at 3, 1 at 9: 13 runs.
 	if n := len(regexp.MustCompile(`(?m)^mlbot run --sweep: trial-`).FindAllString(errs, -1)); n != 13 {
 		t.Errorf("%d trial runs, want 13:\n%s", n, errs)
 	}
-	for _, s := range []string{"| # | x | epochs | score |", "Method successive halving over epochs (eta 3)", "1/9 trials done, 8 pruned, 0 failed"} {
+	for _, s := range []string{"| # | x | epochs | score |", "Method successive halving over epochs (eta 3)", "1/9 trials done, 7 pruned, 1 failed"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("stdout lacks %q:\n%s", s, out)
 		}
