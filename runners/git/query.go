@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os/exec"
 	"path"
 	"strconv"
 	"strings"
@@ -74,6 +75,40 @@ func ChangedFiles(ctx context.Context, dir, base, head string) ([]string, error)
 		}
 	}
 	return files, nil
+}
+
+// ErrNoHistory is wrapped by ChangedSince when the history does not say
+// what changed: a shallow clone, or commits without a common ancestor.
+var ErrNoHistory = errors.New("the history does not say what changed")
+
+// ChangedSince returns the paths head changed since it parted from base:
+// ChangedFiles from the merge base of base and head (returned too) to
+// head, which is what a pull request's "Files changed" shows. A rename
+// lists its old and its new path. In a shallow repository, or when base
+// and head share no commit, it returns an error wrapping ErrNoHistory:
+// whatever merge base git found there would not be the real one.
+func ChangedSince(ctx context.Context, dir, base, head string) (files []string, mergeBase string, err error) {
+	if err := checkRevs(base, head); err != nil {
+		return nil, "", err
+	}
+	out, err := command{dir: dir}.run(ctx, "rev-parse", "--is-shallow-repository")
+	if err != nil {
+		return nil, "", fmt.Errorf("git: changed since %s: %w", base, err)
+	}
+	if strings.TrimSpace(string(out)) == "true" {
+		return nil, "", fmt.Errorf("git: changed since %s: shallow clone: %w", base, ErrNoHistory)
+	}
+	out, err = command{dir: dir}.run(ctx, "merge-base", "--end-of-options", base, head)
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && ee.ExitCode() == 1 && len(bytes.TrimSpace(out)) == 0 {
+			return nil, "", fmt.Errorf("git: %s and %s share no commit: %w", base, head, ErrNoHistory)
+		}
+		return nil, "", fmt.Errorf("git: merge base of %s and %s: %w", base, head, err)
+	}
+	mergeBase = strings.TrimSpace(string(out))
+	files, err = ChangedFiles(ctx, dir, mergeBase, head)
+	return files, mergeBase, err
 }
 
 // ShowFile returns the content of path (relative to the repository root)
