@@ -80,11 +80,13 @@ func checkTitle(c Comment) string {
 		s = "Not run: pull request from a fork"
 	case OutcomeAwaitingApproval:
 		s = "Waiting for /ok-to-test from a maintainer"
+	case OutcomeSkipped:
+		s = "No model changes (paths)"
 	default:
 		s = string(c.Outcome)
 	}
 	switch c.Outcome {
-	case OutcomePassed, OutcomeGateFailed, OutcomeAwaitingApproval, OutcomeForkNotRun:
+	case OutcomePassed, OutcomeGateFailed, OutcomeAwaitingApproval, OutcomeForkNotRun, OutcomeSkipped:
 	default:
 		if d := firstLine(c.Detail); d != "" {
 			s += ": " + d

@@ -32,6 +32,15 @@ func TestCheck(t *testing.T) {
 			notText:    []string{"Last lines of the log"},
 		},
 		{
+			name: "skipped by pipeline.paths: the title says why, the summary lists the paths",
+			c: Comment{Outcome: OutcomeSkipped, HeadSHA: headSHA, Detail: "none of the 1 files changed since abc1234 matches pipeline.paths",
+				Paths: []string{"model/**"}},
+			title:      "No model changes (paths)",
+			summary:    []string{"**Verdict: not needed** — no model changes", "`model/**`"},
+			notSummary: []string{"| Metric |"},
+			notText:    []string{"Last lines of the log"},
+		},
+		{
 			name: "gate failed, with its log left out: the metrics are the reason",
 			c: Comment{Outcome: OutcomeGateFailed, HeadSHA: headSHA, BaseSHA: baseSHA, LogTail: "epoch 3\n",
 				Diff: Compute(base, map[string]float64{"accuracy": 0.9221, "loss": 0.61}, specs, order)},

@@ -226,6 +226,8 @@ func heading(c Comment) string {
 		return "### ⏸️ " + title + " not run (fork pull request)"
 	case OutcomeAwaitingApproval:
 		return "### ⏸️ " + title + " waiting for `/ok-to-test`"
+	case OutcomeSkipped:
+		return "### ⏭️ " + title + " not needed"
 	default:
 		return "### ❔ " + title + " " + inlineText(string(c.Outcome), 40)
 	}
@@ -443,9 +445,37 @@ func verdictParts(c Comment, st style) (word, summary string) {
 		return "not run", strings.TrimSpace("pull requests from forks are not run automatically. " + detail)
 	case OutcomeAwaitingApproval:
 		return "not run yet", strings.TrimSpace("this pull request comes from a fork or from an author without write access, so none of its code runs until a maintainer comments " + st.code("/ok-to-test") + ". A later push needs a new approval. " + detail)
+	case OutcomeSkipped:
+		return "not needed", skippedSummary(c, detail, st)
 	default:
 		return st.text(string(c.Outcome), 40), detail
 	}
+}
+
+// maxListedPaths bounds the watched paths a skipped run's verdict names.
+const maxListedPaths = 20
+
+// skippedSummary says why nothing ran (detail, which names the changed
+// files' count and the base), what that means for the model version, the
+// globs that are watched, and how to run anyway.
+func skippedSummary(c Comment, detail string, st style) string {
+	s := "no model changes"
+	if detail != "" {
+		s += ": " + strings.TrimSuffix(detail, ".")
+	}
+	s += ". Nothing was trained or registered for this commit; the base's model version is still the one that counts."
+	if len(c.Paths) > 0 {
+		globs := make([]string, 0, min(len(c.Paths), maxListedPaths)+1)
+		for i, p := range c.Paths {
+			if i == maxListedPaths {
+				globs = append(globs, fmt.Sprintf("and %d more", len(c.Paths)-i))
+				break
+			}
+			globs = append(globs, st.code(p))
+		}
+		s += " Watched paths (" + st.code("pipeline.paths") + ", plus " + st.code(".mlbot.yml") + "): " + strings.Join(globs, ", ") + "."
+	}
+	return s + " Comment " + st.code("/retrain") + " to train and evaluate it anyway."
 }
 
 func passSummary(c Comment, st style) string {

@@ -123,6 +123,18 @@ func TestRender(t *testing.T) {
 			want: []string{"**Verdict: not run** — pull requests from forks are not run automatically."},
 		},
 		{
+			name: "skipped",
+			c: Comment{
+				Outcome: OutcomeSkipped, HeadSHA: headSHA, RunURL: "https://mlbot.example.com/runs/47",
+				Detail: "none of the 2 files changed since abc1234 matches pipeline.paths",
+				Paths:  []string{"model/**", "data/**", "x` @all <!-- y"},
+			},
+			want: []string{"### ⏭️ mlbot: train-eval not needed",
+				"**Verdict: not needed** — no model changes: none of the 2 files changed since abc1234 matches pipeline.paths.",
+				"the base's model version is still the one that counts",
+				"Watched paths (`pipeline.paths`, plus `.mlbot.yml`): `model/**`, `data/**`, ", "Comment `/retrain` to train and evaluate it anyway."},
+		},
+		{
 			name: "log_with_fences",
 			c: Comment{
 				Outcome: OutcomeStepFailed, HeadSHA: headSHA, Detail: "train exited with status 2",

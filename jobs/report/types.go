@@ -25,6 +25,10 @@ const (
 	// OutcomeAwaitingApproval: an untrusted pull request waits for a
 	// maintainer's /ok-to-test before any of its code runs.
 	OutcomeAwaitingApproval Outcome = "awaiting_approval"
+	// OutcomeSkipped: the changes since the base touch none of
+	// pipeline.paths, so nothing ran and the base's model version is
+	// still the one that counts. Its commit status is a success.
+	OutcomeSkipped Outcome = "skipped"
 )
 
 // Gate is one checked threshold of one metric.
@@ -99,4 +103,7 @@ type Comment struct {
 	LogTail string // last lines of the run log, shown collapsed on failure
 	Train   time.Duration
 	Eval    time.Duration
+	// Paths are the pipeline.paths globs a skipped run's changes touch
+	// none of; the comment lists them.
+	Paths []string
 }

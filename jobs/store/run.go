@@ -88,6 +88,10 @@ type Run struct {
 	// their encoding while the worker holds the run; never stored here.
 	ExampleData *report.Examples `json:"-"`
 	ExampleBlob []byte           `json:"-"`
+	// Paths are the pipeline.paths globs of a run that was skipped
+	// (outcome skipped) because its changes since the base touch none of
+	// them; Detail says how many files changed since which commit.
+	Paths []string `json:"paths,omitempty"`
 }
 
 // HasMetrics reports whether the run produced metrics a later run can be
@@ -111,7 +115,7 @@ var ErrNoRun = errors.New("no such run")
 func (r *Run) Comment(base *Run, runURL string) report.Comment {
 	c := report.Comment{
 		Outcome: r.Outcome, HeadSHA: r.SHA, BaseNote: r.BaseNote, Detail: r.Detail,
-		RunURL: runURL, Train: r.Train, Eval: r.Evaluate,
+		RunURL: runURL, Train: r.Train, Eval: r.Evaluate, Paths: r.Paths,
 	}
 	var baseMetrics map[string]float64
 	if base != nil {
