@@ -69,7 +69,7 @@ func (w *Worker) reportCheck(ctx context.Context, f cloneAuthorizer, run *Run, c
 	switch {
 	case run.Outcome == report.OutcomeTimedOut:
 		conclusion = bot.ConclusionTimedOut
-	case run.Outcome == report.OutcomePassed && c.BaseSHA == "":
+	case run.Outcome == report.OutcomePassed && c.BaseSHA == "", run.Outcome == report.OutcomeSkipped:
 		conclusion = bot.ConclusionNeutral
 	}
 	actions := w.checkButtons(ctx, f, run)

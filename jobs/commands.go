@@ -242,7 +242,9 @@ func (w *Worker) cmdRetrain(ctx context.Context, cc *commandContext, _ []string)
 	if !admitted {
 		return "This pull request's head `" + short(pr.HeadSHA) + "` is waiting for `/ok-to-test` from a maintainer; `/retrain` cannot bypass that.", nil
 	}
-	p := PipelinePayload{Kind: KindPullRequest, Repo: cc.ev.Repo, SHA: pr.HeadSHA, PR: pr, Delivery: cc.delivery, Trusted: trusted}
+	// Asked for by a person: it runs even when pipeline.paths says no
+	// model changed.
+	p := PipelinePayload{Kind: KindPullRequest, Repo: cc.ev.Repo, SHA: pr.HeadSHA, PR: pr, Delivery: cc.delivery, Trusted: trusted, Force: true}
 	if p.RunID, err = w.runID(ctx, cc.ev.Repo, KindPullRequest, pr.HeadSHA, pr.Number, "retrain:"+cc.commentKey); err != nil {
 		return "", err
 	}

@@ -40,6 +40,9 @@ func (w *Worker) cmdDeploy(ctx context.Context, cc *commandContext, args []strin
 	if id == "" || err != nil || run.State != RunFinished {
 		return "The head of this pull request has no finished run yet; `/deploy` once it has passed.", nil
 	}
+	if run.Outcome == report.OutcomeSkipped {
+		return fmt.Sprintf("`%s` changed none of `pipeline.paths`, so no model was trained for it and the base's version is the one that counts; nothing was deployed. Comment `/retrain` to train it, then `/deploy`.", short(run.SHA)), nil
+	}
 	if run.Outcome != report.OutcomePassed {
 		return fmt.Sprintf("The run of `%s` did not pass its gates (%s); nothing was deployed.", short(run.SHA), strings.ReplaceAll(string(run.Outcome), "_", " ")), nil
 	}
@@ -198,6 +201,11 @@ func envList(cfg *configs.RepoConfig, fromPR bool) string {
 // run whose own gates failed deploys nothing, and says so on the merged
 // pull request (on the commit while none is known).
 func (w *Worker) deployOnMerge(ctx context.Context, f notePoster, run *Run) error {
+	if run.Outcome == report.OutcomeSkipped {
+		// No model changed (pipeline.paths): the environments keep what
+		// they run, and the status says so (skippedDescription).
+		return nil
+	}
 	if len(run.OnMerge) == 0 {
 		return nil
 	}

@@ -35,15 +35,26 @@ func (h handOff) Error() string { return "the run belongs on pipeline queue " + 
 // when it names none or cannot be read (the run then goes on where it is,
 // and reports the file's problem as usual).
 func queueOf(ctx context.Context, dir string) string {
-	data, err := workspace.ReadFile(ctx, dir, configs.RepoConfigFile, 1<<20)
-	if err != nil {
-		return ""
-	}
-	cfg, err := configs.ParseRepoConfig(configs.RepoConfigFile, data)
-	if err != nil {
+	cfg := repoConfigIn(ctx, dir)
+	if cfg == nil {
 		return ""
 	}
 	return cfg.Pipeline.Queue
+}
+
+// repoConfigIn returns the .mlbot.yml of the checkout in dir, or nil when
+// it is missing, refused or invalid: the executor reports that when the
+// run goes on.
+func repoConfigIn(ctx context.Context, dir string) *configs.RepoConfig {
+	data, err := workspace.ReadFile(ctx, dir, configs.RepoConfigFile, 1<<20)
+	if err != nil {
+		return nil
+	}
+	cfg, err := configs.ParseRepoConfig(configs.RepoConfigFile, data)
+	if err != nil {
+		return nil
+	}
+	return cfg
 }
 
 // belongsElsewhere says which queue a run checked out in dir must move

@@ -208,7 +208,8 @@ func (w *Worker) finishRun(ctx context.Context, log *slog.Logger, run *Run) erro
 	return w.enqueueReport(ctx, run.ID)
 }
 
-// execute runs p into run: it checks out the head, finds (and if need be
+// execute runs p into run: it checks out the head, skips the rest when
+// the head changed none of pipeline.paths (paths.go), finds (and if need be
 // runs) the base, runs the head's pipeline, decides it against the base
 // and records its model version. It returns an error only for failures of
 // mlbot's own machinery (clone, Redis, disk) that a retry may cure; the
@@ -223,6 +224,11 @@ func (w *Worker) execute(ctx context.Context, f cloneAuthorizer, p PipelinePaylo
 	co, err := checkoutHead(ctx, f, p, headDir)
 	if err != nil {
 		return err
+	}
+	// Before a hand-over to another queue: a commit that changed no
+	// watched path must not wait for a GPU worker only to run nothing.
+	if w.skipUnchanged(ctx, p, co, run) {
+		return nil
 	}
 	if queue := belongsElsewhere(ctx, headDir); queue != "" {
 		return handOff{queue: queue}
@@ -436,6 +442,9 @@ func (w *Worker) claimBaseRun(ctx context.Context, id string) (release func(), d
 func usableBase(base *Run, sha string) (*Run, string, error) {
 	if base.HasMetrics() {
 		return base, "", nil
+	}
+	if base.Outcome == report.OutcomeSkipped {
+		return nil, "the base " + short(sha) + " changed none of pipeline.paths and no earlier run of its branch is stored", nil
 	}
 	return nil, "the base " + short(sha) + " has no metrics (" + string(base.Outcome) + ")", nil
 }

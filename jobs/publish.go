@@ -162,6 +162,8 @@ func describe(run *Run, d report.Diff) string {
 	case report.OutcomeCanceled:
 		// GitHub has no cancelled state; its client says "cancelled: ".
 		s = firstLine(run.Detail)
+	case report.OutcomeSkipped:
+		return skippedDescription(run)
 	default:
 		s = string(run.Outcome) + ": " + firstLine(run.Detail)
 	}

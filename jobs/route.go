@@ -116,7 +116,7 @@ func (w *Worker) routePush(ctx context.Context, log *slog.Logger, f statusPoster
 	}
 	// What reached the default branch was merged by people with write
 	// access: it runs trusted.
-	p := PipelinePayload{Kind: KindBaseline, Repo: ev.Repo, SHA: ev.SHA, Branch: ev.Branch, Delivery: ev.Delivery, Trusted: true}
+	p := PipelinePayload{Kind: KindBaseline, Repo: ev.Repo, SHA: ev.SHA, Branch: ev.Branch, Delivery: ev.Delivery, Trusted: true, Before: ev.Before}
 	var err error
 	if p.RunID, err = w.runID(ctx, ev.Repo, KindBaseline, ev.SHA, 0, ev.Branch); err != nil {
 		return err
@@ -430,7 +430,7 @@ func (w *Worker) runURL(id string) string { return w.opts.PublicURL + "/runs/" +
 // stateOf maps a run's outcome onto a commit status state.
 func stateOf(o report.Outcome) bot.State {
 	switch o {
-	case report.OutcomePassed:
+	case report.OutcomePassed, report.OutcomeSkipped:
 		return bot.StateSuccess
 	case report.OutcomeGateFailed, report.OutcomeStepFailed, report.OutcomeTimedOut, report.OutcomeConfigError:
 		return bot.StateFailure

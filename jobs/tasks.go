@@ -69,6 +69,12 @@ type PipelinePayload struct {
 	Trusted bool `json:"trusted,omitempty"`
 	// Params overrides parameter defaults for this run (see Run.Params).
 	Params map[string]string `json:"params,omitempty"`
+	// Before is the previous tip of a pushed branch (the push event's
+	// "before"): a baseline run's changes are counted from it for
+	// pipeline.paths. Empty or all zeros when the push created the branch.
+	Before string `json:"before,omitempty"`
+	// Force runs the pipeline whatever pipeline.paths says (/retrain).
+	Force bool `json:"force,omitempty"`
 }
 
 // newRun is the queued run a pipeline payload describes.
