@@ -129,7 +129,7 @@ func TestPathsEndToEnd(t *testing.T) {
 			waitDeployed(t, out, "production", "0.90")
 			e.settle()
 			before, versions, deploys := e.trainings(), len(e.models().Versions), len(e.hostStates("production"))
-			h := e.commit("feature", map[string]string{"docs/usage.md": "Usage.\n"}, "docs")
+			h := e.commit("feature", map[string]string{"USAGE.md": "Usage.\n"}, "docs")
 			e.send(e.prEvent("opened", h, ""), http.StatusAccepted)
 			e.assertSkipped(h)
 			m := e.merge("feature")
