@@ -174,7 +174,63 @@ type Server struct {
 	// There is no flag, and values are never read from the config file, so
 	// they cannot leak through a command line or a checked-in file.
 	Secrets map[string]string
+	// Retention is what the registry keeps of model versions and their
+	// artifacts (MLBOT_RETENTION_*).
+	Retention Retention
 }
+
+// Retention says which model versions the registry keeps, and how often
+// the collector drops the others and deletes the artifact blobs no record
+// names. A version is kept when any rule keeps it.
+type Retention struct {
+	// Deploys is how many of the newest successful deploys of each
+	// environment keep their versions as rollback targets; the version an
+	// environment runs now and any deploy under way are always kept
+	// (MLBOT_RETENTION_DEPLOYS, default 10).
+	Deploys int
+	// Main is how many of the newest versions made on the default branch
+	// are kept (MLBOT_RETENTION_MAIN, default 20).
+	Main int
+	// Days keeps every version recorded within that many days
+	// (MLBOT_RETENTION_DAYS, default 30).
+	Days int
+	// Interval is how often the collector runs; 0 turns it off
+	// (MLBOT_RETENTION_INTERVAL, default 1h). One process at a time runs
+	// it, whatever the number of replicas.
+	Interval time.Duration
+}
+
+// Validate reports retention settings that cannot be applied; Server's
+// Validate includes it.
+func (r Retention) Validate() error {
+	var errs []error
+	for _, n := range []struct {
+		value     int
+		env, flag string
+	}{
+		{r.Deploys, "MLBOT_RETENTION_DEPLOYS", "--retention-deploys"},
+		{r.Main, "MLBOT_RETENTION_MAIN", "--retention-main"},
+		{r.Days, "MLBOT_RETENTION_DAYS", "--retention-days"},
+	} {
+		if n.value < 0 {
+			errs = append(errs, fmt.Errorf("%s (%s) must not be negative, got %d", n.env, n.flag, n.value))
+		}
+	}
+	if r.Days > maxRetentionDays {
+		errs = append(errs, fmt.Errorf("MLBOT_RETENTION_DAYS (--retention-days) must be at most %d, got %d", maxRetentionDays, r.Days))
+	}
+	if r.Interval < 0 {
+		errs = append(errs, fmt.Errorf("MLBOT_RETENTION_INTERVAL (--retention-interval) must not be negative (0 turns the collector off), got %s", r.Interval))
+	}
+	return errors.Join(errs...)
+}
+
+// maxRetentionDays bounds MLBOT_RETENTION_DAYS so that it converts to a
+// time.Duration without overflow (a hundred years).
+const maxRetentionDays = 36500
+
+// MaxAge is how old a version may be and still be kept by Days.
+func (r Retention) MaxAge() time.Duration { return time.Duration(r.Days) * 24 * time.Hour }
 
 // Validate reports every setting that would make the server unsafe or
 // unable to start, each with the variable or flag that fixes it. ServerFlags.Load
@@ -305,6 +361,9 @@ func (s *Server) Validate() error {
 		fail("MLBOT_TASK_KEY (--task-key) must be at least 32 characters, got %d: generate one with `openssl rand -hex 32`", len(s.TaskKey))
 	}
 	s.validateUIAuth(fail)
+	if err := s.Retention.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if s.APIToken != "" && len(s.APIToken) < 16 {
 		fail("MLBOT_API_TOKEN (--api-token) must be at least 16 characters, got %d: generate one with `openssl rand -hex 32`", len(s.APIToken))
 	}
@@ -475,6 +534,8 @@ func (s *Server) LogValue() slog.Value {
 		slog.String("gitlab_oauth_client_id", s.GitLabOAuthClientID),
 		slog.String("gitlab_oauth_client_secret", setOrUnset(s.GitLabOAuthClientSecret)),
 		slog.Attr{Key: "secrets", Value: slog.GroupValue(secretNames...)},
+		slog.Group("retention", slog.Int("deploys", s.Retention.Deploys), slog.Int("main", s.Retention.Main),
+			slog.Int("days", s.Retention.Days), slog.Duration("interval", s.Retention.Interval)),
 	)
 }
 

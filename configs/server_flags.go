@@ -114,6 +114,10 @@ var serverSettings = []setting{
 	{flag: "gitlab-oauth-client-id", help: "application `id` of the GitLab OAuth application people log in to the pages with (scope read_user, redirect URI <public URL>/login/gitlab/callback)", field: func(s *Server) any { return &s.GitLabOAuthClientID }},
 	{flag: "gitlab-oauth-client-secret", help: "`secret` of the GitLab OAuth application; prefer the env var", field: func(s *Server) any { return &s.GitLabOAuthClientSecret }},
 	{flag: "api-token", help: "bearer `token` that /api/v1 requires (16 characters or more); prefer the env var", def: "none: the API is off", field: func(s *Server) any { return &s.APIToken }},
+	{flag: "retention-deploys", help: "`number` of the newest successful deploys of each environment whose versions are kept as rollback targets (the running version is always kept)", field: func(s *Server) any { return &s.Retention.Deploys }},
+	{flag: "retention-main", help: "`number` of the newest default-branch model versions kept", field: func(s *Server) any { return &s.Retention.Main }},
+	{flag: "retention-days", help: "model versions recorded within this many `days` are kept", field: func(s *Server) any { return &s.Retention.Days }},
+	{flag: "retention-interval", help: "how often the collector drops the versions no rule keeps and deletes the artifacts nothing names (a `duration`; 0 turns it off)", field: func(s *Server) any { return &s.Retention.Interval }},
 }
 
 // defaultServer returns a Server holding every default. PublicURL stays
@@ -143,8 +147,15 @@ func defaultServer() *Server {
 		MaxRunArtifactBytes: 10 << 30,
 		Runners:             []string{"local"},
 		K8s:                 Kubernetes{PendingTimeout: 10 * time.Minute},
+		Retention:           defaultRetention,
 	}
 }
+
+// defaultRetention is what the registry keeps unless MLBOT_RETENTION_*
+// say otherwise: rollback targets of the last 10 deploys per environment,
+// the last 20 default-branch versions, everything of the last 30 days,
+// collected hourly.
+var defaultRetention = Retention{Deploys: 10, Main: 20, Days: 30, Interval: time.Hour}
 
 // ServerFlags holds the flags NewServerFlags registered, so that Load can
 // tell a flag given on the command line from one left at its default.

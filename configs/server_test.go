@@ -70,6 +70,7 @@ func TestLoadDefaults(t *testing.T) {
 		MaxRunArtifactBytes: 10 << 30,
 		Runners:             []string{"local"},
 		K8s:                 Kubernetes{PendingTimeout: 10 * time.Minute},
+		Retention:           Retention{Deploys: 10, Main: 20, Days: 30, Interval: time.Hour},
 		// No OAuth client is configured: the pages stay open.
 		UIAuth: UIAuthNone,
 	}
@@ -112,6 +113,7 @@ func TestLoadExampleFile(t *testing.T) {
 		K8s:                 Kubernetes{PendingTimeout: 10 * time.Minute},
 		UIAuth:              UIAuthOAuth,
 		GitHubOAuthClientID: "Iv1.0123456789abcdef",
+		Retention:           Retention{Deploys: 10, Main: 20, Days: 30, Interval: time.Hour},
 	}
 	if !reflect.DeepEqual(s, want) {
 		t.Errorf("loaded\n got: %+v\nwant: %+v", s, want)
@@ -157,6 +159,10 @@ func TestLoadPrecedence(t *testing.T) {
 		{"artifact limits in human sizes", []string{"--max-artifact-bytes", "512MiB"}, map[string]string{"MLBOT_MAX_RUN_ARTIFACT_BYTES": "3GiB"},
 			func(s *Server) bool { return s.MaxArtifactBytes == 512<<20 && s.MaxRunArtifactBytes == 3<<30 }},
 		{"app id", nil, map[string]string{"MLBOT_GITHUB_APP_ID": "12345"}, func(s *Server) bool { return s.GitHubAppID == 12345 }},
+		{"retention from flags, env and file", []string{"--config", writeFile(t, "retention_days: 7\nretention_interval: 10m\n"), "--retention-deploys", "3"},
+			map[string]string{"MLBOT_RETENTION_MAIN": "5", "MLBOT_RETENTION_INTERVAL": "0"}, func(s *Server) bool {
+				return s.Retention == Retention{Deploys: 3, Main: 5, Days: 7, Interval: 0}
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -256,7 +262,8 @@ func TestFlagHelp(t *testing.T) {
 		"ui-auth", "github-oauth-client-id", "github-oauth-client-secret", "gitlab-oauth-client-id", "gitlab-oauth-client-secret",
 		"runners", "agent-binary", "docker-images", "docker-max-cpu", "docker-max-memory", "docker-max-gpus",
 		"k8s-images", "k8s-max-cpu", "k8s-max-memory", "k8s-max-gpus", "k8s-namespace", "k8s-service-account",
-		"k8s-runtime-class", "k8s-image-pull-secrets", "k8s-pending-timeout", "k8s-agent-image", "k8s-agent-url", "k8s-kubeconfig"}
+		"k8s-runtime-class", "k8s-image-pull-secrets", "k8s-pending-timeout", "k8s-agent-image", "k8s-agent-url", "k8s-kubeconfig",
+		"retention-deploys", "retention-main", "retention-days", "retention-interval"}
 	count := 0
 	fs.VisitAll(func(*flag.Flag) { count++ })
 	if count != len(names) {
@@ -335,6 +342,12 @@ func TestValidate(t *testing.T) {
 		{"zero webhook bytes", func(s *Server) { s.MaxWebhookBytes = 0 }, []string{"MLBOT_MAX_WEBHOOK_BYTES (--max-webhook-bytes) must be positive"}},
 		{"zero artifact bytes", func(s *Server) { s.MaxArtifactBytes = 0 }, []string{"MLBOT_MAX_ARTIFACT_BYTES (--max-artifact-bytes) must be positive"}},
 		{"run limit below file limit", func(s *Server) { s.MaxRunArtifactBytes = 1 << 20 }, []string{"MLBOT_MAX_RUN_ARTIFACT_BYTES (--max-run-artifact-bytes) must be at least"}},
+		{"negative retention counts", func(s *Server) { s.Retention.Deploys, s.Retention.Main, s.Retention.Days = -1, -2, -3 }, []string{
+			"MLBOT_RETENTION_DEPLOYS (--retention-deploys) must not be negative, got -1", "MLBOT_RETENTION_MAIN (--retention-main) must not be negative, got -2",
+			"MLBOT_RETENTION_DAYS (--retention-days) must not be negative, got -3"}},
+		{"retention days past a duration", func(s *Server) { s.Retention.Days = 1 << 20 }, []string{"MLBOT_RETENTION_DAYS (--retention-days) must be at most 36500"}},
+		{"negative retention interval", func(s *Server) { s.Retention.Interval = -time.Second }, []string{"MLBOT_RETENTION_INTERVAL (--retention-interval) must not be negative"}},
+		{"retention keeping only what runs, collector off", func(s *Server) { s.Retention = Retention{} }, nil},
 		{"short task key", func(s *Server) { s.TaskKey = "short-key" }, []string{"MLBOT_TASK_KEY (--task-key) must be at least 32 characters, got 9"}},
 		{"task key", func(s *Server) { s.TaskKey = strings.Repeat("k", 32) }, nil},
 		{"short API token", func(s *Server) { s.APIToken = "tok" }, []string{"MLBOT_API_TOKEN (--api-token) must be at least 16 characters, got 3"}},
