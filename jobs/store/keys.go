@@ -206,7 +206,49 @@ func (s *Store) deployReplyKey(id string) string { return s.key("deployreplybody
 //
 // The braces are a Redis Cluster hash tag: a repository's keys share a slot,
 // so the version-allocation script may touch them together. The registry's
-// records do not expire; a deploy history is capped instead (TrimDeploys).
+// records do not expire; a deploy history is capped instead (TrimDeploys),
+// and versions no retention rule keeps are dropped (DropModelVersion).
+
+// The artifact store's blobs (package registry, which keeps the bytes on
+// disk) are guarded by two keys per blob while they change hands, so that
+// the retention collector never deletes a blob a record is about to name:
+//
+//	artifacts:{<sha256>}:pins      sorted set of pin tokens by expiry (Unix
+//	                               ms): a Record about to name the blob; the
+//	                               key expires with its newest pin
+//	                               (BlobPinTTL)
+//	artifacts:{<sha256>}:deleting  the collector's token while it deletes
+//	                               the blob, for the claim's TTL
+//	                               (BlobClaimTTL)
+//
+// The hash tag {<sha256>} keeps a blob's two keys in one Redis Cluster slot,
+// for the scripts that read one and write the other.
+
+// Bounds of the artifact store's guards.
+const (
+	// BlobPinTTL bounds how long a Record's pin on a blob lasts if it dies
+	// before removing it: far longer than the few Redis calls between
+	// putting the blob in place and writing the version.
+	BlobPinTTL = time.Hour
+
+	// BlobClaimTTL bounds how long a collector's claim on a blob it
+	// deletes lasts: a Record that wants the blob waits for it at most
+	// this long should the collector die holding it. The collector uses a
+	// claim only within half of it.
+	BlobClaimTTL = time.Minute
+)
+
+// blobPinsKey is the sorted set of pins on blob digest, for BlobPinTTL
+// from the newest.
+func (s *Store) blobPinsKey(digest string) string {
+	return s.prefix + "artifacts:{" + digest + "}:pins"
+}
+
+// blobDeletingKey holds the token of the collection deleting blob digest,
+// for its claim's TTL.
+func (s *Store) blobDeletingKey(digest string) string {
+	return s.prefix + "artifacts:{" + digest + "}:deleting"
+}
 
 // registryRepoKey is key part of registry repository repo (a registry
 // repo key, lower-cased).

@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -172,4 +174,67 @@ func (e *recordError) Unwrap() error { return e.err }
 // DeployEnvironments returns the environments repo was ever deployed to.
 func (s *Store) DeployEnvironments(ctx context.Context, repo string) ([]string, error) {
 	return s.rdb.SMembers(ctx, s.registryRepoKey(repo, "envs")).Result()
+}
+
+// dropVersionScript deletes a version and the run's claim on its number.
+//
+// KEYS[1] versions hash, KEYS[2] runs hash; ARGV[1] number, ARGV[2] run id.
+var dropVersionScript = redis.NewScript(`
+redis.call("HDEL", KEYS[1], ARGV[1])
+if redis.call("HGET", KEYS[2], ARGV[2]) == ARGV[1] then redis.call("HDEL", KEYS[2], ARGV[2]) end
+return 1`)
+
+// DropModelVersion forgets version number of repo, made by run runID: its
+// record, the run's claim on the number (a later Record of the run
+// allocates a new one), and the version in the run's record, which keeps
+// its TTL. Numbers are never reused: the sequence is left alone.
+func (s *Store) DropModelVersion(ctx context.Context, repo string, number int, runID string) error {
+	n := strconv.Itoa(number)
+	if err := dropVersionScript.Run(ctx, s.rdb, []string{s.registryRepoKey(repo, "versions"), s.registryRepoKey(repo, "runs")}, n, runID).Err(); err != nil {
+		return err
+	}
+	if runID == "" {
+		return nil
+	}
+	return s.forgetRunVersion(ctx, runID, n)
+}
+
+// forgetRunVersion removes model_version from run id's record when it is
+// number, leaving every other field's bytes and the key's TTL as they are.
+// A concurrent write of the run makes it read again.
+func (s *Store) forgetRunVersion(ctx context.Context, id, number string) error {
+	k := s.runKey(id)
+	update := func(tx *redis.Tx) error {
+		b, err := tx.Get(ctx, k).Bytes()
+		if errors.Is(err, redis.Nil) {
+			return nil // expired with the runs of its age
+		}
+		if err != nil {
+			return err
+		}
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(b, &fields); err != nil {
+			return fmt.Errorf("run %s: %w", id, err)
+		}
+		if string(fields["model_version"]) != number {
+			return nil
+		}
+		delete(fields, "model_version")
+		nb, err := json.Marshal(fields)
+		if err != nil {
+			return fmt.Errorf("run %s: %w", id, err)
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.SetArgs(ctx, k, nb, redis.SetArgs{KeepTTL: true})
+			return nil
+		})
+		return err
+	}
+	for range 10 {
+		err := s.rdb.Watch(ctx, update, k)
+		if !errors.Is(err, redis.TxFailedErr) {
+			return err
+		}
+	}
+	return fmt.Errorf("run %s: written too often to forget its model version", id)
 }
