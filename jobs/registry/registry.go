@@ -130,6 +130,22 @@ type Records interface {
 	DeployRecords(ctx context.Context, ids []string) ([][]byte, error)
 	// DeployEnvironments returns the environments repo was deployed to.
 	DeployEnvironments(ctx context.Context, repo string) ([]string, error)
+	// DropModelVersion forgets a version, its run's claim on the number
+	// and the number in the run's record.
+	DropModelVersion(ctx context.Context, repo string, number int, runID string) error
+
+	// PinBlob tells the collector that a record is about to name a blob,
+	// for ttl; ok is false while a collection is deleting it.
+	PinBlob(ctx context.Context, digest, token string, ttl time.Duration) (ok bool, err error)
+	// UnpinBlob removes token's pin.
+	UnpinBlob(ctx context.Context, digest, token string) error
+	// BlobPinned reports whether an unexpired pin holds a blob.
+	BlobPinned(ctx context.Context, digest string) (bool, error)
+	// ClaimBlobDeletion claims a blob for deletion for ttl; ok is false
+	// while a pin or another claim holds it.
+	ClaimBlobDeletion(ctx context.Context, digest, token string, ttl time.Duration) (ok bool, err error)
+	// ReleaseBlobDeletion ends token's claim.
+	ReleaseBlobDeletion(ctx context.Context, digest, token string) error
 }
 
 // New returns a Registry keeping its records in db and artifacts in
@@ -171,7 +187,11 @@ func (r *Registry) Record(ctx context.Context, v Version, dir string, names []st
 	if prev != nil {
 		return *prev, nil
 	}
-	arts, err := r.putArtifacts(ctx, dir, names)
+	arts, unpin, err := r.putArtifacts(ctx, dir, names)
+	// The blobs stay pinned until the version naming them is written:
+	// until then no record names them, and only the pins keep the
+	// collector from deleting them.
+	defer unpin()
 	if errors.Is(err, ErrBadArtifact) {
 		return Version{}, err // names the artifact, for the run's reader
 	}
@@ -309,14 +329,45 @@ func (r *Registry) Resolve(ctx context.Context, name string) (string, error) {
 
 // putArtifacts expands names under dir and stores every file, returning
 // the artifacts sorted by path. Nothing is stored unless every file is:
-// each is staged first and committed only when all are in.
-func (r *Registry) putArtifacts(ctx context.Context, dir string, names []string) ([]Artifact, error) {
+// each is staged first and committed only when all are in. Every blob is
+// pinned (see pin) before it is committed; the caller calls unpin, which
+// is never nil, once a record names the blobs or it gave up.
+func (r *Registry) putArtifacts(ctx context.Context, dir string, names []string) (_ []Artifact, unpin func(), err error) {
+	unpin = func() {}
+	arts, pending, err := r.stageArtifacts(ctx, dir, names)
+	defer func() {
+		for _, st := range pending {
+			st.discard()
+		}
+	}()
+	if err != nil || len(pending) == 0 {
+		return arts, unpin, err
+	}
+	digests := make([]string, len(pending))
+	for i, st := range pending {
+		digests[i] = st.digest
+	}
+	if unpin, err = r.pin(ctx, digests); err != nil {
+		return nil, func() {}, fmt.Errorf("pinning the artifacts: %w", err)
+	}
+	for _, st := range pending {
+		if err := st.commit(); err != nil {
+			return nil, unpin, err
+		}
+	}
+	return arts, unpin, nil
+}
+
+// stageArtifacts expands names under dir and stages every file in the
+// store, returning the artifacts and the staged files, which the caller
+// commits or discards (also on error).
+func (r *Registry) stageArtifacts(ctx context.Context, dir string, names []string) ([]Artifact, []*staged, error) {
 	arts := []Artifact{}
 	if len(names) == 0 {
-		return arts, nil
+		return arts, nil, nil
 	}
 	if r.store == nil {
-		return nil, errors.New("no artifact store configured")
+		return nil, nil, errors.New("no artifact store configured")
 	}
 	// Everything is opened through package workspace: artifacts are
 	// written by the pipeline, which may run a pull request's code, and a
@@ -324,12 +375,12 @@ func (r *Registry) putArtifacts(ctx context.Context, dir string, names []string)
 	// recorded and later shipped by a deploy, nor a FIFO block the worker.
 	ws, err := workspace.Open(dir)
 	if err != nil {
-		return nil, fmt.Errorf("artifacts: %w", err)
+		return nil, nil, fmt.Errorf("artifacts: %w", err)
 	}
 	defer ws.Close()
 	files, err := workspace.ExpandArtifacts(ws.FS(), names)
 	if err != nil {
-		return nil, artifactError{err}
+		return nil, nil, artifactError{err}
 	}
 	perFile, perRun := r.store.limits()
 	// Sizes first, from fstat on each open handle: a run over a limit fails
@@ -338,52 +389,51 @@ func (r *Registry) putArtifacts(ctx context.Context, dir string, names []string)
 	for _, p := range files {
 		f, err := openArtifact(ws, p)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		size := f.Size()
 		f.Close()
 		if err := checkLimits(p, size, total, perFile, perRun); err != nil {
-			return nil, artifactError{err}
+			return nil, nil, artifactError{err}
 		}
 		total += size
 	}
 	// Then the copies, each held to what is left of both limits: a file
 	// that grows meanwhile is cut off and refused, not stored.
 	var pending []*staged
+	ok := false
 	defer func() {
-		for _, st := range pending {
-			st.discard()
+		if !ok {
+			for _, st := range pending {
+				st.discard()
+			}
 		}
 	}()
 	total = 0
 	for _, p := range files {
 		f, err := openArtifact(ws, p)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if err := checkLimits(p, f.Size(), total, perFile, perRun); err != nil {
 			f.Close()
-			return nil, artifactError{err}
+			return nil, nil, artifactError{err}
 		}
 		allowed := min(perFile, perRun-total)
 		st, err := r.store.stage(ctx, f.Reader(ctx, allowed))
 		f.Close()
 		if tl := (*workspace.TooLargeError)(nil); errors.As(err, &tl) {
-			return nil, artifactError{&LimitError{Path: p, Limit: allowed, PerRun: allowed < perFile}}
+			return nil, nil, artifactError{&LimitError{Path: p, Limit: allowed, PerRun: allowed < perFile}}
 		}
 		if err != nil {
-			return nil, fmt.Errorf("artifact %s: %w", p, err)
+			return nil, nil, fmt.Errorf("artifact %s: %w", p, err)
 		}
 		pending = append(pending, st)
 		total += st.size
 		arts = append(arts, Artifact{Path: p, Size: st.size, SHA256: st.digest})
 	}
-	for _, st := range pending {
-		if err := st.commit(); err != nil {
-			return nil, err
-		}
-	}
-	return arts, nil
+	ok = true
+	return arts, pending, nil
 }
 
 // openArtifact opens artifact p of ws; a refusal (a FIFO swapped in since
