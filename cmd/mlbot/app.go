@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -61,6 +62,10 @@ type app struct {
 	// withHTTP serves webhooks; without it only /livez, /readyz and
 	// /metrics are served (a pure worker).
 	withHTTP bool
+	// retention drops old model versions and unnamed artifacts every
+	// MLBOT_RETENTION_INTERVAL; bg counts it.
+	retention *retention
+	bg        sync.WaitGroup
 }
 
 // newApp wires a process from its configuration.
@@ -139,6 +144,7 @@ func newApp(cfg *configs.Server, log *slog.Logger, withHTTP bool) (*app, error) 
 		return nil, err
 	}
 	a.worker = w
+	a.retention = newRetention(retentionParams{logger: log, store: a.store, registry: a.registry, settings: cfg.Retention})
 	a.ingest = asynq.NewClientFromRedisClient(a.rdb)
 	a.srv = &http.Server{
 		Handler:           a.routes(),
@@ -304,6 +310,7 @@ func (a *app) Start() error {
 		ln.Close()
 		return err
 	}
+	a.retention.start(&a.bg)
 	go func() {
 		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.log.Error("http server stopped", "err", err)
@@ -340,6 +347,8 @@ func (a *app) Shutdown() {
 	defer cancel()
 	a.srv.Shutdown(ctx)
 	a.worker.Shutdown()
+	a.retention.shutdown()
+	a.bg.Wait()
 	a.ingest.Close()
 	a.close()
 }

@@ -28,7 +28,7 @@ Usage:
   mlbot agent               run a job in a container for the docker or kubernetes runner
   mlbot validate  [file]    check a .mlbot.yml
   mlbot demo      [flags]   the whole flow offline: simulator, Redis, git, webhooks
-  mlbot models    list|show model versions and where they run (--repo owner/name)
+  mlbot models    list|show model versions and where they run (--repo owner/name); gc drops what retention does not keep
   mlbot version             print the version
 
 Run "mlbot <command> --help" for a command's flags. Every server flag is also

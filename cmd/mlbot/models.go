@@ -23,15 +23,24 @@ import (
 const modelsUsage = `usage:
   mlbot models list --repo owner/name [--server URL] [--json]
   mlbot models show --repo owner/name [--server URL] [--json] VERSION
+  mlbot models gc [--dry-run] [-v] [server flags]
 
 The registry is read over the server's HTTP API (GET /api/v1/models), so
 this works against a remote mlbot. --repo is "owner/name" or, when the name
 exists on both forges, "github:owner/name" / "gitlab:group/project".
 --server defaults to $MLBOT_PUBLIC_URL, else http://localhost:8080.
+
+gc applies the retention policy (MLBOT_RETENTION_*) to the registry and the
+artifact store of the mlbot whose MLBOT_REDIS_URL and MLBOT_DATA_DIR it is
+given; --dry-run lists what would go. See "mlbot models gc --help".
 `
 
-// cmdModels lists a repository's model versions or shows one.
+// cmdModels lists a repository's model versions or shows one, or
+// collects what retention does not keep (gc).
 func cmdModels(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "gc" {
+		return cmdModelsGC(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || (args[0] != "list" && args[0] != "show") {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
 			fmt.Fprint(stdout, modelsUsage)
