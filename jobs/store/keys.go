@@ -216,30 +216,17 @@ func (s *Store) deployReplyKey(id string) string { return s.key("deployreplybody
 //	artifacts:{<sha256>}:pins      sorted set of pin tokens by expiry (Unix
 //	                               ms): a Record about to name the blob; the
 //	                               key expires with its newest pin
-//	                               (BlobPinTTL)
 //	artifacts:{<sha256>}:deleting  the collector's token while it deletes
-//	                               the blob, for the claim's TTL
-//	                               (BlobClaimTTL)
+//	                               the blob
 //
 // The hash tag {<sha256>} keeps a blob's two keys in one Redis Cluster slot,
-// for the scripts that read one and write the other.
+// for the scripts that read one and write the other. Their TTLs are the
+// registry's to give (package registry, collect.go): an hour for a pin,
+// which a Record removes within a few Redis calls unless it dies, and a
+// minute for a claim, which the collector uses within half of it.
 
-// Bounds of the artifact store's guards.
-const (
-	// BlobPinTTL bounds how long a Record's pin on a blob lasts if it dies
-	// before removing it: far longer than the few Redis calls between
-	// putting the blob in place and writing the version.
-	BlobPinTTL = time.Hour
-
-	// BlobClaimTTL bounds how long a collector's claim on a blob it
-	// deletes lasts: a Record that wants the blob waits for it at most
-	// this long should the collector die holding it. The collector uses a
-	// claim only within half of it.
-	BlobClaimTTL = time.Minute
-)
-
-// blobPinsKey is the sorted set of pins on blob digest, for BlobPinTTL
-// from the newest.
+// blobPinsKey is the sorted set of pins on blob digest, for the TTL of
+// the newest.
 func (s *Store) blobPinsKey(digest string) string {
 	return s.prefix + "artifacts:{" + digest + "}:pins"
 }
