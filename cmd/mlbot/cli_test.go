@@ -187,6 +187,9 @@ func TestValidateCommand(t *testing.T) {
 			path: write("version.yml", "version: 7\npipeline:\n  train: x\n  metrics: [m.json]\n"),
 			want: []string{`version\.yml:1:\d+: `}},
 		{name: "missing file", code: 1, path: filepath.Join(dir, "nope.yml"), want: []string{`nope\.yml`}},
+		{name: "malformed sweep space", code: 1,
+			path: write("sweep.yml", "version: 1\npipeline:\n  train: x\n  metrics: [m.json]\nparams:\n  lr: 0.1\nmetrics:\n  acc: {goal: maximize}\nsweep:\n  space:\n    lr: uniform(1\n"),
+			want: []string{`sweep\.yml:11:\d+: sweep\.space\.`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

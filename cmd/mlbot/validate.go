@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 
 	"github.com/mlbot/mlbot/configs"
+	"github.com/mlbot/mlbot/jobs/sweep"
 )
 
 // cmdValidate checks a .mlbot.yml and prints its errors with line and column.
@@ -30,6 +32,18 @@ func cmdValidate(_ context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitError(1)
+	}
+	// The sweep: block's expressions are parsed when a sweep starts; check
+	// them here too, so that a malformed space fails before anyone asks.
+	if cfg.Sweep != nil {
+		if _, err := sweep.NewSpec(cfg, ""); err != nil {
+			var ce *configs.ConfigError
+			if errors.As(err, &ce) {
+				ce.File = path
+			}
+			fmt.Fprintln(stderr, err)
+			return exitError(1)
+		}
 	}
 	fmt.Fprintf(stdout, "%s: valid — train %q, %d metric file(s), %d metric(s) with goals or gates, timeout %s, runner %s, %d deploy environment(s)\n",
 		path, cfg.Pipeline.Train, len(cfg.Pipeline.Metrics), len(cfg.Metrics), cfg.Pipeline.Timeout, cfg.Pipeline.Runner, len(cfg.Deploy))
