@@ -618,7 +618,7 @@ func fmtDuration(d time.Duration) string {
 	case d < time.Minute:
 		return strconv.FormatFloat(d.Seconds(), 'f', 1, 64) + "s"
 	default:
-		return d.Round(time.Second).String()
+		return HumanDuration(d) // "1m", "2h 5m", as the run page shows it
 	}
 }
 

@@ -92,7 +92,7 @@ func TestRender(t *testing.T) {
 				Train:   2 * time.Hour,
 			},
 			want: []string{"### ⏱️ mlbot: train-eval timed out", "**Verdict: timed out** — train ran past pipeline.timeout (2h0m0s); its process group was killed.",
-				"```text\nstep 3000\nstill training\n```", "train 2h0m0s"},
+				"```text\nstep 3000\nstill training\n```", "train 2h"},
 		},
 		{
 			name: "config_error",
@@ -170,7 +170,7 @@ func TestRender(t *testing.T) {
 				Train:   time.Minute,
 			},
 			want: []string{"| `accuracy` | 0.98 | 0.95 |", "more metrics | | | | |", "**Verdict: failed** — `accuracy`: drop 0.03 > max_drop 0.005",
-				"_The log was left out to keep this comment within GitHub's size limit; see the run log._", "train 1m0s"},
+				"_The log was left out to keep this comment within GitHub's size limit; see the run log._", "train 1m"},
 		},
 	}
 	for _, tt := range tests {
