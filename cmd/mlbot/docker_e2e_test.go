@@ -158,6 +158,37 @@ func TestDockerRunner(t *testing.T) {
 			t.Errorf("%d containers of run %s left", n, id)
 		}
 	})
+	t.Run("an approved fork's container has no network", func(t *testing.T) {
+		e := newE2E(t, "github", tweak)
+		e.mainSHA = e.commit("main", dockerModel(image, "0.90", ""), "model in a container")
+		e.send(e.sb.push(e.hook, zeroSHA, e.mainSHA), http.StatusAccepted)
+		if st := e.final(e.mainSHA); st.State != "success" {
+			t.Fatalf("baseline status %+v", st)
+		}
+		// The probe lists the container's interfaces and tries the
+		// engine's bridge gateway: anything but loopback is the failure.
+		probe := `ifaces="$(awk -F: 'NR > 2 { gsub(/ /, "", $1); print $1 }' /proc/net/dev | tr '\n' ' ')"
+echo "interfaces: $ifaces"
+for i in $ifaces; do [ "$i" = lo ] || { echo "NETWORK $i"; exit 42; }; done
+if nc -w 2 172.17.0.1 6379 </dev/null; then echo "REACHED THE HOST"; exit 43; fi
+cp params model.txt
+`
+		h := e.approvedFork(dockerModel(image, "0.91", probe))
+		st := e.final(h)
+		if st.State != "success" {
+			t.Fatalf("the approved fork's status %+v: its container had a network; run %s", st, runJSON(t, st))
+		}
+		if rec := runJSON(t, st); !strings.Contains(rec, "interfaces: lo") {
+			t.Errorf("the probe did not run or saw more than loopback: %s", rec)
+		}
+		// The probe itself works: a trusted run's container is on the
+		// bridge and sees its interface.
+		h2 := e.commit("trusted", dockerModel(image, "0.92", probe), "trusted probe")
+		e.send(e.sb.pr(e.hook, prEvent{Action: "opened", HeadRef: "trusted", HeadSHA: h2, BaseSHA: e.mainSHA, Author: "alice", Association: "MEMBER", Number: 2}), http.StatusAccepted)
+		if st := e.final(h2); st.State != "failure" || !strings.Contains(st.Description, "42") {
+			t.Errorf("a trusted run's probe: status %+v, want it to see a network interface (exit 42)", st)
+		}
+	})
 	t.Run("an OOM kill is reported with the limit", func(t *testing.T) {
 		e := newE2E(t, "github", tweak)
 		hog := "exec awk 'BEGIN { s = \"x\"; for (i = 0; i < 40; i++) s = s s; print length(s) }'\ncp params model.txt\n"
