@@ -189,6 +189,33 @@ cp params model.txt
 			t.Errorf("a trusted run's probe: status %+v, want it to see a network interface (exit 42)", st)
 		}
 	})
+	t.Run("a cancelled run leaves no container", func(t *testing.T) {
+		e := newE2E(t, "github", tweak)
+		e.mainSHA = e.commit("main", dockerModel(image, "0.90", ""), "model in a container")
+		e.send(e.sb.push(e.hook, zeroSHA, e.mainSHA), http.StatusAccepted)
+		if st := e.final(e.mainSHA); st.State != "success" {
+			t.Fatalf("baseline status %+v", st)
+		}
+		h := e.commit("feature", dockerModel(image, "0.91", "echo training\nsleep 120\ncp params model.txt\n"), "slow")
+		e.send(e.prEvent("opened", h, ""), http.StatusAccepted)
+		url := e.runningURL(h)
+		id := url[strings.LastIndex(url, "/runs/")+len("/runs/"):]
+		deadline := time.Now().Add(60 * time.Second)
+		for containersOf(t, id) == 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("no container of run %s started", id)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		e.say("alice", "/cancel")
+		if st := e.final(h); st.State != "error" && st.State != "canceled" {
+			t.Errorf("status %+v, want cancelled", st)
+		}
+		e.lastReply("Cancelled")
+		if n := containersOf(t, id); n != 0 {
+			t.Errorf("%d containers of the cancelled run %s left", n, id)
+		}
+	})
 	t.Run("an OOM kill is reported with the limit", func(t *testing.T) {
 		e := newE2E(t, "github", tweak)
 		hog := "exec awk 'BEGIN { s = \"x\"; for (i = 0; i < 40; i++) s = s s; print length(s) }'\ncp params model.txt\n"
