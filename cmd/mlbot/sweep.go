@@ -131,7 +131,7 @@ type trialRunner struct {
 	files  []string // the working copy's files, tracked or not ignored
 	stderr io.Writer
 
-	mu      sync.Mutex
+	mu      sync.Mutex // guards compute and writes to stderr
 	compute time.Duration
 }
 
@@ -174,7 +174,9 @@ func (s *trialRunner) run(ctx context.Context, tr sweep.Trial) (sweep.Row, error
 	if s.spec.Resource != "" {
 		desc = append(desc, s.spec.Resource+"="+tr.Params[s.spec.Resource])
 	}
+	s.mu.Lock() // trials run side by side; their progress lines share stderr
 	fmt.Fprintf(s.stderr, "mlbot run --sweep: %s %s\n", id, strings.Join(desc, " "))
+	s.mu.Unlock()
 	run := &jobs.Run{ID: id, Kind: jobs.KindPullRequest, SHA: s.req.head, Params: tr.Params}
 	if _, err := s.req.exec.Run(ctx, dir, run); err != nil {
 		return sweep.Row{}, err
