@@ -112,3 +112,27 @@ func TestEncodeExamples(t *testing.T) {
 		}
 	}
 }
+
+// TestReadExamplesStaysInTheWorkspace attacks the examples path the way a
+// pull request's .mlbot.yml could: a symlink and a ../ path to a file of
+// the worker's outside the checkout are refused, never read into the run.
+func TestReadExamplesStaysInTheWorkspace(t *testing.T) {
+	outside := t.TempDir()
+	secret := filepath.Join(outside, "secret.jsonl")
+	if err := os.WriteFile(secret, []byte(`{"id": 1, "accuracy": 1}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	dir := filepath.Join(root, "work")
+	if err := os.MkdirAll(filepath.Join(dir, "eval"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(secret, filepath.Join(dir, "eval", "examples.jsonl")); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"eval/examples.jsonl", "../../" + filepath.Base(outside) + "/secret.jsonl", secret} {
+		if e, err := ReadExamples(context.Background(), dir, name); err == nil {
+			t.Errorf("ReadExamples(%q) read a file outside the workspace: %d examples", name, e.Len())
+		}
+	}
+}
