@@ -73,7 +73,26 @@ func (w *Worker) comment(ctx context.Context, run *Run) (report.Comment, error) 
 		}
 		base = b
 	}
-	return CommentFor(run, base, w.runURL(run.ID)), nil
+	c := CommentFor(run, base, w.runURL(run.ID))
+	c.ChartURL = w.chartURL(run)
+	return c, nil
+}
+
+// chartImageTTL is how long a comment's chart URL stays valid. Each new
+// report of the pull request signs it afresh.
+const chartImageTTL = 30 * 24 * time.Hour
+
+// chartURL is the signed URL of run's chart image, "" when mlbot has no
+// public URL or signer, or the run has no metrics to draw. It expires at
+// the first midnight (UTC) chartImageTTL from now, so that reports of the
+// same day sign the same URL.
+func (w *Worker) chartURL(run *Run) string {
+	if w.opts.ChartImages == nil || w.opts.PublicURL == "" || !run.HasMetrics() || len(run.Metrics) == 0 {
+		return ""
+	}
+	exp := time.Now().UTC().Add(chartImageTTL).Truncate(24 * time.Hour).Add(24 * time.Hour)
+	path := report.ChartImagePath(run.ID)
+	return w.opts.PublicURL + path + "?" + w.opts.ChartImages.Query(path, exp)
 }
 
 // CommentFor assembles the PR comment of a finished run compared against

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mlbot/mlbot/bot"
 	"github.com/mlbot/mlbot/configs"
+	"github.com/mlbot/mlbot/internal/urlsig"
 	"github.com/mlbot/mlbot/jobs/registry"
 	"github.com/mlbot/mlbot/jobs/store"
 	"github.com/mlbot/mlbot/runners"
@@ -88,6 +89,9 @@ type Options struct {
 	DataDir string
 	// PublicURL is where run pages are served, without a trailing slash.
 	PublicURL string
+	// ChartImages signs the URL of the chart image each pull request's
+	// comment embeds (report.ChartImagePath); nil embeds none.
+	ChartImages *urlsig.Signer
 	// RepoAllowed reports whether "host/owner/name" may be served.
 	RepoAllowed func(repo string) bool
 	// Concurrency is the number of pipelines run at once by this process.

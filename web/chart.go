@@ -32,6 +32,9 @@ type chartPoint struct {
 	Label, Href string
 	// Bad marks a value that failed its gate or left its bounds.
 	Bad bool
+	// This marks the value the chart is about (a pull request's run among
+	// the default branch's), drawn filled; it is not joined to the line.
+	This bool
 }
 
 // chartMarker is an event on the time axis.
@@ -79,7 +82,7 @@ type svgChart struct {
 type svgPoint struct {
 	X, Y        float64
 	Title, Href string
-	Bad         bool
+	Bad, This   bool
 }
 
 type svgMarker struct {
@@ -157,11 +160,14 @@ func (c chart) layout() svgChart {
 		return chartTop + chartPlotH*(1-(v-lo)/(hi-lo))
 	}
 
-	for i, p := range points {
-		sp := svgPoint{X: x(p.At), Y: y(p.Value), Href: p.Href, Bad: p.Bad,
+	for _, p := range points {
+		sp := svgPoint{X: x(p.At), Y: y(p.Value), Href: p.Href, Bad: p.Bad, This: p.This,
 			Title: report.FormatNumber(p.Value) + " — " + p.Label + ", " + when(p.At)}
 		out.Points = append(out.Points, sp)
-		if i > 0 {
+		if p.This {
+			continue
+		}
+		if out.Path != "" {
 			out.Path += " "
 		}
 		out.Path += px(sp.X) + "," + px(sp.Y)

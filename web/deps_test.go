@@ -23,6 +23,8 @@ func TestDependencies(t *testing.T) {
 		module + "jobs/report":      true,
 		module + "bot":              true,
 		module + "configs":          true,
+		// Verifies the signed URLs of the comments' chart images.
+		module + "internal/urlsig": true,
 	}
 	// Packages web must not reach, however indirectly: a prefix ending in
 	// "/" forbids the whole tree, anything else that one package.

@@ -131,11 +131,25 @@ func (s *Server) serveRepo(w http.ResponseWriter, r *http.Request, p *pageData) 
 // metrics are gated, and their gates, are those of the newest run that
 // has its .mlbot.yml's metrics.
 func metricCharts(baselines []*store.Run, deploys []registry.Deploy) []svgChart {
+	names, specs := gatedMetrics(baselines)
+	markers := deployMarkers(deploys)
+	var out []svgChart
+	for i, name := range names {
+		c := metricChart(name, specs[name], baselines, markers)
+		c.ID = "chart-" + strconv.Itoa(i)
+		out = append(out, c.layout())
+	}
+	return out
+}
+
+// gatedMetrics returns the names of the gated metrics in the order the
+// newest run with metric specs lists them (then by name), with the specs.
+func gatedMetrics(runs []*store.Run) ([]string, map[string]report.Spec) {
 	var specs map[string]report.Spec
 	var order []string
-	for i := len(baselines) - 1; i >= 0; i-- {
-		if len(baselines[i].Specs) > 0 {
-			specs, order = baselines[i].Specs, baselines[i].Order
+	for i := len(runs) - 1; i >= 0; i-- {
+		if len(runs[i].Specs) > 0 {
+			specs, order = runs[i].Specs, runs[i].Order
 			break
 		}
 	}
@@ -157,12 +171,14 @@ func metricCharts(baselines []*store.Run, deploys []registry.Deploy) []svgChart 
 		}
 	}
 	sort.Strings(rest)
-	names = append(names, rest...)
+	return append(names, rest...), specs
+}
 
+// deployMarkers marks every deploy whose command ran, also when its
+// verification rolled it back, and every rollback as one.
+func deployMarkers(deploys []registry.Deploy) []chartMarker {
 	var markers []chartMarker
 	for _, d := range deploys {
-		// A deploy whose command ran is marked, also when its
-		// verification rolled it back; a rollback is marked as one.
 		if (d.State != deploystate.Succeeded && d.State != deploystate.RolledBack) || d.Finished.IsZero() {
 			continue
 		}
@@ -175,33 +191,42 @@ func metricCharts(baselines []*store.Run, deploys []registry.Deploy) []svgChart 
 		}
 		markers = append(markers, m)
 	}
-	var out []svgChart
-	for i, name := range names {
-		sp := specs[name]
-		c := chart{ID: "chart-" + strconv.Itoa(i), Title: name + " on the default branch", Markers: markers}
-		for _, run := range baselines {
-			v, ok := run.Metrics[name]
-			if !ok || !run.HasMetrics() {
-				continue
-			}
-			at := run.Finished
-			if at.IsZero() {
-				at = run.Created
-			}
-			label := shortSHA(run.SHA)
-			if run.Branch != "" {
-				label += " on " + run.Branch
-			}
-			c.Points = append(c.Points, chartPoint{At: at, Value: v, Label: label, Href: "/runs/" + run.ID,
-				Bad: (sp.Min != nil && v < *sp.Min) || (sp.Max != nil && v > *sp.Max)})
+	return markers
+}
+
+// metricChart draws metric name over runs (oldest first), with its gate's
+// bounds as lines.
+func metricChart(name string, sp report.Spec, runs []*store.Run, markers []chartMarker) chart {
+	c := chart{Title: name + " on the default branch", Markers: markers}
+	for _, run := range runs {
+		if p, ok := runPoint(run, name, sp); ok {
+			c.Points = append(c.Points, p)
 		}
-		if sp.Min != nil {
-			c.Lines = append(c.Lines, chartLine{Value: *sp.Min, Label: "min " + report.FormatNumber(*sp.Min)})
-		}
-		if sp.Max != nil {
-			c.Lines = append(c.Lines, chartLine{Value: *sp.Max, Label: "max " + report.FormatNumber(*sp.Max)})
-		}
-		out = append(out, c.layout())
 	}
-	return out
+	if sp.Min != nil {
+		c.Lines = append(c.Lines, chartLine{Value: *sp.Min, Label: "min " + report.FormatNumber(*sp.Min)})
+	}
+	if sp.Max != nil {
+		c.Lines = append(c.Lines, chartLine{Value: *sp.Max, Label: "max " + report.FormatNumber(*sp.Max)})
+	}
+	return c
+}
+
+// runPoint is run's value of metric name as a chart point, false when the
+// run has none.
+func runPoint(run *store.Run, name string, sp report.Spec) (chartPoint, bool) {
+	v, ok := run.Metrics[name]
+	if !ok || !run.HasMetrics() {
+		return chartPoint{}, false
+	}
+	at := run.Finished
+	if at.IsZero() {
+		at = run.Created
+	}
+	label := shortSHA(run.SHA)
+	if run.Branch != "" {
+		label += " on " + run.Branch
+	}
+	return chartPoint{At: at, Value: v, Label: label, Href: "/runs/" + run.ID,
+		Bad: (sp.Min != nil && v < *sp.Min) || (sp.Max != nil && v > *sp.Max)}, true
 }

@@ -8,7 +8,7 @@ import (
 // templateFiles are the pages' templates: the layout, the chart, and one
 // file per page.
 //
-//go:embed templates/*.html
+//go:embed templates/*.html templates/*.svg
 var templateFiles embed.FS
 
 // parsePage parses a page's template with the layout and the chart.

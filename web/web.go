@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/mlbot/mlbot/bot"
+	"github.com/mlbot/mlbot/internal/urlsig"
 )
 
 // Who may open the pages (Options.Auth, MLBOT_UI_AUTH).
@@ -58,6 +59,9 @@ type Options struct {
 	Hosts map[string]PermissionAsker
 	// Sessions keeps the logins (required with AuthOAuth).
 	Sessions SessionStore
+	// Images verifies the signed URLs of the chart images that comments
+	// embed (GET /charts/runs/{id}.svg); nil turns those images off.
+	Images *urlsig.Signer
 	// Logger receives what goes wrong while serving (nil: slog.Default).
 	Logger *slog.Logger
 }
@@ -98,6 +102,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.Handle("GET /runs/{id}/log/stream", s.LogStream())
 	mux.Handle("GET /models/{forge}/{path...}", s.page(s.serveModel))
 	mux.Handle("GET /deploys/{id}", s.DeployPage())
+	mux.Handle("GET /charts/runs/{file}", http.HandlerFunc(s.serveChartImage))
 	mux.Handle("GET /assets/", s.Assets())
 	mux.Handle("GET /login", s.page(s.serveLogin))
 	mux.Handle("GET /login/{forge}", http.HandlerFunc(s.serveLoginStart))

@@ -23,6 +23,7 @@ import (
 	"github.com/mlbot/mlbot/bot/github"
 	"github.com/mlbot/mlbot/bot/gitlab"
 	"github.com/mlbot/mlbot/configs"
+	"github.com/mlbot/mlbot/internal/urlsig"
 	"github.com/mlbot/mlbot/jobs"
 	"github.com/mlbot/mlbot/jobs/registry"
 	"github.com/mlbot/mlbot/jobs/store"
@@ -53,6 +54,8 @@ type app struct {
 	// hub is mlbot's side of the agent protocol: the container runners
 	// drive their runs through it and /api/v1/agent/ serves it.
 	hub *agentsrv.Hub
+	// images signs (worker) and verifies (pages) the comments' chart URLs.
+	images *urlsig.Signer
 	// containers are the container runners, swept at start.
 	containers []sweeper
 	worker     *jobs.Worker
@@ -94,6 +97,12 @@ func newApp(cfg *configs.Server, log *slog.Logger, withHTTP bool) (*app, error) 
 	if err != nil {
 		a.close()
 		return nil, fmt.Errorf("MLBOT_TASK_KEY: %w", err)
+	}
+	// The comments' chart images are signed with a key derived from the
+	// task key, which every process of an install shares.
+	if a.images, err = urlsig.New(taskKey, web.ChartImagePurpose); err != nil {
+		a.close()
+		return nil, err
 	}
 	runner, stepMemory, err := buildRunner(context.Background(), cfg, log)
 	if err != nil {
@@ -137,6 +146,7 @@ func newApp(cfg *configs.Server, log *slog.Logger, withHTTP bool) (*app, error) 
 		SecretEnv:          cfg.Secrets,
 		PrometheusURL:      cfg.PrometheusURL,
 		TaskKey:            taskKey,
+		ChartImages:        a.images,
 		Logger:             log,
 	})
 	if err != nil {
@@ -290,6 +300,7 @@ func (a *app) routes() http.Handler {
 		Logins:    a.logins,
 		Hosts:     pageHosts(a.forges),
 		Sessions:  a.store,
+		Images:    a.images,
 		Logger:    a.log,
 	}).Register(mux)
 	return mux

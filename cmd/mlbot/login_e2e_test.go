@@ -4,6 +4,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/url"
+	"path"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -89,6 +92,53 @@ func TestLoginEndToEnd(t *testing.T) {
 				!strings.Contains(body, "<h1>Repositories</h1>") || strings.Contains(body, "acme/model") {
 				t.Errorf("mallory's overview (%d) lists the repository:\n%s", status, body)
 			}
+			e.chartImage()
 		})
+	}
+}
+
+// chartImage opens a pull request and fetches the chart its comment
+// embeds as the host's image proxy does: with no session, though the
+// pages need a login. The signed URL works; the same URL with its
+// signature or its run changed gets 403 and no picture.
+func (e *e2e) chartImage() {
+	t := e.t
+	t.Helper()
+	h := e.commit("feature", map[string]string{"params": "0.92\n"}, "better")
+	e.send(e.prEvent("opened", h, ""), http.StatusAccepted)
+	e.final(h)
+	e.settle()
+	cs := e.mlbotComments(1)
+	if len(cs) != 1 {
+		t.Fatalf("%d mlbot comments, want 1", len(cs))
+	}
+	m := regexp.MustCompile(`!\[[^\]]*\]\((` + regexp.QuoteMeta(e.url) + `/charts/runs/[0-9a-f]{32}\.svg\?[^)]+)\)`).FindStringSubmatch(cs[0].Body)
+	if m == nil {
+		t.Fatalf("the comment embeds no chart of %s:\n%s", e.url, cs[0].Body)
+	}
+	get := func(u string) (int, string, string) {
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header.Get("Content-Type"), string(b)
+	}
+	status, ctype, body := get(m[1])
+	if status != http.StatusOK || ctype != "image/svg+xml" || !strings.Contains(body, `data-points="2"`) {
+		t.Fatalf("the chart answered %d %s:\n%s", status, ctype, body)
+	}
+	u, _ := url.Parse(m[1])
+	q := u.Query()
+	forged := *u
+	q.Set("sig", strings.Repeat("A", len(q.Get("sig"))))
+	forged.RawQuery = q.Encode()
+	other := *u
+	other.Path = "/charts/runs/" + path.Base(e.final(e.mainSHA).TargetURL) + ".svg"
+	for _, bad := range []string{forged.String(), other.String()} {
+		if status, _, body := get(bad); status != http.StatusForbidden || strings.Contains(body, "<svg") {
+			t.Errorf("%s answered %d:\n%s", bad, status, body)
+		}
 	}
 }

@@ -41,12 +41,15 @@ func Render(c Comment) string {
 	if c.Outcome == OutcomePassed && !c.Diff.Pass() {
 		c.Outcome = OutcomeGateFailed
 	}
+	showTable := len(c.Diff.Rows) > 0 && c.Outcome != OutcomeConfigError && c.Outcome != OutcomeForkNotRun
+	if !showTable {
+		c.ChartURL = ""
+	}
 	p := parts{
 		head:   Marker + "\n" + heading(c) + "\n",
 		after:  afterTable(c),
 		footer: footer(c),
 	}
-	showTable := len(c.Diff.Rows) > 0 && c.Outcome != OutcomeConfigError && c.Outcome != OutcomeForkNotRun
 	if showTable {
 		p.tableHead = tableHeader(c)
 		p.rows = make([]string, len(c.Diff.Rows))
@@ -580,7 +583,16 @@ func failReasonIn(r Row, g Gate, st style) string {
 	return st.text(g.Kind, 40) + " " + fmtNum(g.Limit)
 }
 
+// ChartImagePath is the path, under mlbot's public URL, of the chart image
+// of a run: its headline metric over the default branch with the run's own
+// value marked. The web package serves it; the worker signs it.
+func ChartImagePath(runID string) string { return "/charts/runs/" + runID + ".svg" }
+
 func footer(c Comment) string {
+	chart := ""
+	if u := safeURL(c.ChartURL); u != "" {
+		chart = "\n![the headline metric over the default branch, with this commit](" + u + ")\n"
+	}
 	var parts []string
 	if u := safeURL(c.RunURL); u != "" {
 		parts = append(parts, "[Run log]("+u+")")
@@ -596,9 +608,9 @@ func footer(c Comment) string {
 		sig = "\n<sub>" + sig + "</sub>\n"
 	}
 	if len(parts) == 0 {
-		return sig
+		return chart + sig
 	}
-	return sig + "\n" + strings.Join(parts, " · ") + "\n"
+	return chart + sig + "\n" + strings.Join(parts, " · ") + "\n"
 }
 
 // safeURL accepts only absolute http(s) URLs and percent-encodes what would

@@ -98,11 +98,14 @@ type Comment struct {
 	Diff     Diff
 	// Detail is the one-line reason for non-passing outcomes, e.g. the
 	// failing step and exit code, or the .mlbot.yml error with line:col.
-	Detail  string
-	RunURL  string
-	LogTail string // last lines of the run log, shown collapsed on failure
-	Train   time.Duration
-	Eval    time.Duration
+	Detail string
+	RunURL string
+	// ChartURL is a signed URL of the chart image (ChartImagePath) the
+	// comment embeds under the table; "" embeds none.
+	ChartURL string
+	LogTail  string // last lines of the run log, shown collapsed on failure
+	Train    time.Duration
+	Eval     time.Duration
 	// Paths are the pipeline.paths globs a skipped run's changes touch
 	// none of; the comment lists them.
 	Paths []string
