@@ -10,6 +10,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/mlbot/mlbot/internal/workspace"
 )
 
 // unpack extracts the tar archive r into dir (created if missing). It
@@ -60,7 +62,7 @@ func unpackEntry(root *os.Root, r io.Reader, hdr *tar.Header) error {
 	if name == "" || name == "." || !fs.ValidPath(name) || strings.Contains(name, `\`) {
 		return errors.New("not a clean relative path")
 	}
-	if err := checkParents(root, name); err != nil {
+	if err := workspace.MkdirParents(root, name); err != nil {
 		return err
 	}
 	local := filepath.FromSlash(name)
@@ -107,29 +109,6 @@ func unpackEntry(root *os.Root, r io.Reader, hdr *tar.Header) error {
 	default:
 		return fmt.Errorf("type %q: only files, directories and symbolic links are accepted", hdr.Typeflag)
 	}
-}
-
-// checkParents makes the parent directories of name, refusing a parent
-// that is a symbolic link or not a directory.
-func checkParents(root *os.Root, name string) error {
-	parts := strings.Split(name, "/")
-	for i := 1; i < len(parts); i++ {
-		p := filepath.Join(parts[:i]...)
-		st, err := root.Lstat(p)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			if err := root.Mkdir(p, 0o755); err != nil {
-				return err
-			}
-		case err != nil:
-			return err
-		case st.Mode()&fs.ModeSymlink != 0:
-			return fmt.Errorf("%s is a symbolic link: refusing to write through it", p)
-		case !st.IsDir():
-			return fmt.Errorf("%s is not a directory", p)
-		}
-	}
-	return nil
 }
 
 // removeFile removes a regular file or link at name, so that an entry

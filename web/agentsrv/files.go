@@ -273,22 +273,8 @@ func writeInto(root *os.Root, rel string, r io.Reader) error {
 	if !cleanRel(rel) {
 		return fmt.Errorf("not a clean relative path")
 	}
-	parts := strings.Split(rel, "/")
-	for i := 1; i < len(parts); i++ {
-		p := filepath.Join(parts[:i]...)
-		st, err := root.Lstat(p)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			if err := root.Mkdir(p, 0o755); err != nil {
-				return err
-			}
-		case err != nil:
-			return err
-		case st.Mode()&fs.ModeSymlink != 0:
-			return fmt.Errorf("%s is a symbolic link: refusing to write through it", p)
-		case !st.IsDir():
-			return fmt.Errorf("%s is not a directory", p)
-		}
+	if err := workspace.MkdirParents(root, rel); err != nil {
+		return err
 	}
 	name := filepath.FromSlash(rel)
 	if st, err := root.Lstat(name); err == nil {
