@@ -1,15 +1,13 @@
 package github
 
 import (
-	"encoding/json"
 	"os"
 	"reflect"
 	"strings"
 	"testing"
-	"time"
-	"unicode/utf8"
 
 	"github.com/mlbot/mlbot/bot"
+	"github.com/mlbot/mlbot/bot/bottest"
 )
 
 // FuzzParse feeds Webhook.Parse every real payload under
@@ -63,7 +61,7 @@ func FuzzParse(f *testing.F) {
 		if err != nil || !reflect.DeepEqual(ev, again) {
 			t.Fatalf("second parse differs:\n%+v\n%+v (err %v)", ev, again, err)
 		}
-		roundTrip(t, ev)
+		bottest.RoundTrip(t, ev)
 	})
 }
 
@@ -129,7 +127,7 @@ func checkEvent(t *testing.T, eventType string, ev *bot.Event) {
 		if ev.Comment == nil || ev.PR == nil || ev.Check != nil {
 			t.Fatalf("comment event: comment %v PR %v check %v", ev.Comment, ev.PR, ev.Check)
 		}
-		checkTime(t, "comment created", ev.Comment.Created)
+		bottest.CheckTime(t, "comment created", ev.Comment.Created)
 		if !contains([]bot.Action{bot.ActionCreated, bot.ActionEdited, bot.ActionDeleted, bot.ActionOther}, ev.Action) {
 			t.Fatalf("comment action %q", ev.Action)
 		}
@@ -143,7 +141,7 @@ func checkEvent(t *testing.T, eventType string, ev *bot.Event) {
 		if ev.Action != bot.ActionRequestedAction && ev.Action != bot.ActionRerequested {
 			t.Fatalf("check action %q", ev.Action)
 		}
-		checkTime(t, "check updated", ev.Check.Updated)
+		bottest.CheckTime(t, "check updated", ev.Check.Updated)
 		if ev.PR != nil && (ev.PR.HeadRepo != bot.Repo{} || ev.PR.Fork || ev.PR.Author != "") {
 			// A check names its pull request only by number, head and
 			// base: who wrote it and from where comes from stored events.
@@ -180,38 +178,7 @@ func checkRepo(t *testing.T, what string, r bot.Repo, mayBeEmpty bool) {
 func checkPR(t *testing.T, pr *bot.PullRequest) {
 	t.Helper()
 	checkRepo(t, "head repo", pr.HeadRepo, false)
-	checkTime(t, "pull request updated", pr.Updated)
-}
-
-// checkTime asserts a host timestamp is zero or in UTC, so that two
-// events' times compare the same however the host wrote its offset.
-func checkTime(t *testing.T, what string, tm time.Time) {
-	t.Helper()
-	if !tm.IsZero() && tm.Location() != time.UTC {
-		t.Fatalf("%s: %v is not in UTC", what, tm)
-	}
-}
-
-// roundTrip asserts an event survives JSON encoding unchanged, as its
-// repository and pull request do in every queued pipeline task. The event
-// type comes from a header, not the JSON body, so it is only compared when
-// it is valid UTF-8.
-func roundTrip(t *testing.T, ev *bot.Event) {
-	t.Helper()
-	b, err := json.Marshal(ev)
-	if err != nil {
-		t.Fatalf("marshal: %v", err)
-	}
-	var back bot.Event
-	if err := json.Unmarshal(b, &back); err != nil {
-		t.Fatalf("unmarshal %s: %v", b, err)
-	}
-	if !utf8.ValidString(ev.Type) {
-		back.Type = ev.Type
-	}
-	if !reflect.DeepEqual(*ev, back) {
-		t.Fatalf("JSON round trip changed the event:\n%+v\n%+v", *ev, back)
-	}
+	bottest.CheckTime(t, "pull request updated", pr.Updated)
 }
 
 func contains[T comparable](s []T, v T) bool {

@@ -1,16 +1,14 @@
 package gitlab
 
 import (
-	"encoding/json"
 	"errors"
 	"os"
 	"reflect"
 	"strings"
 	"testing"
-	"time"
-	"unicode/utf8"
 
 	"github.com/mlbot/mlbot/bot"
+	"github.com/mlbot/mlbot/bot/bottest"
 )
 
 // FuzzParse feeds Webhook.Parse (and, for System Hooks, Precheck) every
@@ -92,7 +90,7 @@ func FuzzParse(f *testing.F) {
 		if err != nil || !reflect.DeepEqual(ev, again) {
 			t.Fatalf("second parse differs:\n%+v\n%+v (err %v)", ev, again, err)
 		}
-		roundTrip(t, ev)
+		bottest.RoundTrip(t, ev)
 	})
 }
 
@@ -158,7 +156,7 @@ func checkFuzzedEvent(t *testing.T, eventType string, ev *bot.Event) {
 			}
 			checkPR(t, ev.PR)
 		}
-		checkTime(t, "comment created", ev.Comment.Created)
+		bottest.CheckTime(t, "comment created", ev.Comment.Created)
 	default:
 		if ev.PR != nil || ev.Comment != nil || ev.Kind != bot.KindOther || ev.Action != bot.ActionOther {
 			t.Fatalf("unrouted event: kind %q action %q PR %v comment %v", ev.Kind, ev.Action, ev.PR, ev.Comment)
@@ -182,37 +180,8 @@ func checkRepo(t *testing.T, what string, r bot.Repo) {
 func checkPR(t *testing.T, pr *bot.PullRequest) {
 	t.Helper()
 	checkRepo(t, "head repo", pr.HeadRepo)
-	checkTime(t, "merge request updated", pr.Updated)
+	bottest.CheckTime(t, "merge request updated", pr.Updated)
 	if pr.BaseSHA != "" {
 		t.Fatalf("base SHA %q: GitLab merge request payloads carry none", pr.BaseSHA)
-	}
-}
-
-// checkTime asserts a host timestamp is zero or in UTC.
-func checkTime(t *testing.T, what string, tm time.Time) {
-	t.Helper()
-	if !tm.IsZero() && tm.Location() != time.UTC {
-		t.Fatalf("%s: %v is not in UTC", what, tm)
-	}
-}
-
-// roundTrip asserts an event survives JSON encoding unchanged, as its
-// repository and merge request do in every queued pipeline task. The
-// event type comes from a header, so it is compared only when valid UTF-8.
-func roundTrip(t *testing.T, ev *bot.Event) {
-	t.Helper()
-	b, err := json.Marshal(ev)
-	if err != nil {
-		t.Fatalf("marshal: %v", err)
-	}
-	var back bot.Event
-	if err := json.Unmarshal(b, &back); err != nil {
-		t.Fatalf("unmarshal %s: %v", b, err)
-	}
-	if !utf8.ValidString(ev.Type) {
-		back.Type = ev.Type
-	}
-	if !reflect.DeepEqual(*ev, back) {
-		t.Fatalf("JSON round trip changed the event:\n%+v\n%+v", *ev, back)
 	}
 }
