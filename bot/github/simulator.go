@@ -179,12 +179,15 @@ func (s *Simulator) AddToken(token string) {
 
 // AddApp registers a GitHub App by the public half of its key and installs
 // it with installationID on repos ("owner/name"). Call it again to add
-// more installations of the same App. Installation tokens it mints are
+// more installations of the same App, or more repositories to one (a nil
+// pub keeps the key registered before). Installation tokens it mints are
 // accepted for those repositories only.
 func (s *Simulator) AddApp(appID int64, pub *rsa.PublicKey, installationID int64, repos ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.apps[appID] = pub
+	if pub != nil {
+		s.apps[appID] = pub
+	}
 	in := s.installs[installationID]
 	if in == nil {
 		in = &simInstall{id: installationID, appID: appID, repos: map[string]bool{}}

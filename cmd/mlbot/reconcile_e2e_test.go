@@ -204,3 +204,53 @@ func TestReconcileKeepsTrustCheck(t *testing.T) {
 		})
 	}
 }
+
+// TestReconcileGitHubApp runs mlbot as a GitHub App on a repository that
+// never delivered a webhook: the reconciler finds it through the App's
+// installation, catches up its default branch's head and its open pull
+// request (check runs, one comment, two trainings), and leaves alone a
+// repository of the same installation that the allowlist does not admit.
+func TestReconcileGitHubApp(t *testing.T) {
+	e, sim := newAppE2E(t, func(cfg *configs.Server) { cfg.ReconcileInterval = reconcileInterval })
+	// A repository outside the allowlist, installed all the same, with an
+	// open pull request of its own.
+	const stranger = "evil/model"
+	sim.AddApp(e2eAppID, nil, e2eInstallation, stranger)
+	sim.SetBranch(stranger, "main", strings.Repeat("e", 40))
+	sim.OpenPullRequest(stranger, github.PullRequestSpec{Number: 1, HeadRef: "x", HeadSHA: strings.Repeat("f", 40), Author: "alice", AuthorAssociation: "MEMBER"})
+
+	// No webhook is ever delivered for acme/model.
+	e.mainSHA = e.commit("main", e.model("0.9"), "model")
+	e.setBranch("main", e.mainSHA)
+	head := e.commit("feature", map[string]string{"params": "0.92\n"}, "better model")
+	e.openSilently(1, "feature", head, "alice", false)
+
+	if st := e.final(e.mainSHA); st.State == "failure" || st.State == "error" {
+		t.Fatalf("caught-up default branch head: %+v", st)
+	}
+	if st := e.final(head); st.State != "success" {
+		t.Fatalf("caught-up pull request's head: %+v", st)
+	}
+	e.waitPasses(2)
+	e.settle()
+	if cr := e.checkRun(sim, head, "mlbot/train-eval"); cr.Conclusion != "success" || !strings.Contains(cr.Summary, "| `accuracy` | 0.9 | 0.92 |") {
+		t.Errorf("the pull request's check run: %s\n%s", cr.Conclusion, cr.Summary)
+	}
+	if cs := e.mlbotComments(1); len(cs) != 1 || !strings.Contains(cs[0].Body, "0.92") {
+		t.Errorf("mlbot comments on the caught-up pull request = %+v, want one", cs)
+	}
+	if got := e.trainings(); got != 2 {
+		t.Errorf("trainings = %d, want 2: the default branch's head and the pull request's, once each", got)
+	}
+	for _, sha := range []string{strings.Repeat("e", 40), strings.Repeat("f", 40)} {
+		if crs := sim.CheckRuns(stranger, sha); len(crs) != 0 {
+			t.Errorf("mlbot touched %s of the repository outside the allowlist: %+v", sha[:7], crs)
+		}
+		if ss := sim.Statuses(stranger, sha); len(ss) != 0 {
+			t.Errorf("mlbot set statuses on %s of the repository outside the allowlist: %+v", sha[:7], ss)
+		}
+	}
+	if a := e.archived(); len(a) > 0 {
+		t.Errorf("tasks failed for good: %v", a)
+	}
+}
