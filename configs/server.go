@@ -289,15 +289,14 @@ func (s *Server) Validate() error {
 	if s.RedisURL != "" {
 		// Never echo the URL: it may hold the Redis password. The URL is
 		// read in full when Redis is dialled (jobs/store.ParseURL); a
-		// sentinel URL's comma-separated hosts are not a URL host.
+		// sentinel or cluster URL's comma-separated hosts are not a URL
+		// host.
 		scheme, _, _ := strings.Cut(s.RedisURL, "://")
 		switch scheme = strings.ToLower(scheme); {
-		case scheme == "redis+cluster":
-			fail("MLBOT_REDIS_URL (--redis-url): Redis Cluster (redis+cluster://) is not supported: mlbot's multi-key operations would fail with CROSSSLOT; use a single Redis or Redis Sentinel (redis+sentinel://host1:26379,host2:26379/mastername)")
-		case scheme == "redis+sentinel":
+		case scheme == "redis+cluster", scheme == "redis+sentinel":
 		default:
 			if u, err := url.Parse(s.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
-				fail("MLBOT_REDIS_URL (--redis-url) must be a redis://, rediss://, unix:// or redis+sentinel:// URL")
+				fail("MLBOT_REDIS_URL (--redis-url) must be a redis://, rediss://, unix://, redis+sentinel:// or redis+cluster:// URL")
 			}
 		}
 	}

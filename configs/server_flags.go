@@ -57,7 +57,7 @@ const (
 var serverSettings = []setting{
 	{flag: "listen", help: "HTTP listen `address`", field: func(s *Server) any { return &s.Listen }},
 	{flag: "public-url", help: "`URL` at which users and code hosts reach mlbot, used in run-page links", def: "http://localhost plus the port of --listen", field: func(s *Server) any { return &s.PublicURL }},
-	{flag: "redis-url", help: "Redis `URL` (redis://, rediss://, unix:// or redis+sentinel://host1:26379,host2:26379/mastername[/db])", def: "an in-process Redis whose state is lost on restart", field: func(s *Server) any { return &s.RedisURL }},
+	{flag: "redis-url", help: "Redis `URL` (redis://, rediss://, unix://, redis+sentinel://host1:26379,host2:26379/mastername[/db] or redis+cluster://host1:6379,host2:6379)", def: "an in-process Redis whose state is lost on restart", field: func(s *Server) any { return &s.RedisURL }},
 	{flag: "data-dir", help: "`directory` for checkouts and run workspaces", field: func(s *Server) any { return &s.DataDir }},
 	{flag: "repo-allowlist", help: "comma-separated `globs` of repositories to serve, such as github.com/acme/* (* is one path segment, ** any number)", def: "none; required unless --allow-all-repos", field: func(s *Server) any { return &s.RepoAllowlist }},
 	{flag: "allow-all-repos", help: "serve every repository that sends a correctly signed webhook", field: func(s *Server) any { return &s.AllowAllRepos }},

@@ -37,10 +37,12 @@ var wrapRunner func(cfg *configs.Server, r runners.Runner) runners.Runner
 
 // app is one running mlbot process: the HTTP server, the workers, or both.
 type app struct {
-	cfg  *configs.Server
-	log  *slog.Logger
-	rdb  *store.Client
-	mini *miniredis.Miniredis
+	cfg *configs.Server
+	log *slog.Logger
+	rdb store.UniversalClient
+	// prefix starts the Store's keys (store.ClusterPrefix on a cluster).
+	prefix string
+	mini   *miniredis.Miniredis
 	// waitReplicas is how many replicas must hold a delivery before its
 	// webhook is acknowledged (MLBOT_REDIS_URL's wait_replicas).
 	waitReplicas int
@@ -77,7 +79,7 @@ func newApp(cfg *configs.Server, log *slog.Logger, withHTTP bool) (*app, error) 
 	if err := a.openRedis(); err != nil {
 		return nil, err
 	}
-	a.store = store.New(a.rdb, store.DefaultPrefix)
+	a.store = store.New(a.rdb, a.prefix)
 	a.registry = registry.New(a.store, &registry.ArtifactStore{Dir: filepath.Join(cfg.DataDir, "artifacts"),
 		MaxFileBytes: cfg.MaxArtifactBytes, MaxRunBytes: cfg.MaxRunArtifactBytes})
 	forges, err := buildForges(cfg)
@@ -179,17 +181,18 @@ func (a *app) openRedis() error {
 		}
 		a.mini = mr
 		a.log.Warn("MLBOT_REDIS_URL is not set: using an in-process Redis. NOTHING SURVIVES A RESTART — queued work, runs and comment ids are lost, and other workers cannot join. Set MLBOT_REDIS_URL for real use.")
-		a.rdb = store.DialAddr(mr.Addr(), password)
+		a.rdb, a.prefix = store.DialAddr(mr.Addr(), password), store.DefaultPrefix
 		return nil
 	}
 	// This is the one place MLBOT_REDIS_URL becomes a connection: the
 	// store, the registry and asynq's client, servers and inspector all
-	// share this client (a failover client with Sentinel).
+	// share this client (a failover client with Sentinel, a cluster client
+	// with Cluster).
 	ep, err := store.ParseURL(a.cfg.RedisURL)
 	if err != nil {
 		return fmt.Errorf("MLBOT_REDIS_URL: %w", err)
 	}
-	a.rdb = ep.Client()
+	a.rdb, a.prefix = ep.Client(), ep.Prefix()
 	a.waitReplicas = ep.WaitReplicas
 	return nil
 }

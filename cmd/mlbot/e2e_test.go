@@ -41,7 +41,7 @@ type e2e struct {
 	app     *app
 	url     string
 	hook    string
-	rdb     *redis.Client
+	rdb     redis.UniversalClient
 	dataDir string // MLBOT_DATA_DIR, the key of this app's training counter
 	mainSHA string
 }
@@ -96,13 +96,15 @@ func newE2E(t *testing.T, forge string, tweak func(*configs.Server)) *e2e {
 	}
 	t.Cleanup(a.Shutdown)
 	// Where the app's Redis is, with its password (the in-process one has one).
-	var rdb *redis.Client
+	var rdb redis.UniversalClient
 	if cfg.RedisURL != "" {
-		if rdb, err = store.Dial(cfg.RedisURL); err != nil {
+		ep, err := store.ParseURL(cfg.RedisURL)
+		if err != nil {
 			t.Fatal(err)
 		}
+		rdb = ep.Client()
 	} else {
-		ao := a.rdb.Options()
+		ao := a.rdb.(*redis.Client).Options()
 		rdb = redis.NewClient(&redis.Options{Addr: ao.Addr, Password: ao.Password, DB: ao.DB})
 	}
 	t.Cleanup(func() { rdb.Close() })

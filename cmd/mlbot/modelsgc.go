@@ -60,12 +60,13 @@ func cmdModelsGC(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if cfg.RedisURL == "" {
 		return errors.New("MLBOT_REDIS_URL (--redis-url) is not set: gc cleans the registry in the Redis of a running mlbot")
 	}
-	rdb, err := store.Dial(cfg.RedisURL)
+	ep, err := store.ParseURL(cfg.RedisURL)
 	if err != nil {
 		return fmt.Errorf("MLBOT_REDIS_URL: %w", err)
 	}
+	rdb := ep.Client()
 	defer rdb.Close()
-	st := store.New(rdb, store.DefaultPrefix)
+	st := store.New(rdb, ep.Prefix())
 	reg := registry.New(st, &registry.ArtifactStore{Dir: filepath.Join(cfg.DataDir, "artifacts")})
 	c, err := collect(ctx, st, reg, policyOf(cfg.Retention), *dryRun)
 	if errors.Is(err, errCollecting) {

@@ -50,7 +50,7 @@ func TestForgedTasksAreNeverRun(t *testing.T) {
 					"received": time.Now().UTC().Format(time.RFC3339Nano)}
 			}
 
-			opt := e.rdb.Options()
+			opt := e.rdb.(*redis.Client).Options()
 			if tc.inProcess {
 				// Without the password the in-process Redis lets nobody in.
 				anon := redis.NewClient(&redis.Options{Addr: opt.Addr, MaxRetries: -1})

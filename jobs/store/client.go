@@ -28,16 +28,20 @@ const (
 	//
 	//	redis+sentinel://[[user]:password@]host1:26379[,host2:26379…]/mastername[/db][?option=value…]
 	SchemeSentinel = "redis+sentinel"
-	// SchemeCluster names a Redis Cluster, which mlbot refuses (see
-	// ErrClusterUnsupported).
+	// SchemeCluster names a Redis Cluster by some of its nodes (the
+	// client learns the rest):
+	//
+	//	redis+cluster://[[user]:password@]host1:6379[,host2:6379…][?option=value…]
 	SchemeCluster = "redis+cluster"
 )
 
-// ErrClusterUnsupported is returned for a redis+cluster:// URL: mlbot's own
+// ClusterPrefix starts every key of the Store on a Redis Cluster. The
+// hash tag {mlbot} puts them all in one slot, so that the Store's
 // multi-key Lua scripts and MULTI blocks (agent sessions, the registry's
-// version counter, pull request heads) use keys that hash to different
-// cluster slots and would fail with CROSSSLOT.
-var ErrClusterUnsupported = errors.New("Redis Cluster is not supported: mlbot's multi-key operations would fail with CROSSSLOT; use a single Redis or Redis Sentinel (redis+sentinel://)")
+// version counter, pull request heads) never fail with CROSSSLOT; asynq's
+// own keys carry a tag per queue ({default}, {events}, …) and spread over
+// the cluster by queue.
+const ClusterPrefix = "{mlbot}:"
 
 // DefaultWaitReplicas is how many replicas must hold an accepted webhook
 // before it is acknowledged, for a redis+sentinel:// URL without
@@ -53,11 +57,12 @@ const ReplicationTimeout = time.Second
 // asked hold the writes within the timeout.
 var ErrNotReplicated = errors.New("write not replicated")
 
-// Endpoint is the Redis deployment a URL names: a single server, or a
-// primary found through Redis Sentinel.
+// Endpoint is the Redis deployment a URL names: a single server, a
+// primary found through Redis Sentinel, or a Redis Cluster.
 type Endpoint struct {
 	single   *redis.Options
 	failover *redis.FailoverOptions
+	cluster  *redis.ClusterOptions
 	// WaitReplicas is how many replicas must hold a write before mlbot
 	// tells a code host that its webhook is accepted (0: no wait).
 	WaitReplicas int
@@ -67,6 +72,7 @@ type Endpoint struct {
 //
 //   - redis://[[user]:password@]host:port[/db], rediss://… and
 //     unix://[[user]:password@]/path?db=N, as go-redis parses them;
+//
 //   - redis+sentinel://[[user]:password@]host1:26379[,host2:26379…]/mastername[/db]
 //     with the optional query parameters sentinel_username and
 //     sentinel_password (the sentinels' own credentials; the userinfo is
@@ -75,18 +81,21 @@ type Endpoint struct {
 //     wait off) and go-redis's failover options (dial_timeout,
 //     read_timeout, pool_size, …).
 //
-// A redis+cluster:// URL is refused with ErrClusterUnsupported. Errors
-// never quote the URL, which may hold a password.
+//   - redis+cluster://[[user]:password@]host1:6379[,host2:6379…][/0] with
+//     go-redis's cluster options; the Store's keys then start with
+//     ClusterPrefix (Endpoint.Prefix), and no wait_replicas is accepted.
+//
+// Errors never quote the URL, which may hold a password.
 func ParseURL(raw string) (*Endpoint, error) {
 	scheme, _, ok := strings.Cut(raw, "://")
 	if !ok {
-		return nil, errors.New("not a URL: want redis://, rediss://, unix:// or redis+sentinel://")
+		return nil, errors.New("not a URL: want redis://, rediss://, unix://, redis+sentinel:// or redis+cluster://")
 	}
 	switch strings.ToLower(scheme) {
 	case SchemeSentinel:
 		return parseSentinelURL(raw)
 	case SchemeCluster:
-		return nil, ErrClusterUnsupported
+		return parseClusterURL(raw)
 	}
 	opt, err := redis.ParseURL(raw)
 	if err != nil {
@@ -177,12 +186,68 @@ func parseSentinelURL(raw string) (*Endpoint, error) {
 	return ep, nil
 }
 
+// parseClusterURL reads redis+cluster://[[user]:password@]host:port[,host:port…][/][?option=value…]:
+// some nodes of the cluster (the client discovers the others) and
+// go-redis's cluster options (dial_timeout, read_timeout, …). A cluster
+// has one database, so no path names another; and WAIT cannot make an
+// acknowledgement durable across a cluster's shards, so wait_replicas is
+// refused rather than silently weaker.
+func parseClusterURL(raw string) (*Endpoint, error) {
+	rest := raw[len(SchemeCluster+"://"):]
+	authority, path, _ := strings.Cut(rest, "/")
+	path, query, _ := strings.Cut(path, "?")
+	if i := strings.IndexByte(authority, '?'); i >= 0 {
+		authority, query = authority[:i], authority[i+1:]
+	}
+	if p := strings.Trim(path, "/"); p != "" && p != "0" {
+		return nil, fmt.Errorf("redis+cluster URL: a cluster has only database 0, not %q", p)
+	}
+	userinfo := ""
+	if i := strings.LastIndexByte(authority, '@'); i >= 0 {
+		userinfo, authority = authority[:i+1], authority[i+1:]
+	}
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return nil, errors.New("redis+cluster URL: malformed query")
+	}
+	for _, k := range []string{"wait_replicas", "addr", "db"} {
+		if q.Has(k) {
+			return nil, fmt.Errorf("redis+cluster URL: %s is not an option of a cluster URL: the nodes are the host part, separated by commas", k)
+		}
+	}
+	var nodes []string
+	for _, hp := range strings.Split(authority, ",") {
+		if !strings.Contains(hp, ":") {
+			hp += ":6379"
+		}
+		host, port, err := net.SplitHostPort(hp)
+		if err != nil || host == "" || port == "" {
+			return nil, fmt.Errorf("redis+cluster URL: node address %q is not host:port", hp)
+		}
+		nodes = append(nodes, net.JoinHostPort(host, port))
+	}
+	for _, n := range nodes[1:] {
+		q.Add("addr", n)
+	}
+	co, err := redis.ParseClusterURL("redis://" + userinfo + nodes[0] + "?" + q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("redis+cluster URL: %w", err)
+	}
+	return &Endpoint{cluster: co}, nil
+}
+
 // Sentinel reports whether the endpoint finds its primary through Redis
 // Sentinel.
 func (e *Endpoint) Sentinel() bool { return e.failover != nil }
 
-// DB is the database number the endpoint selects.
+// Cluster reports whether the endpoint is a Redis Cluster.
+func (e *Endpoint) Cluster() bool { return e.cluster != nil }
+
+// DB is the database number the endpoint selects (always 0 on a cluster).
 func (e *Endpoint) DB() int {
+	if e.cluster != nil {
+		return 0
+	}
 	if e.failover != nil {
 		return e.failover.DB
 	}
@@ -192,21 +257,37 @@ func (e *Endpoint) DB() int {
 // Client returns a client of the endpoint, without connecting yet: for a
 // sentinel URL a failover client, which asks the sentinels for the primary
 // and follows it when they fail over.
-func (e *Endpoint) Client() *Client {
-	if e.failover != nil {
+func (e *Endpoint) Client() UniversalClient {
+	switch {
+	case e.cluster != nil:
+		return redis.NewClusterClient(e.cluster)
+	case e.failover != nil:
 		return redis.NewFailoverClient(e.failover)
 	}
 	return redis.NewClient(e.single)
 }
 
-// Dial returns a client of the Redis that url names (see ParseURL),
-// without connecting yet.
+// Prefix is what the Store's keys start with on this deployment:
+// ClusterPrefix on a cluster, DefaultPrefix elsewhere.
+func (e *Endpoint) Prefix() string {
+	if e.cluster != nil {
+		return ClusterPrefix
+	}
+	return DefaultPrefix
+}
+
+// Dial returns a client of the single Redis, or of the primary Sentinel
+// names, that url names (see ParseURL), without connecting yet. A cluster
+// URL is refused: a cluster's client is Endpoint.Client's.
 func Dial(url string) (*Client, error) {
 	ep, err := ParseURL(url)
 	if err != nil {
 		return nil, err
 	}
-	return ep.Client(), nil
+	if ep.cluster != nil {
+		return nil, errors.New("Dial: a redis+cluster URL names several servers: use ParseURL and Endpoint.Client")
+	}
+	return ep.Client().(*Client), nil
 }
 
 // DialAddr returns a client of the Redis at addr (host:port) that requires

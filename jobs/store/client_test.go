@@ -18,6 +18,7 @@ func TestParseURL(t *testing.T) {
 		url string
 		// want, for a valid URL
 		sentinel     bool
+		cluster      bool
 		addrs        []string
 		master       string
 		db           int
@@ -37,7 +38,16 @@ func TestParseURL(t *testing.T) {
 			sPass: "spw", wait: 2, readTimeout: 5 * time.Second},
 		{url: "redis+sentinel://:pw@[::1]:26379,127.0.0.1:26380/m?wait_replicas=0&sentinel_username=sen", sentinel: true,
 			addrs: []string{"[::1]:26379", "127.0.0.1:26380"}, master: "m", pass: "pw", sUser: "sen", wait: 0},
-		{url: "redis+cluster://n1:6379,n2:6379", wantErr: "Cluster is not supported"},
+		{url: "redis+cluster://n1:6379,n2:6380,n3", cluster: true, addrs: []string{"n1:6379", "n2:6380", "n3:6379"}, readTimeout: 5 * time.Second},
+		{url: "redis+cluster://alice:p%40ss@n1:7000/?read_timeout=5s", cluster: true, addrs: []string{"n1:7000"}, user: "alice", pass: "p@ss",
+			readTimeout: 5 * time.Second},
+		{url: "redis+cluster://:pw@[::1]:7000,127.0.0.1:7001/0", cluster: true, addrs: []string{"[::1]:7000", "127.0.0.1:7001"}, pass: "pw",
+			readTimeout: 5 * time.Second},
+		{url: "redis+cluster://n1:6379/2", wantErr: "only database 0"},
+		{url: "redis+cluster://n1:6379?wait_replicas=1", wantErr: "wait_replicas is not an option"},
+		{url: "redis+cluster://n1:6379?addr=n2:6379", wantErr: "addr is not an option"},
+		{url: "redis+cluster://n1:6379?bogus=1", wantErr: "bogus"},
+		{url: "redis+cluster://:pw@:6379", wantErr: "not host:port"},
 		{url: "redis+sentinel://s1:26379", wantErr: "/mastername"},
 		{url: "redis+sentinel://s1:26379/m/x", wantErr: "database"},
 		{url: "redis+sentinel://s1:26379/m/1/2", wantErr: "/mastername"},
@@ -67,8 +77,25 @@ func TestParseURL(t *testing.T) {
 			}
 			c := ep.Client()
 			defer c.Close()
+			if ep.Cluster() != tc.cluster {
+				t.Fatalf("cluster %v, want %v", ep.Cluster(), tc.cluster)
+			}
+			if tc.cluster {
+				co := ep.cluster
+				if strings.Join(co.Addrs, " ") != strings.Join(tc.addrs, " ") || co.Username != tc.user || co.Password != tc.pass ||
+					co.ReadTimeout != tc.readTimeout || ep.Prefix() != ClusterPrefix {
+					t.Fatalf("cluster options %+v, prefix %q", co, ep.Prefix())
+				}
+				if _, ok := c.(*redis.ClusterClient); !ok {
+					t.Fatalf("client %T, want a cluster client", c)
+				}
+				return
+			}
+			if ep.Prefix() != DefaultPrefix {
+				t.Fatalf("prefix %q", ep.Prefix())
+			}
 			if !tc.sentinel {
-				if o := c.Options(); o.Addr != tc.addrs[0] || o.Password != tc.pass {
+				if o := c.(*redis.Client).Options(); o.Addr != tc.addrs[0] || o.Password != tc.pass {
 					t.Fatalf("options %s %q", o.Addr, o.Password)
 				}
 				return
