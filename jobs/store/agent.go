@@ -56,6 +56,10 @@ type AgentSession struct {
 	// Done is true once the agent reported its end; Error is what it said.
 	Done  bool
 	Error string
+	// Copied is how much of the log the runner watching the run has
+	// copied into the run's own log (SetAgentCopied): a runner that
+	// re-attaches to the run goes on from there.
+	Copied int64
 }
 
 // AgentArtifact is the record of an uploaded artifact.
@@ -129,11 +133,16 @@ func (s *Store) GetAgent(ctx context.Context, id string) (*AgentSession, error) 
 	}
 	exp, err1 := strconv.ParseInt(h["expires"], 10, 64)
 	logn, err2 := strconv.ParseInt(h["logn"], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
+	var copied int64
+	var err3 error
+	if c, ok := h["copied"]; ok {
+		copied, err3 = strconv.ParseInt(c, 10, 64)
+	}
+	if err := errors.Join(err1, err2, err3); err != nil {
 		return nil, fmt.Errorf("agent %s: malformed session: %w", id, err)
 	}
 	return &AgentSession{ID: id, Job: []byte(h["job"]), TokenHash: h["token"], Expires: time.UnixMilli(exp),
-		LogBytes: logn, Done: h["done"] == "1", Error: h["error"]}, nil
+		LogBytes: logn, Done: h["done"] == "1", Error: h["error"], Copied: copied}, nil
 }
 
 // AppendAgentLog appends chunk to session id's log if offset is the log's
@@ -359,6 +368,27 @@ local done = redis.call("HGET", KEYS[1], "done")
 if not done then return -1 end
 if done == "1" then return 0 end
 redis.call("HSET", KEYS[1], "done", "1", "error", ARGV[1])
+return 1`)
+
+// SetAgentCopied records that the log of session id has been copied into
+// the run's own log up to offset. The mark only moves forward: a smaller
+// offset than the one recorded changes nothing.
+func (s *Store) SetAgentCopied(ctx context.Context, id string, offset int64) error {
+	n, err := setAgentCopiedScript.Run(ctx, s.rdb, []string{s.agentKey(id, "session")}, offset).Int()
+	if err != nil {
+		return fmt.Errorf("agent %s copied: %w", id, err)
+	}
+	if n == -1 {
+		return fmt.Errorf("agent %s copied: %w", id, ErrNoAgent)
+	}
+	return nil
+}
+
+var setAgentCopiedScript = redis.NewScript(`
+if redis.call("EXISTS", KEYS[1]) == 0 then return -1 end
+local have = tonumber(redis.call("HGET", KEYS[1], "copied") or "0")
+if tonumber(ARGV[1]) <= have then return 0 end
+redis.call("HSET", KEYS[1], "copied", ARGV[1])
 return 1`)
 
 // CloseAgent deletes session id and everything of it, its token first, so

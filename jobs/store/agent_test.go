@@ -84,6 +84,37 @@ func TestAgentLogAppendByOffset(t *testing.T) {
 	}
 }
 
+// TestAgentCopiedMarkOnlyMovesForward: the mark of what a runner copied
+// starts at zero, moves forward only (a late write of an older offset,
+// from a worker that was slow to die, must not make the next one copy
+// again), and is refused for a session that is gone.
+func TestAgentCopiedMarkOnlyMovesForward(t *testing.T) {
+	ctx := context.Background()
+	s := testStore(t)
+	openTestAgent(t, s, time.Hour)
+	for _, tc := range []struct{ set, want int64 }{{0, 0}, {120, 120}, {80, 120}, {121, 121}} {
+		if err := s.SetAgentCopied(ctx, agentID, tc.set); err != nil {
+			t.Fatalf("SetAgentCopied(%d): %v", tc.set, err)
+		}
+		got, err := s.GetAgent(ctx, agentID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Copied != tc.want {
+			t.Errorf("after SetAgentCopied(%d): Copied = %d, want %d", tc.set, got.Copied, tc.want)
+		}
+	}
+	if err := s.CloseAgent(ctx, agentID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetAgentCopied(ctx, agentID, 200); !errors.Is(err, ErrNoAgent) {
+		t.Errorf("SetAgentCopied on a closed session: %v, want ErrNoAgent", err)
+	}
+	if n, _ := s.rdb.Exists(ctx, s.agentKey(agentID, "session")).Result(); n != 0 {
+		t.Errorf("SetAgentCopied recreated the closed session")
+	}
+}
+
 func TestAgentLogCapCountsButDoesNotStore(t *testing.T) {
 	ctx := context.Background()
 	s := testStore(t)

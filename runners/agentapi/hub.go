@@ -24,6 +24,11 @@ type Hub interface {
 	ReadLog(ctx context.Context, id string, from int64, w io.Writer) (int64, error)
 	// State returns what the agent has reported so far.
 	State(ctx context.Context, id string) (State, error)
+	// MarkCopied records that the runner watching the run copied its log
+	// into the job's output up to offset, so that a runner re-attaching
+	// after a restart goes on from there (State.Copied). The mark only
+	// moves forward.
+	MarkCopied(ctx context.Context, id string, offset int64) error
 	// Collect writes the metric files and artifacts the agent uploaded
 	// into dir, at their paths relative to the agent's workdir.
 	Collect(ctx context.Context, id string, dir string) error
@@ -53,4 +58,7 @@ type State struct {
 	Error string
 	// LogBytes is the length of the log pushed so far.
 	LogBytes int64
+	// Copied is how much of the log a runner copied into the job's output
+	// (Hub.MarkCopied).
+	Copied int64
 }

@@ -159,7 +159,7 @@ func (h *Hub) State(ctx context.Context, id string) (agentapi.State, error) {
 	if err != nil {
 		return agentapi.State{}, fmt.Errorf("agentsrv: state: %w", err)
 	}
-	st := agentapi.State{Done: sess.Done, Error: sess.Error, LogBytes: sess.LogBytes}
+	st := agentapi.State{Done: sess.Done, Error: sess.Error, LogBytes: sess.LogBytes, Copied: sess.Copied}
 	for i, b := range reports {
 		var r agentapi.StepReport
 		if err := json.Unmarshal(b, &r); err != nil {
@@ -168,6 +168,15 @@ func (h *Hub) State(ctx context.Context, id string) (agentapi.State, error) {
 		st.Steps = append(st.Steps, r)
 	}
 	return st, nil
+}
+
+// MarkCopied records that run id's log was copied into the job's output
+// up to offset.
+func (h *Hub) MarkCopied(ctx context.Context, id string, offset int64) error {
+	if err := h.store.SetAgentCopied(ctx, id, offset); err != nil {
+		return fmt.Errorf("agentsrv: mark copied: %w", err)
+	}
+	return nil
 }
 
 // readLogChunk is how much log ReadLog asks Redis for at once.

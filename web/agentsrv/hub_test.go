@@ -329,6 +329,52 @@ func TestLogByOffset(t *testing.T) {
 	}
 }
 
+// TestFollowerResumes: a follower copies the log and marks how far; a
+// second follower of the same run (a worker re-attaching after the first
+// died) goes on from that mark, so that the job's output gets every line
+// once; a run opened afresh after a close starts from zero again.
+func TestFollowerResumes(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	c := f.open(t, runA, testJob(), time.Hour)
+	if _, err := c.AppendLog(ctx, 0, []byte("epoch 1\n")); err != nil {
+		t.Fatal(err)
+	}
+	var first bytes.Buffer
+	if _, err := agentapi.NewFollower(f.hub, runA, &first).Poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AppendLog(ctx, 8, []byte("epoch 2\n")); err != nil {
+		t.Fatal(err)
+	}
+	var second bytes.Buffer
+	fw := agentapi.NewFollower(f.hub, runA, &second)
+	st, err := fw.Poll(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.String() != "epoch 1\n" || second.String() != "epoch 2\n" {
+		t.Errorf("first follower copied %q, the second %q; want each line once", first.String(), second.String())
+	}
+	if st.Copied != 16 || fw.Offset() != 16 {
+		t.Errorf("Copied = %d, Offset = %d after the second follower; want 16", st.Copied, fw.Offset())
+	}
+	if err := f.hub.Close(ctx, runA); err != nil {
+		t.Fatal(err)
+	}
+	c = f.open(t, runA, testJob(), time.Hour)
+	if _, err := c.AppendLog(ctx, 0, []byte("again\n")); err != nil {
+		t.Fatal(err)
+	}
+	var third bytes.Buffer
+	if _, err := agentapi.NewFollower(f.hub, runA, &third).Poll(ctx); err != nil || third.String() != "again\n" {
+		t.Errorf("a follower of the run opened afresh copied %q, %v; want its whole new log", third.String(), err)
+	}
+	if err := f.hub.MarkCopied(ctx, runB, 1); err == nil {
+		t.Errorf("MarkCopied of a run never opened succeeded")
+	}
+}
+
 // reopenToken opens run id and returns its token.
 func (f *fixture) reopenToken(t *testing.T, id string) string {
 	t.Helper()
