@@ -17,9 +17,11 @@ var mask = []byte("***")
 // at once, so a single huge Write does not make the buffer grow.
 const maskChunk = 32 << 10
 
-// masker replaces secret values in a byte stream. It holds back the last
-// hold bytes of each write, because a secret may straddle two writes and
-// must not reach the output half-masked.
+// masker replaces secret values in a byte stream. It holds back the end
+// of each write that could begin a secret (at most hold bytes), because a
+// secret may straddle two writes and must not reach the output
+// half-masked; the rest goes out at once, so that a line the training
+// printed before a long silence reaches the live log.
 type masker struct {
 	secrets [][]byte // longest first, so that at equal starts the longest wins
 	hold    int      // len(longest secret) - 1
@@ -81,9 +83,11 @@ func (m *masker) flush() {
 // of different secrets are masked as one span, so no fragment of either
 // leaks.
 func (m *masker) scan(data []byte, final bool) int {
-	limit := len(data)
+	// undecided is where the end that could begin a secret starts.
+	limit, undecided := len(data), len(data)
 	if !final {
-		limit = max(len(data)-m.hold, 0)
+		undecided -= m.partial(data)
+		limit = undecided
 	}
 	for i := range m.next {
 		m.next[i] = -2
@@ -107,7 +111,7 @@ func (m *masker) scan(data []byte, final bool) int {
 		if start > pos {
 			m.out(data[pos:start])
 		}
-		if !final && end > len(data)-m.hold && len(data)-start < maskChunk {
+		if !final && end > undecided && len(data)-start < maskChunk {
 			// Another secret overlapping the span's end may complete in the
 			// next write; decide then. The size check bounds the carry-over
 			// (and so memory) even for an endless chain of overlaps.
@@ -121,6 +125,20 @@ func (m *masker) scan(data []byte, final bool) int {
 		pos = limit
 	}
 	return pos
+}
+
+// partial returns the length of the longest end of data that is the
+// beginning of a secret (and not all of it): what scan must hold back.
+func (m *masker) partial(data []byte) int {
+	for k := min(m.hold, len(data)); k > 0; k-- {
+		tail := data[len(data)-k:]
+		for _, s := range m.secrets {
+			if len(s) > k && bytes.HasPrefix(s, tail) {
+				return k
+			}
+		}
+	}
+	return 0
 }
 
 // nextAt returns the first occurrence of secret i in data at or after pos,

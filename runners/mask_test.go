@@ -51,3 +51,27 @@ func TestMaskerSplitInvariant(t *testing.T) {
 		}
 	}
 }
+
+// TestMaskerHoldsBackOnlyWhatMayBeginASecret: a write goes out at once
+// but for its end that could begin a secret, so that a training's line
+// printed before a long silence reaches the live log; what is held back
+// goes out masked or not once the next write decides it.
+func TestMaskerHoldsBackOnlyWhatMayBeginASecret(t *testing.T) {
+	secrets := []string{"ghp_0123456789abcdefghij", "s3cr3t-webhook"}
+	for _, tc := range []struct{ writes, out []string }{
+		{[]string{"$ sh train.sh\nstarted\n"}, []string{"$ sh train.sh\nstarted\n"}},
+		{[]string{"token ghp_01", "23456789abcdefghij ok\n"}, []string{"token ", "*** ok\n"}},
+		{[]string{"a s3cr", "3t-"}, []string{"a ", ""}},
+		{[]string{"token gh", "x\n"}, []string{"token ", "ghx\n"}},
+	} {
+		var got strings.Builder
+		m := newMasker(secrets, func(p []byte) { got.Write(p) })
+		for i, w := range tc.writes {
+			got.Reset()
+			m.write([]byte(w))
+			if got.String() != tc.out[i] {
+				t.Errorf("writes %q: write %d emitted %q, want %q", tc.writes, i, got.String(), tc.out[i])
+			}
+		}
+	}
+}
