@@ -11,11 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/moby/moby/client"
 
 	"github.com/mlbot/mlbot/configs"
 	"github.com/mlbot/mlbot/internal/dockertest"
 	"github.com/mlbot/mlbot/internal/testreq"
+	"github.com/mlbot/mlbot/jobs/store"
 	"github.com/mlbot/mlbot/runners/docker"
 )
 
@@ -279,4 +281,142 @@ metrics:
 			t.Errorf("run record lacks an accuracy of at least 0.9: %s", rec)
 		}
 	})
+}
+
+// TestDockerWorkerKilledMidTraining SIGKILLs a real `mlbot worker`
+// process while the container it started trains a pull request: the
+// container trains on (its agent retries its pushes while nothing serves
+// its socket), a worker started on the same machine takes the run when
+// asynq recovers the task of the dead one (its lease lapses: about a
+// minute), re-attaches to the container by the run's label and reports
+// once. No second container or training starts, the run's log holds each
+// line once, and the pull request gets one final status and one comment.
+func TestDockerWorkerKilledMidTraining(t *testing.T) {
+	image, binary := needDocker(t)
+	const key = "0123456789abcdef0123456789abcdef-docker-kill"
+	e := newE2E(t, "github", func(cfg *configs.Server) { cfg.TaskKey = key })
+	// The base is trained by serve, in its sandbox.
+	e.mainSHA = e.baseline("0.90")
+
+	// The head runs on the gpu workers, in a container.
+	// The training outlasts the kill by far; its time hides in the wait
+	// for asynq to recover the dead worker's task, which it outlasts too
+	// (its agent waits for a worker to serve its socket again).
+	files := dockerModel(image, "0.93", "echo started\nsleep 15\necho trained\ncp params model.txt\n")
+	// The time the agent waits for a worker counts against the job's
+	// timeout: give it more than the minute asynq takes.
+	files[".mlbot.yml"] = strings.Replace(strings.Replace(files[".mlbot.yml"], "  runner: docker\n", "  runner: docker\n  queue: gpu\n", 1),
+		"timeout: 1m", "timeout: 5m", 1)
+	head := e.commit("feature", files, "trained in a container by the gpu workers")
+	cfg := e.app.cfg
+	env := map[string]string{
+		"MLBOT_REDIS_URL": cfg.RedisURL, "MLBOT_TASK_KEY": key, "MLBOT_PUBLIC_URL": e.url,
+		"MLBOT_GITHUB_API_URL": cfg.GitHubAPIURL, "MLBOT_GITHUB_TOKEN": cfg.GitHubToken,
+		"MLBOT_GITHUB_WEBHOOK_SECRET": cfg.GitHubWebhookSecret, "MLBOT_REPO_ALLOWLIST": strings.Join(cfg.RepoAllowlist, ","),
+		// One machine: both workers share its data directory.
+		"MLBOT_DATA_DIR": filepath.Join(t.TempDir(), "gpu"), "MLBOT_QUEUES": "gpu", "MLBOT_RETRY_BASE": "100ms",
+		"MLBOT_RUNNERS": "docker", "MLBOT_AGENT_BINARY": binary, "MLBOT_DOCKER_IMAGES": "mlbot-test/*",
+		"MLBOT_DOCKER_MAX_MEMORY": "256MiB", "MLBOT_LOG_LEVEL": "info",
+	}
+	first := startMlbot(t, binary, "worker", env)
+	e.send(e.prEvent("opened", head, ""), http.StatusAccepted)
+	url := e.runningURL(head)
+	id := url[strings.LastIndex(url, "/runs/")+len("/runs/"):]
+	st := store.New(e.rdb, store.DefaultPrefix)
+	runLog := func() string {
+		b, _, err := st.ReadRunLog(context.Background(), id, 0, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	// Kill the worker once its container trains and the run's log shows it.
+	var cid string
+	deadline := time.Now().Add(2 * time.Minute)
+	for cid == "" || !strings.Contains(runLog(), "started\n") {
+		if time.Now().After(deadline) || first.exited() {
+			t.Fatalf("the gpu worker did not start the training (log %q)\n%s", runLog(), first.out.String())
+		}
+		if ids := containerIDs(t, id); len(ids) == 1 {
+			cid = ids[0]
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := first.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-first.done
+	t.Logf("worker SIGKILLed while container %.12s trains", cid)
+
+	second := startMlbot(t, binary, "worker", env)
+	for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); {
+		if ids := containerIDs(t, id); len(ids) > 1 || len(ids) == 1 && ids[0] != cid {
+			t.Fatalf("a second container of run %s: %v (the first was %.12s)", id, ids, cid)
+		} else if len(ids) == 0 {
+			break
+		}
+		if second.exited() {
+			t.Fatalf("the second worker exited\n%s", second.out.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	final := cliAwaitFinal(t, e.sb, head, 3*time.Minute)
+	if final.State != "success" {
+		t.Fatalf("status %+v; run %s\n%s", final, runJSON(t, final), second.out.String())
+	}
+	e.settle()
+	settleQueue(t, e, "gpu")
+	var finals int
+	for _, s := range e.sb.statuses(head) {
+		if s.State != "pending" && s.State != "running" {
+			finals++
+		}
+	}
+	if finals != 1 {
+		t.Errorf("%d final statuses, want 1: %+v", finals, e.sb.statuses(head))
+	}
+	if cs := e.mlbotComments(1); len(cs) != 1 || !strings.Contains(cs[0].Body, "0.93") {
+		t.Errorf("comments %+v, want one with the diff", cs)
+	}
+	log := runLog()
+	for _, line := range []string{"started", "trained"} {
+		if n := strings.Count(log, "\n"+line+"\n"); n != 1 {
+			t.Errorf("the run's log shows %q %d times, want once:\n%s", line, n, log)
+		}
+	}
+	if !strings.Contains(second.out.String(), "re-attaching to the run's container") {
+		t.Errorf("the second worker did not say it re-attached:\n%s", second.out.String())
+	}
+}
+
+// containerIDs lists the ids of the containers, running or not, labelled
+// with run id.
+func containerIDs(t *testing.T, id string) []string {
+	t.Helper()
+	list, err := dockerEnv.cli.ContainerList(context.Background(), client.ContainerListOptions{All: true,
+		Filters: make(client.Filters).Add("label", docker.LabelRun+"="+id)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, c := range list.Items {
+		out = append(out, c.ID)
+	}
+	return out
+}
+
+// settleQueue waits until nothing is queued, running or waiting to be
+// retried on queue.
+func settleQueue(t *testing.T, e *e2e, queue string) {
+	t.Helper()
+	in := asynq.NewInspectorFromRedisClient(e.rdb)
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		info, err := in.GetQueueInfo(queue)
+		if err != nil || info.Pending+info.Active+info.Scheduled+info.Retry == 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("tasks of queue %s still pending after 30s", queue)
 }
