@@ -32,7 +32,17 @@ const (
 func runJob(ctx context.Context, r runners.Runner, job runners.Job) (runners.JobResult, runners.StepResult, stepEnd) {
 	res := runners.RunJob(ctx, r, job)
 	last, _ := res.Last()
-	return res, last, classify(last)
+	if end := classify(last); end != stepSucceeded {
+		return res, last, end
+	}
+	// Every step succeeded, but a helper process of one may have been
+	// killed for exceeding the memory limit: its result is suspect.
+	for _, s := range res.Steps {
+		if s.OOMKilled {
+			return res, s, stepOOMKilled
+		}
+	}
+	return res, last, stepSucceeded
 }
 
 // classify maps a step's result to how the step ended; the checks come

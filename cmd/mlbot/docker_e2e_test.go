@@ -232,6 +232,24 @@ cp params model.txt
 			t.Errorf("run record does not say out of memory with the limit: %s", rec)
 		}
 	})
+	t.Run("an OOM kill of a helper process is reported though the step goes on", func(t *testing.T) {
+		e := newE2E(t, "github", tweak)
+		// A child of the step (a data loader worker) dies; the step
+		// itself carries on and exits 0, a while later, so that the
+		// engine's OOM event comes well before the step's end.
+		// The helper makes itself the kernel's first victim.
+		hog := "sh -c 'echo 1000 > /proc/self/oom_score_adj; exec awk \"BEGIN { s = \\\"x\\\"; for (i = 0; i < 40; i++) s = s s; print length(s) }\"'\necho \"the helper exited $?\"\nsleep 1.5\ncp params model.txt\n"
+		e.mainSHA = e.commit("main", dockerModel(image, "0.90", hog), "a greedy helper")
+		e.send(e.sb.push(e.hook, zeroSHA, e.mainSHA), http.StatusAccepted)
+		st := e.final(e.mainSHA)
+		rec := runJSON(t, st)
+		if st.State != "failure" {
+			t.Fatalf("status %+v, want failure; run %s", st, rec)
+		}
+		if !strings.Contains(rec, "the helper exited 137") || !strings.Contains(rec, "a process of train ran out of memory") || !strings.Contains(rec, "64Mi") {
+			t.Errorf("run record does not say a process of train ran out of memory, with the limit: %s", rec)
+		}
+	})
 	t.Run("a run asking for more than allowed fails at once quoting the limit", func(t *testing.T) {
 		e := newE2E(t, "gitlab", tweak)
 		files := dockerModel(image, "0.90", "")

@@ -35,6 +35,15 @@ func jobResult(job runners.Job, x exit) runners.JobResult {
 		last.OOMKilled = true
 	case x.oom && last != nil && !x.state.Done:
 		res.InfraError = errors.New("docker: the agent was killed for exceeding the memory limit after the last step")
+	case x.oom && last != nil:
+		// Every step went on: the kill hit a helper process of one (a
+		// data loader worker), whose result is not to be trusted. The
+		// step seen in flight when it came, else the last.
+		i := len(res.Steps) - 1
+		if x.oomStep >= 0 && x.oomStep < i {
+			i = x.oomStep
+		}
+		res.Steps[i].OOMKilled = true
 	}
 	switch {
 	case x.err != nil:

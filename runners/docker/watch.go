@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -37,6 +38,10 @@ type exit struct {
 	// killed a process of it for exceeding its memory limit.
 	code int
 	oom  bool
+	// oomStep is the index of the step in flight when the runner saw the
+	// engine flag an OOM kill while the container ran, -1 when it did not
+	// (the kill may have come too late to be seen before the end).
+	oomStep int
 	// started and finished are when the container ran.
 	started, finished time.Time
 	// state is what the agent reported.
@@ -78,6 +83,14 @@ func (r *Runner) watch(ctx context.Context, job runners.Job, cid string, f *agen
 	wait := r.engine.ContainerWait(waitCtx, cid, client.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
 	tick := time.NewTicker(r.opts.PollInterval)
 	defer tick.Stop()
+	// The engine sends an event for an OOM kill of any process of the
+	// container, also of a step's helper whose step goes on (it flags the
+	// container's state only when it ended): listen, to know which step
+	// the kill hit.
+	evs := r.engine.Events(waitCtx, client.EventsListOptions{Since: eventsSince(info.Container.State.StartedAt),
+		Filters: client.Filters{}.Add("container", cid).Add("event", "oom")})
+	oomEvents, oomErrs := evs.Messages, evs.Err
+	oomStep, steps := -1, 0
 	done := ctx.Done()
 	stopped, failures, polling := notStopped, 0, true
 	stopErr := make(chan error, 1)
@@ -89,8 +102,25 @@ func (r *Runner) watch(ctx context.Context, job runners.Job, cid string, f *agen
 loop:
 	for {
 		select {
+		case <-oomEvents:
+			if oomStep < 0 {
+				// The step in flight: the agent reports a step's end
+				// within a poll or two of it.
+				if st, err := f.Poll(bg); err == nil {
+					steps = len(st.Steps)
+				}
+				oomStep = steps
+				log.Info("a process of the container was killed for exceeding its memory limit", "container", shortID(cid), "step", steps)
+			}
+		case err := <-oomErrs:
+			// Without events the end still tells of an OOM kill, not which step it hit.
+			log.Warn("not listening to the engine's OOM events", "err", err)
+			oomEvents, oomErrs = nil, nil
 		case <-tick.C:
-			_, err := f.Poll(bg)
+			st, err := f.Poll(bg)
+			if err == nil {
+				steps = len(st.Steps)
+			}
 			if (err == nil) != polling {
 				polling = err == nil
 				if err != nil {
@@ -128,13 +158,26 @@ loop:
 			wait = r.engine.ContainerWait(waitCtx, cid, client.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
 		}
 	}
-	return r.ended(bg, cid, f, stopped)
+	x := r.ended(bg, cid, f, stopped)
+	x.oomStep = oomStep
+	return x
+}
+
+// eventsSince is the engine's "since" of a container that started at
+// started (RFC 3339), so that a re-attaching runner hears of an OOM kill
+// before it came; empty when unknown.
+func eventsSince(started string) string {
+	t := parseTime(started)
+	if t.IsZero() {
+		return ""
+	}
+	return strconv.FormatInt(t.Unix(), 10)
 }
 
 // ended inspects the container that ended and reads the rest of the log
 // and the agent's last reports.
 func (r *Runner) ended(ctx context.Context, cid string, f *agentapi.Follower, stopped stopReason) exit {
-	x := exit{stopped: stopped}
+	x := exit{stopped: stopped, oomStep: -1}
 	info, err := r.engine.ContainerInspect(ctx, cid, client.ContainerInspectOptions{})
 	if err != nil {
 		x.err = fmt.Errorf("docker: inspect container %s: %w", shortID(cid), err)
