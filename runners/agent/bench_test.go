@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -24,8 +26,20 @@ import (
 	"github.com/mlbot/mlbot/web/agentsrv"
 )
 
-// benchLogBytes is how much log BenchmarkAgentLog pushes per iteration.
-const benchLogBytes = 256 << 20
+// benchLogBytes is how much log BenchmarkAgentLog pushes per iteration:
+// 256 MiB unless -agentlog.mib says otherwise (1024 for the 1 GiB).
+var benchLogBytes = 256 << 20
+
+func init() {
+	flag.Func("agentlog.mib", "MiB of log BenchmarkAgentLog pushes per iteration (default 256)", func(s string) error {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("want a positive number of MiB, not %q", s)
+		}
+		benchLogBytes = n << 20
+		return nil
+	})
+}
 
 // benchWrite is the size of each write, as a step's output pipe delivers.
 const benchWrite = 32 << 10
@@ -148,7 +162,7 @@ func BenchmarkAgentLog(b *testing.B) {
 	heap.start()
 
 	b.Run("file", func(b *testing.B) {
-		b.SetBytes(benchLogBytes)
+		b.SetBytes(int64(benchLogBytes))
 		heap.reset()
 		for b.Loop() {
 			f, err := os.Create(filepath.Join(b.TempDir(), "log"))
@@ -167,7 +181,7 @@ func BenchmarkAgentLog(b *testing.B) {
 
 	b.Run("agentsrv", func(b *testing.B) {
 		base := startBenchServer(b)
-		b.SetBytes(benchLogBytes)
+		b.SetBytes(int64(benchLogBytes))
 		var serverGrowth float64
 		i := 0
 		for b.Loop() {
@@ -188,7 +202,7 @@ func BenchmarkAgentLog(b *testing.B) {
 			if err := p.Close(); err != nil {
 				b.Fatal(err)
 			}
-			if p.Offset() != benchLogBytes {
+			if p.Offset() != int64(benchLogBytes) {
 				b.Fatalf("mlbot holds %d bytes of the log, want %d", p.Offset(), benchLogBytes)
 			}
 			b.StopTimer()
