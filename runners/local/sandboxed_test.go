@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -51,5 +52,60 @@ func TestSandboxedRunner(t *testing.T) {
 	_, err = r.Run(context.Background(), runners.Spec{Name: "evaluate", Command: "true", Dir: "/", Env: nil})
 	if err == nil || !strings.Contains(err.Error(), `step "evaluate"`) {
 		t.Fatalf("a step outside a usable workspace: %v", err)
+	}
+}
+
+// firstByte is an io.Writer that notes when the step's line "ready-2"
+// came (the command line echoed before it says "ready-$((1+1))").
+type firstByte struct {
+	mu    sync.Mutex
+	first time.Time
+}
+
+func (f *firstByte) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.first.IsZero() && strings.Contains(string(p), "ready-2") {
+		f.first = time.Now()
+	}
+	return len(p), nil
+}
+
+// BenchmarkFirstLogLine measures the time from runners.RunJob to the
+// first byte of the step's output with the local runner, plain and in
+// its sandbox: the figure to set beside the docker runner's
+// BenchmarkFirstLogLine (runners/docker).
+func BenchmarkFirstLogLine(b *testing.B) {
+	data := b.TempDir()
+	ws := filepath.Join(data, "work")
+	if err := os.MkdirAll(ws, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		r    runners.Runner
+	}{
+		{"plain", local.New()},
+		{"sandbox", local.NewSandboxed(sandbox.Options{Hide: []string{data}})},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			if tc.name == "sandbox" {
+				if err := sandbox.Check(context.Background(), sandbox.Options{}, data); err != nil {
+					b.Skipf("no sandbox: %v", err)
+				}
+			}
+			var total time.Duration
+			for b.Loop() {
+				out := &firstByte{}
+				start := time.Now()
+				res := runners.RunJob(context.Background(), tc.r, runners.Job{ID: "bench", Dir: ws, Env: []string{"PATH=/usr/bin:/bin"},
+					Steps: []runners.Step{{Name: "hello", Command: "echo ready-$((1+1))"}}, Output: out})
+				if last, _ := res.Last(); res.InfraError != nil || !last.Succeeded() || out.first.IsZero() {
+					b.Fatalf("%+v", res)
+				}
+				total += out.first.Sub(start)
+			}
+			b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms/first-line")
+		})
 	}
 }
