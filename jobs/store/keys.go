@@ -276,3 +276,31 @@ func (s *Store) agentKeys(id string) []string {
 // agentTokenKey maps the sha256 (hex) of an agent's bearer token to its
 // run id, for the session's TTL.
 func (s *Store) agentTokenKey(tokenHash string) string { return s.prefix + "agent:token:" + tokenHash }
+
+// A pipeline queue's fair line (fair.go) is kept in keys that share the
+// hash tag {<queue>}, without TTL (they hold work; the scripts delete what
+// empties):
+//
+//	fair:{<queue>}:ring           list of repo keys with runs waiting, in
+//	                              turn order
+//	fair:{<queue>}:repo:<repo>    list of a repository's waiting run ids,
+//	                              oldest first
+//	fair:{<queue>}:tasks          hash run id → its signed task
+//	fair:{<queue>}:claims         hash run id → claim expiry (Unix ms)
+
+// fairRingKey is the turn order of queue's fair line.
+func (s *Store) fairRingKey(queue string) string { return s.prefix + "fair:{" + queue + "}:ring" }
+
+// fairRepoPrefix starts the key of a repository's runs in queue's fair
+// line; the repo key follows it.
+func (s *Store) fairRepoPrefix(queue string) string { return s.prefix + "fair:{" + queue + "}:repo:" }
+
+// fairTasksKey is the hash of the tasks of queue's fair line.
+func (s *Store) fairTasksKey(queue string) string { return s.prefix + "fair:{" + queue + "}:tasks" }
+
+// fairClaimsKey is the hash of the claims on queue's fair line.
+func (s *Store) fairClaimsKey(queue string) string { return s.prefix + "fair:{" + queue + "}:claims" }
+
+// asynqPendingKey is asynq's list of queue's pending task ids
+// (internal/base.PendingKey); the Store only reads its length.
+func asynqPendingKey(queue string) string { return "asynq:{" + queue + "}:pending" }
