@@ -81,6 +81,10 @@ type Server struct {
 	// MaxPipelineTimeout caps every .mlbot.yml pipeline timeout
 	// (MLBOT_MAX_PIPELINE_TIMEOUT, default 24h).
 	MaxPipelineTimeout time.Duration
+	// FIFOPipelines queues pipeline runs first come, first served
+	// (MLBOT_FIFO_PIPELINES), instead of taking repositories in turns: one
+	// repository's burst of pull requests then delays every other's.
+	FIFOPipelines bool
 	// TaskCheckInterval is how often an idle worker polls for tasks
 	// (MLBOT_TASK_CHECK_INTERVAL, default 20ms).
 	TaskCheckInterval time.Duration
@@ -517,6 +521,7 @@ func (s *Server) LogValue() slog.Value {
 		slog.String("log_format", s.LogFormat),
 		slog.Duration("max_pipeline_timeout", s.MaxPipelineTimeout),
 		slog.Duration("task_check_interval", s.TaskCheckInterval),
+		slog.Bool("fifo_pipelines", s.FIFOPipelines),
 		slog.Duration("shutdown_timeout", s.ShutdownTimeout),
 		slog.Duration("retry_base", s.RetryBase),
 		slog.Duration("reconcile_interval", s.ReconcileInterval),

@@ -75,6 +75,7 @@ var serverSettings = []setting{
 	{flag: "log-level", help: "log `level`: debug, info, warn or error", field: func(s *Server) any { return &s.LogLevel }},
 	{flag: "log-format", help: "log `format`: text or json", field: func(s *Server) any { return &s.LogFormat }},
 	{flag: "max-pipeline-timeout", help: "upper bound on any .mlbot.yml pipeline timeout (a `duration` such as 24h)", field: func(s *Server) any { return &s.MaxPipelineTimeout }},
+	{flag: "fifo-pipelines", help: "queue pipeline runs first come, first served instead of taking repositories in turns", field: func(s *Server) any { return &s.FIFOPipelines }},
 	{flag: "task-check-interval", help: "how often an idle worker polls for tasks (a `duration`)", field: func(s *Server) any { return &s.TaskCheckInterval }},
 	{flag: "shutdown-timeout", help: "how long running tasks may finish on shutdown before being requeued (a `duration`)", field: func(s *Server) any { return &s.ShutdownTimeout }},
 	{flag: "prometheus-url", help: "Prometheus server `URL` that checks deploys with a verify: block", field: func(s *Server) any { return &s.PrometheusURL }},

@@ -338,8 +338,12 @@ func (w *Worker) startPipeline(ctx context.Context, f statusPoster, p PipelinePa
 	if err != nil {
 		return err
 	}
-	if err := w.enqueuePipeline(ctx, p); err != nil {
-		return err
+	// A run that started once has its task already: with fair lines, a
+	// repeated event queues nothing.
+	if w.opts.FIFOPipelines || (existing.State == RunQueued && existing.Queue == "") {
+		if err := w.enqueuePipeline(ctx, p); err != nil {
+			return err
+		}
 	}
 	if existing.State == RunFinished {
 		// A redelivered or repeated event for a commit already reported:
@@ -367,7 +371,11 @@ func (w *Worker) cancelRun(ctx context.Context, id, reason string) error {
 	// A task still waiting in its queue is removed and its run finished
 	// here; a running one is told to stop through asynq's cancel channel.
 	queue, taskID := w.pipelineTaskOf(run)
-	if err := w.inspector.DeleteTask(queue, taskID); err == nil {
+	unqueued, err := w.unqueueFair(ctx, run)
+	if err != nil {
+		return err
+	}
+	if unqueued || w.inspector.DeleteTask(queue, taskID) == nil {
 		run.State, run.Outcome, run.Detail, run.Finished = RunFinished, report.OutcomeCanceled, reason, time.Now().UTC()
 		if err := w.store.SaveRun(ctx, run); err != nil {
 			return err
@@ -386,19 +394,18 @@ func (w *Worker) cancelRun(ctx context.Context, id, reason string) error {
 // meets the same task; task ids are never shown, only run ids are.
 func pipelineTaskID(runID string) string { return "pipeline:" + runID }
 
+// enqueuePipeline queues p's task: in its repository's fair line
+// (dispatch.go), or with FIFOPipelines straight into asynq.
 func (w *Worker) enqueuePipeline(ctx context.Context, p PipelinePayload) error {
 	b, err := json.Marshal(p)
 	if err != nil {
 		return err
 	}
-	_, err = w.client.EnqueueContext(ctx, w.signer.NewTask(TypePipeline, b),
-		asynq.TaskID(pipelineTaskID(p.RunID)), asynq.Queue(w.opts.PipelineQueue),
-		// The run's own timeout comes from .mlbot.yml, known only after the
-		// checkout; this bound only stops asynq's 30-minute default from
-		// cutting a long training short. Twice the cap: a pull request may
-		// run its merge base too, each within the cap.
-		asynq.Timeout(2*w.opts.MaxPipelineTimeout+10*time.Minute), asynq.MaxRetry(3),
-		asynq.Retention(runRetention))
+	task := w.signer.NewTask(TypePipeline, b)
+	if !w.opts.FIFOPipelines {
+		return w.queueFairly(ctx, p, task)
+	}
+	_, err = w.client.EnqueueContext(ctx, task, w.pipelineOptions(w.opts.PipelineQueue, pipelineTaskID(p.RunID))...)
 	if errors.Is(err, asynq.ErrTaskIDConflict) {
 		return nil
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/mlbot/mlbot/bot"
 	"github.com/mlbot/mlbot/bot/github"
 	"github.com/mlbot/mlbot/jobs/report"
+	"github.com/mlbot/mlbot/jobs/store"
 	"github.com/mlbot/mlbot/runners"
 )
 
@@ -112,15 +113,13 @@ func deliver(t *testing.T, w *Worker, id, event string, body []byte) error {
 	return w.handleWebhook(context.Background(), asynq.NewTask(TypeWebhook, b))
 }
 
-// pendingPipelines returns the pipeline payloads waiting in queue "default".
+// pendingPipelines returns the pipeline payloads waiting in queue "default":
+// pending in asynq, then waiting in its fair line.
 func pendingPipelines(t *testing.T, rdb redis.UniversalClient) []PipelinePayload {
 	t.Helper()
 	insp := asynq.NewInspectorFromRedisClient(rdb)
 	tasks, err := insp.ListPendingTasks("default")
-	if errors.Is(err, asynq.ErrQueueNotFound) {
-		return nil
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, asynq.ErrQueueNotFound) {
 		t.Fatal(err)
 	}
 	var out []PipelinePayload
@@ -135,6 +134,29 @@ func pendingPipelines(t *testing.T, rdb redis.UniversalClient) []PipelinePayload
 		}
 		if ti.ID != "pipeline:"+p.RunID {
 			t.Errorf("pipeline task id = %q, want pipeline:%s", ti.ID, p.RunID)
+		}
+		out = append(out, p)
+	}
+	// Runs not yet dispatched wait in the fair line (dispatch.go).
+	waiting, err := store.New(rdb, store.DefaultPrefix).FairEntries(context.Background(), "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range waiting {
+		var ft fairTask
+		if err := json.Unmarshal(e.Task, &ft); err != nil {
+			t.Fatal(err)
+		}
+		if ft.Type != TypePipeline {
+			t.Errorf("run %s in the fair line has type %q", e.RunID, ft.Type)
+			continue
+		}
+		var p PipelinePayload
+		if err := json.Unmarshal(ft.Payload, &p); err != nil {
+			t.Fatal(err)
+		}
+		if p.RunID != e.RunID {
+			t.Errorf("fair line entry %s holds run %s", e.RunID, p.RunID)
 		}
 		out = append(out, p)
 	}

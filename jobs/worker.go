@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -124,6 +125,11 @@ type Options struct {
 	// ReconcileInterval is the time between the reconciler's passes
 	// (MLBOT_RECONCILE_INTERVAL); 0 turns the reconciler off.
 	ReconcileInterval time.Duration
+	// FIFOPipelines queues new pipeline runs straight into asynq, first
+	// come, first served (MLBOT_FIFO_PIPELINES), instead of in per-
+	// repository fair lines taken in turns (dispatch.go). The dispatcher
+	// still drains runs left in the fair lines.
+	FIFOPipelines bool
 	// TaskKey signs every task the Worker enqueues and verifies every task
 	// it runs (see LoadTaskKey); every process sharing the Redis must use
 	// the same key. Empty, a random key is made for this Worker alone.
@@ -152,6 +158,10 @@ type Worker struct {
 	sweeper *sweeper
 	// reconciler catches up lost webhooks (see reconcile.go).
 	reconciler *reconciler
+	// dispatcher hands the runs of the fair lines to asynq (dispatch.go);
+	// busy counts the pipeline server's running handlers for it.
+	dispatcher *dispatcher
+	busy       atomic.Int64
 	wg         sync.WaitGroup
 	// uncountWorkers takes this Worker's task workers out of mlbot_workers;
 	// Start sets it.
@@ -228,6 +238,9 @@ func New(opts Options) (*Worker, error) {
 	w.exec.Notify, w.exec.RunLogs, w.exec.Logger = w.notifyWaiting, opts.Store, opts.Logger
 	w.sweeper = newSweeper(sweeperParams{logger: opts.Logger, dataDir: opts.DataDir,
 		workspaceAge: 2*opts.MaxPipelineTimeout + time.Hour, logAge: runTTL})
+	w.dispatcher = newDispatcher(dispatcherParams{logger: opts.Logger, line: opts.Store, client: w.client,
+		queues: opts.PipelineQueues, idle: w.idlePipelineWorkers,
+		options: func(queue, id string) []asynq.Option { return w.pipelineOptions(queue, pipelineTaskID(id)) }})
 	w.reconciler = newReconciler(reconcilerParams{worker: w, logger: opts.Logger, interval: opts.ReconcileInterval})
 	logger := asynqLogger{opts.Logger}
 	w.events = asynq.NewServerFromRedisClient(opts.Redis, asynq.Config{
@@ -273,7 +286,9 @@ func (w *Worker) Signer() *TaskSigner { return w.signer }
 //     age limits keep it off anything the servers create meanwhile);
 //  2. the event server (webhooks, reports);
 //  3. the pipeline server (pipelines, deploys);
-//  4. the reconciler (MLBOT_RECONCILE_INTERVAL), whose catch-ups the event
+//  4. the dispatcher, which hands the pipeline runs of the fair lines to
+//     the pipeline server's queues (dispatch.go);
+//  5. the reconciler (MLBOT_RECONCILE_INTERVAL), whose catch-ups the event
 //     server routes.
 func (w *Worker) Start() error {
 	w.sweeper.start(&w.wg)
@@ -287,7 +302,7 @@ func (w *Worker) Start() error {
 		return fmt.Errorf("start event workers: %w", err)
 	}
 	pmux := asynq.NewServeMux()
-	pmux.Use(w.signer.Middleware(w.log), instrument(serverPipelines))
+	pmux.Use(w.signer.Middleware(w.log), instrument(serverPipelines), w.countBusy)
 	pmux.HandleFunc(TypePipeline, w.handlePipeline)
 	pmux.HandleFunc(TypeDeploy, w.handleDeploy)
 	if err := w.pipelines.Start(pmux); err != nil {
@@ -296,15 +311,18 @@ func (w *Worker) Start() error {
 		return fmt.Errorf("start pipeline workers: %w", err)
 	}
 	w.uncountWorkers = countWorkers(map[string]int{serverEvents: eventWorkers, serverPipelines: w.opts.Concurrency})
+	w.dispatcher.start(&w.wg)
 	w.reconciler.start(&w.wg)
 	return nil
 }
 
 // Shutdown stops taking tasks, lets running ones finish for up to
 // ShutdownTimeout, and requeues the rest. It stops in the reverse order of
-// Start: the pipeline server (and the pipelines still running), the event
-// server, then the reconciler and the sweeper.
+// Start: the dispatcher (runs not yet handed to asynq wait in their fair
+// lines for another process), the pipeline server (and the pipelines still
+// running), the event server, then the reconciler and the sweeper.
 func (w *Worker) Shutdown() {
+	w.dispatcher.shutdown()
 	w.pipelines.Shutdown()
 	// asynq has requeued what still runs and cancelled its context; wait
 	// for the runner to kill those process groups (SIGTERM, then SIGKILL

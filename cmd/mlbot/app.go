@@ -140,6 +140,7 @@ func newApp(cfg *configs.Server, log *slog.Logger, withHTTP bool) (*app, error) 
 		Concurrency:        cfg.Concurrency,
 		PipelineQueues:     cfg.Queues,
 		TaskCheckInterval:  cfg.TaskCheckInterval,
+		FIFOPipelines:      cfg.FIFOPipelines,
 		MaxPipelineTimeout: cfg.MaxPipelineTimeout,
 		ShutdownTimeout:    cfg.ShutdownTimeout,
 		RetryBase:          cfg.RetryBase,

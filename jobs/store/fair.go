@@ -104,6 +104,34 @@ func (s *Store) FairTurns(ctx context.Context, queue string) ([]string, error) {
 	return s.rdb.LRange(ctx, s.fairRingKey(queue), 0, -1).Result()
 }
 
+// FairEntries returns the runs waiting in queue's fair line, each
+// repository's in order, the repositories in turn order. It reads without
+// a lock, for inspection: a run dispatched meanwhile may be missing.
+func (s *Store) FairEntries(ctx context.Context, queue string) ([]FairEntry, error) {
+	repos, err := s.FairTurns(ctx, queue)
+	if err != nil {
+		return nil, err
+	}
+	var out []FairEntry
+	for _, repo := range repos {
+		ids, err := s.rdb.LRange(ctx, s.fairRepoPrefix(queue)+repo, 0, -1).Result()
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range ids {
+			task, err := s.rdb.HGet(ctx, s.fairTasksKey(queue), id).Bytes()
+			if errors.Is(err, redis.Nil) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, FairEntry{Repo: repo, RunID: id, Task: task})
+		}
+	}
+	return out, nil
+}
+
 // AsynqPending returns how many tasks wait in asynq's pending list of
 // queue: the dispatcher keeps it about as long as there are idle workers.
 // The key is asynq's (internal/base.PendingKey), read here and never
