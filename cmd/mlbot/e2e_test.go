@@ -212,7 +212,12 @@ func (e *e2e) settle() {
 				busy += info.Pending + info.Active + info.Scheduled + info.Retry
 			}
 		}
-		if busy == 0 {
+		// Runs not yet dispatched wait in the fair line.
+		waiting, err := store.New(e.rdb, store.DefaultPrefix).FairWaiting(context.Background(), "default")
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if busy == 0 && waiting == 0 {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
