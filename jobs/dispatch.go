@@ -113,9 +113,12 @@ func (d *dispatcher) start(wg *sync.WaitGroup) {
 		defer wg.Done()
 		t := time.NewTicker(d.p.interval)
 		defer t.Stop()
+		var warned time.Time
 		for {
-			if _, err := d.dispatch(d.ctx); err != nil && d.ctx.Err() == nil {
+			// A Redis that is down fails every pass: say so every 10 s.
+			if _, err := d.dispatch(d.ctx); err != nil && d.ctx.Err() == nil && time.Since(warned) > 10*time.Second {
 				d.p.logger.Warn("pipeline runs not dispatched", "err", err)
+				warned = time.Now()
 			}
 			select {
 			case <-d.ctx.Done():
