@@ -158,6 +158,8 @@ func TestLoadPrecedence(t *testing.T) {
 		{"plain byte count", []string{"--max-webhook-bytes", "1000"}, nil, func(s *Server) bool { return s.MaxWebhookBytes == 1000 }},
 		{"artifact limits in human sizes", []string{"--max-artifact-bytes", "512MiB"}, map[string]string{"MLBOT_MAX_RUN_ARTIFACT_BYTES": "3GiB"},
 			func(s *Server) bool { return s.MaxArtifactBytes == 512<<20 && s.MaxRunArtifactBytes == 3<<30 }},
+		{"first come, first served pipelines by env", nil, map[string]string{"MLBOT_FIFO_PIPELINES": "true"}, func(s *Server) bool { return s.FIFOPipelines }},
+		{"fair pipelines by default", nil, nil, func(s *Server) bool { return !s.FIFOPipelines }},
 		{"app id", nil, map[string]string{"MLBOT_GITHUB_APP_ID": "12345"}, func(s *Server) bool { return s.GitHubAppID == 12345 }},
 		{"retention from flags, env and file", []string{"--config", writeFile(t, "retention_days: 7\nretention_interval: 10m\n"), "--retention-deploys", "3"},
 			map[string]string{"MLBOT_RETENTION_MAIN": "5", "MLBOT_RETENTION_INTERVAL": "0"}, func(s *Server) bool {
@@ -256,7 +258,7 @@ func TestFlagHelp(t *testing.T) {
 	names := []string{"listen", "public-url", "redis-url", "data-dir", "repo-allowlist", "allow-all-repos",
 		"github-api-url", "github-token", "github-app-id", "github-app-private-key-file", "github-webhook-secret",
 		"gitlab-url", "gitlab-token", "gitlab-webhook-secret", "insecure-no-webhook-secret", "concurrency",
-		"queues", "log-level", "log-format", "max-pipeline-timeout", "task-check-interval", "shutdown-timeout", "retry-base", "reconcile-interval", "prometheus-url",
+		"queues", "log-level", "log-format", "max-pipeline-timeout", "fifo-pipelines", "task-check-interval", "shutdown-timeout", "retry-base", "reconcile-interval", "prometheus-url",
 		"max-webhook-bytes", "unsafe-no-sandbox", "deploy-paths", "sandbox-uid", "sandbox-memory", "sandbox-cpu", "sandbox-processes",
 		"max-artifact-bytes", "max-run-artifact-bytes", "task-key", "api-token", "config",
 		"ui-auth", "github-oauth-client-id", "github-oauth-client-secret", "gitlab-oauth-client-id", "gitlab-oauth-client-secret",
