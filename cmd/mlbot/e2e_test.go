@@ -213,7 +213,7 @@ func (e *e2e) settle() {
 			}
 		}
 		// Runs not yet dispatched wait in the fair line.
-		waiting, err := store.New(e.rdb, store.DefaultPrefix).FairWaiting(context.Background(), "default")
+		waiting, err := e.app.store.FairWaiting(context.Background(), "default")
 		if err != nil {
 			e.t.Fatal(err)
 		}

@@ -19,9 +19,10 @@ import (
 // nothing: at worst a run is offered twice, and asynq refuses the second
 // task by its id.
 //
-// Every key of one queue's line shares the hash tag {<queue>}, so that the
-// scripts below, which build a repository's key from the prefix they are
-// given, touch one Redis Cluster slot. The keys have no TTL: they hold
+// Every key of one queue's line shares one hash tag ({<queue>}, or on a
+// Redis Cluster the prefix's {mlbot}), so that the scripts below, which
+// build a repository's key from the prefix they are given, touch one
+// Redis Cluster slot. The keys have no TTL: they hold
 // work that must not be lost, and the scripts delete what empties.
 
 // FairEntry is a run waiting in a fair line.

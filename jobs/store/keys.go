@@ -278,8 +278,9 @@ func (s *Store) agentKeys(id string) []string {
 func (s *Store) agentTokenKey(tokenHash string) string { return s.prefix + "agent:token:" + tokenHash }
 
 // A pipeline queue's fair line (fair.go) is kept in keys that share the
-// hash tag {<queue>}, without TTL (they hold work; the scripts delete what
-// empties):
+// hash tag {<queue>} (on a Redis Cluster the prefix's {mlbot} comes first
+// and is the tag: still one slot), without TTL (they hold work; the
+// scripts delete what empties):
 //
 //	fair:{<queue>}:ring           list of repo keys with runs waiting, in
 //	                              turn order
