@@ -79,9 +79,11 @@ func init() {
 		"cancel":  {"stop the run in flight", func(p configs.Permissions) string { return p.Cancel }, (*Worker).cmdCancel},
 		"ok-to-test": {"approve running this pull request's current head (for untrusted authors and forks)",
 			func(p configs.Permissions) string { return p.OkToTest }, (*Worker).cmdOkToTest},
-		"deploy":   {"`/deploy [env] [--force]`: deploy this pull request's model if it is not worse than what the environment runs (`--force`: even then)", func(p configs.Permissions) string { return p.Deploy }, (*Worker).cmdDeploy},
+		"deploy":   {"`/deploy [env] [version] [--force]`: deploy this pull request's model (or its version named, such as a sweep trial's `v7`) if it is not worse than what the environment runs (`--force`: even then)", func(p configs.Permissions) string { return p.Deploy }, (*Worker).cmdDeploy},
 		"rollback": {"`/rollback [env] [version]`: redeploy the previous or the named version", func(p configs.Permissions) string { return p.Rollback }, (*Worker).cmdRollback},
-		"help":     {"what mlbot can do here", func(configs.Permissions) string { return "read" }, (*Worker).cmdHelp},
+		"sweep": {"`/sweep [space]`: train this pull request's head once per point of a search space (`lr=0.05,0.1 epochs=10,20`; without one, the `sweep:` block's) and rank the trials in a comment of their own",
+			func(p configs.Permissions) string { return p.Sweep }, (*Worker).cmdSweep},
+		"help": {"what mlbot can do here", func(configs.Permissions) string { return "read" }, (*Worker).cmdHelp},
 	}
 }
 
@@ -255,12 +257,19 @@ func (w *Worker) cmdRetrain(ctx context.Context, cc *commandContext, _ []string)
 }
 
 func (w *Worker) cmdCancel(ctx context.Context, cc *commandContext, _ []string) (string, error) {
+	swept, err := w.cancelSweepOf(ctx, cc.ev.Repo, cc.pr.Number, "cancelled by @"+cc.user)
+	if err != nil {
+		return "", err
+	}
 	id, err := w.store.CurrentRun(ctx, cc.ev.Repo, cc.pr.Number)
 	if err != nil {
 		return "", err
 	}
 	run, err := w.store.GetRun(ctx, id)
 	if errors.Is(err, ErrNoRun) || id == "" || (run != nil && run.State == RunFinished) {
+		if swept {
+			return "Cancelled the sweep of this pull request.", nil
+		}
 		return "Nothing is running for this pull request.", nil
 	}
 	if err != nil {
@@ -268,6 +277,9 @@ func (w *Worker) cmdCancel(ctx context.Context, cc *commandContext, _ []string) 
 	}
 	if err := w.cancelRun(ctx, id, "cancelled by @"+cc.user); err != nil {
 		return "", err
+	}
+	if swept {
+		return fmt.Sprintf("Cancelled the run of `%s` and the sweep of this pull request.", short(run.SHA)), nil
 	}
 	return fmt.Sprintf("Cancelled the run of `%s`.", short(run.SHA)), nil
 }

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -12,8 +13,9 @@ import (
 	"github.com/mlbot/mlbot/jobs/report"
 )
 
-// cmdDeploy deploys the pull request head's model version to an
-// environment that accepts deploys from pull requests. What the deploy
+// cmdDeploy deploys the pull request head's model version, or the version
+// of this pull request it names (a sweep's trial), to an environment that
+// accepts deploys from pull requests. What the deploy
 // runs comes from the default branch's .mlbot.yml, never from the pull
 // request. The version must not be worse than the one the environment
 // runs, under the default branch's gates, unless `--force` says so.
@@ -25,6 +27,7 @@ func (w *Worker) cmdDeploy(ctx context.Context, cc *commandContext, args []strin
 	if msg != "" {
 		return msg, nil
 	}
+	args, version := versionArg(args)
 	env, msg := pickEnv(cc.cfg, args, true)
 	if msg != "" {
 		return msg, nil
@@ -32,31 +35,14 @@ func (w *Worker) cmdDeploy(ctx context.Context, cc *commandContext, args []strin
 	if !cc.cfg.Deploy[env].FromPR {
 		return fmt.Sprintf("`%s` does not accept `/deploy` from pull requests (its `from_pr` is not set on the default branch).", env), nil
 	}
-	id, err := w.store.CurrentRun(ctx, cc.ev.Repo, cc.pr.Number)
-	if err != nil {
-		return "", err
-	}
-	run, err := w.store.GetRun(ctx, id)
-	if id == "" || err != nil || run.State != RunFinished {
-		return "The head of this pull request has no finished run yet; `/deploy` once it has passed.", nil
-	}
-	if run.Outcome == report.OutcomeSkipped {
-		return fmt.Sprintf("`%s` changed none of `pipeline.paths`, so no model was trained for it and the base's version is the one that counts; nothing was deployed. Comment `/retrain` to train it, then `/deploy`.", short(run.SHA)), nil
-	}
-	if run.Outcome != report.OutcomePassed {
-		return fmt.Sprintf("The run of `%s` did not pass its gates (%s); nothing was deployed.", short(run.SHA), strings.ReplaceAll(string(run.Outcome), "_", " ")), nil
-	}
-	if !run.Trusted {
-		// The deploy runs in a checkout of this commit with the default
-		// branch's secrets: an untrusted author's scripts must not get them.
-		return fmt.Sprintf("`%s` was run for an untrusted author (`/ok-to-test`); its model cannot be deployed from the pull request. Merge it to deploy.", short(run.SHA)), nil
-	}
-	v, err := w.registry.ByRun(ctx, repoKey(cc.ev.Repo), run.ID)
-	if err != nil {
-		return "", err
-	}
-	if v == nil {
-		return "The run of `" + short(run.SHA) + "` recorded no model version (`pipeline.artifacts` names none); nothing to deploy.", nil
+	var v *registry.Version
+	var err error
+	if version > 0 {
+		if v, msg, err = w.prVersion(ctx, cc, version); err != nil || msg != "" {
+			return msg, err
+		}
+	} else if v, msg, err = w.headVersion(ctx, cc); err != nil || msg != "" {
+		return msg, err
 	}
 	user := cc.user
 	why := fmt.Sprintf("`/deploy` by @%s from #%d", user, cc.pr.Number)
@@ -86,6 +72,75 @@ func (w *Worker) cmdDeploy(ctx context.Context, cc *commandContext, args []strin
 		reply += "\n\n" + report.RenderForced(g)
 	}
 	return reply, nil
+}
+
+// headVersion returns the model version of the pull request head's
+// finished run, or msg saying why it cannot be deployed.
+func (w *Worker) headVersion(ctx context.Context, cc *commandContext) (*registry.Version, string, error) {
+	id, err := w.store.CurrentRun(ctx, cc.ev.Repo, cc.pr.Number)
+	if err != nil {
+		return nil, "", err
+	}
+	run, err := w.store.GetRun(ctx, id)
+	if id == "" || err != nil || run.State != RunFinished {
+		return nil, "The head of this pull request has no finished run yet; `/deploy` once it has passed.", nil
+	}
+	if run.Outcome == report.OutcomeSkipped {
+		return nil, fmt.Sprintf("`%s` changed none of `pipeline.paths`, so no model was trained for it and the base's version is the one that counts; nothing was deployed. Comment `/retrain` to train it, then `/deploy`.", short(run.SHA)), nil
+	}
+	if run.Outcome != report.OutcomePassed {
+		return nil, fmt.Sprintf("The run of `%s` did not pass its gates (%s); nothing was deployed.", short(run.SHA), strings.ReplaceAll(string(run.Outcome), "_", " ")), nil
+	}
+	if !run.Trusted {
+		// The deploy runs in a checkout of this commit with the default
+		// branch's secrets: an untrusted author's scripts must not get them.
+		return nil, fmt.Sprintf("`%s` was run for an untrusted author (`/ok-to-test`); its model cannot be deployed from the pull request. Merge it to deploy.", short(run.SHA)), nil
+	}
+	v, err := w.registry.ByRun(ctx, repoKey(cc.ev.Repo), run.ID)
+	if err != nil {
+		return nil, "", err
+	}
+	if v == nil {
+		return nil, "The run of `" + short(run.SHA) + "` recorded no model version (`pipeline.artifacts` names none); nothing to deploy.", nil
+	}
+	return v, "", nil
+}
+
+// prVersion returns model version number of this pull request (a sweep's
+// trial, or an earlier head), or msg saying why it cannot be deployed:
+// it is not this pull request's, did not pass its gates, or was made for
+// an untrusted author.
+func (w *Worker) prVersion(ctx context.Context, cc *commandContext, number int) (*registry.Version, string, error) {
+	v, err := w.registry.Get(ctx, repoKey(cc.ev.Repo), number)
+	if errors.Is(err, registry.ErrNotFound) {
+		return nil, fmt.Sprintf("There is no model v%d of this repository; nothing was deployed.", number), nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	switch {
+	case v.PR != cc.pr.Number:
+		return nil, fmt.Sprintf("Model v%d was not made by this pull request; `/deploy` from a pull request deploys only its own versions (`/rollback <env> v%d` redeploys others). Nothing was deployed.", number, number), nil
+	case !v.Passed:
+		return nil, fmt.Sprintf("Model v%d did not pass its gates; nothing was deployed.", number), nil
+	case !v.Trusted:
+		return nil, fmt.Sprintf("Model v%d was made for an untrusted author (`/ok-to-test`); it cannot be deployed from the pull request. Merge it to deploy.", number), nil
+	}
+	return v, "", nil
+}
+
+// versionArg takes a model version ("v7" or "7") out of /deploy's
+// arguments; 0 when none is named.
+func versionArg(args []string) (rest []string, version int) {
+	for _, a := range args {
+		n, err := strconv.Atoi(strings.TrimPrefix(strings.ToLower(a), "v"))
+		if err == nil && n > 0 && version == 0 {
+			version = n
+			continue
+		}
+		rest = append(rest, a)
+	}
+	return rest, version
 }
 
 // deployFlags takes /deploy's options out of args: `--force` skips the

@@ -94,9 +94,12 @@ func (w *Worker) handOver(ctx context.Context, log *slog.Logger, f statusPoster,
 	// The status first: the other queue's worker may take the run at once,
 	// and its statuses must come after this one.
 	desc := fmt.Sprintf("queued for the %s workers: train and evaluate", queue)
-	if serr := w.setStatus(ctx, f, run.Repo, run.SHA, refOf(run.PR, run.Branch), bot.StatePending, desc, w.runURL(run.ID),
-		w.progressCheck(run.ID, run.SHA, desc)); serr != nil {
-		log.Warn("queued status not set", "err", serr)
+	// A sweep's trial reports in the sweep's comment only.
+	if run.Sweep == "" {
+		if serr := w.setStatus(ctx, f, run.Repo, run.SHA, refOf(run.PR, run.Branch), bot.StatePending, desc, w.runURL(run.ID),
+			w.progressCheck(run.ID, run.SHA, desc)); serr != nil {
+			log.Warn("queued status not set", "err", serr)
+		}
 	}
 	b, err := json.Marshal(p)
 	if err != nil {

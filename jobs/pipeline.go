@@ -125,6 +125,9 @@ func (w *Worker) markRunning(ctx context.Context, log *slog.Logger, f statusPost
 	if err := w.store.SaveRun(ctx, run); err != nil {
 		return err
 	}
+	if run.Sweep != "" {
+		return nil // a sweep's trial reports in the sweep's comment
+	}
 	if serr := w.setStatus(ctx, f, run.Repo, run.SHA, refOf(run.PR, run.Branch), bot.StateRunning, "running: train and evaluate", w.runURL(run.ID),
 		w.progressCheck(run.ID, run.SHA, "running: train and evaluate")); serr != nil {
 		log.Warn("running status not set", "err", serr)
@@ -308,8 +311,11 @@ func (w *Worker) recordVersion(ctx context.Context, run *Run, cfg *configs.RepoC
 	if run.PR != nil {
 		pr, reason = run.PR.Number, fmt.Sprintf("pull request #%d", run.PR.Number)
 	}
+	if run.Sweep != "" {
+		reason = fmt.Sprintf("sweep trial %d of %s", run.Trial+1, reason)
+	}
 	v, err := w.registry.Record(ctx, registry.Version{Repo: repoKey(run.Repo), SHA: run.SHA, RunID: run.ID, Metrics: run.Metrics,
-		Reason: reason, Branch: run.Branch, PR: pr, Passed: run.Outcome == report.OutcomePassed, Trusted: run.Trusted}, dir, cfg.Pipeline.Artifacts)
+		Reason: reason, Branch: run.Branch, PR: pr, Passed: run.Outcome == report.OutcomePassed, Trusted: run.Trusted, Params: run.Params}, dir, cfg.Pipeline.Artifacts)
 	if errors.Is(err, registry.ErrBadArtifact) || errors.Is(err, fs.ErrNotExist) {
 		run.Outcome, run.Detail = report.OutcomeStepFailed, "artifacts: "+err.Error()
 		return nil

@@ -31,6 +31,11 @@ func (w *Worker) handleReport(ctx context.Context, t *asynq.Task) error {
 	if run.State != RunFinished {
 		return fmt.Errorf("run %s is %s, not finished: %w", run.ID, run.State, asynq.SkipRetry)
 	}
+	if run.Sweep != "" {
+		// A sweep's trial: its result goes to the sweep's comment and
+		// status, and its end frees a place for the next trial.
+		return w.advanceSweep(ctx, run.Sweep)
+	}
 	f, err := w.forgeOf(run.Repo)
 	if err != nil {
 		return fmt.Errorf("run %s: %w", run.ID, err)
@@ -109,12 +114,33 @@ type commenter interface {
 	UpdateComment(ctx context.Context, repo bot.Repo, number int, id int64, body string) error
 }
 
+// sticky is one of mlbot's sticky comments on a pull request: found by
+// its marker, its id remembered by the store.
+type sticky struct {
+	marker string
+	lock   string
+	id     func(ctx context.Context, repo bot.Repo, number int) (int64, error)
+	setID  func(ctx context.Context, repo bot.Repo, number int, id int64) error
+}
+
 // upsertComment edits mlbot's comment on a pull request, creating it only
-// when none exists. A lease per pull request keeps two reports from both
-// creating one; a crash between create and remembering its id is healed by
-// finding the comment through its marker.
+// when none exists (see upsertSticky).
 func (w *Worker) upsertComment(ctx context.Context, f commenter, repo bot.Repo, number int, body string) error {
-	release, ok, err := w.store.Lock(ctx, "comment:"+repoKey(repo)+":"+fmt.Sprint(number), time.Minute)
+	return w.upsertSticky(ctx, f, repo, number, body, sticky{marker: report.Marker, lock: "comment:", id: w.store.CommentID, setID: w.store.SetCommentID})
+}
+
+// upsertSweepComment edits mlbot's sweep comment on a pull request, the
+// second sticky comment, creating it only when none exists.
+func (w *Worker) upsertSweepComment(ctx context.Context, f commenter, repo bot.Repo, number int, body string) error {
+	return w.upsertSticky(ctx, f, repo, number, body, sticky{marker: report.SweepMarker, lock: "sweepcomment:", id: w.store.SweepCommentID, setID: w.store.SetSweepCommentID})
+}
+
+// upsertSticky edits the sticky comment s on a pull request, creating it
+// only when none exists. A lease per pull request keeps two reports from
+// both creating one; a crash between create and remembering its id is
+// healed by finding the comment through its marker.
+func (w *Worker) upsertSticky(ctx context.Context, f commenter, repo bot.Repo, number int, body string, s sticky) error {
+	release, ok, err := w.store.Lock(ctx, s.lock+repoKey(repo)+":"+fmt.Sprint(number), time.Minute)
 	if err != nil {
 		return err
 	}
@@ -122,7 +148,7 @@ func (w *Worker) upsertComment(ctx context.Context, f commenter, repo bot.Repo, 
 		return errors.New("another report is editing this pull request's comment")
 	}
 	defer release()
-	id, err := w.store.CommentID(ctx, repo, number)
+	id, err := s.id(ctx, repo, number)
 	if err != nil {
 		return err
 	}
@@ -138,7 +164,7 @@ func (w *Worker) upsertComment(ctx context.Context, f commenter, repo bot.Repo, 
 		return err
 	}
 	for _, c := range comments {
-		if !strings.HasPrefix(strings.TrimSpace(c.Body), report.Marker) {
+		if !strings.HasPrefix(strings.TrimSpace(c.Body), s.marker) {
 			continue
 		}
 		err := f.UpdateComment(ctx, repo, number, c.ID, body)
@@ -150,13 +176,13 @@ func (w *Worker) upsertComment(ctx context.Context, f commenter, repo bot.Repo, 
 		if err != nil {
 			return err
 		}
-		return w.store.SetCommentID(ctx, repo, number, c.ID)
+		return s.setID(ctx, repo, number, c.ID)
 	}
 	c, err := f.CreateComment(ctx, repo, number, body)
 	if err != nil {
 		return err
 	}
-	return w.store.SetCommentID(ctx, repo, number, c.ID)
+	return s.setID(ctx, repo, number, c.ID)
 }
 
 // notOurs reports whether the host refused an edit because the comment is

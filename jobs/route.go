@@ -199,6 +199,9 @@ func (w *Worker) closePullRequest(ctx context.Context, log *slog.Logger, f noteP
 			return err
 		}
 	}
+	if err := w.cancelSweep(ctx, ev.Repo, pr.Number, "the pull request was "+string(ev.Action), ""); err != nil {
+		return err
+	}
 	id, err := w.store.CurrentRun(ctx, ev.Repo, pr.Number)
 	if err != nil || id == "" {
 		return err
@@ -237,6 +240,9 @@ func (w *Worker) advanceHead(ctx context.Context, log *slog.Logger, ev *bot.Even
 // supersedeRun cancels the pull request's current run when it is of an
 // older commit: its result would be stale before it is posted.
 func (w *Worker) supersedeRun(ctx context.Context, repo bot.Repo, pr *bot.PullRequest) error {
+	if err := w.cancelSweep(ctx, repo, pr.Number, "superseded by "+short(pr.HeadSHA), pr.HeadSHA); err != nil {
+		return err
+	}
 	cur, err := w.store.CurrentRun(ctx, repo, pr.Number)
 	if err != nil || cur == "" {
 		return err

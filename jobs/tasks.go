@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"sort"
 	"strings"
 	"time"
 
@@ -75,12 +76,17 @@ type PipelinePayload struct {
 	Before string `json:"before,omitempty"`
 	// Force runs the pipeline whatever pipeline.paths says (/retrain).
 	Force bool `json:"force,omitempty"`
+	// Sweep, Trial and Rung name the sweep trial the run is (see
+	// Run.Sweep); Sweep is "" for any other run.
+	Sweep string `json:"sweep,omitempty"`
+	Trial int    `json:"trial,omitempty"`
+	Rung  int    `json:"rung,omitempty"`
 }
 
 // newRun is the queued run a pipeline payload describes.
 func (p PipelinePayload) newRun() *Run {
 	return &Run{ID: p.RunID, Kind: p.Kind, Repo: p.Repo, SHA: p.SHA, PR: p.PR, Branch: p.Branch,
-		Trusted: p.Trusted, Params: p.Params, State: RunQueued, Created: time.Now().UTC()}
+		Trusted: p.Trusted, Params: p.Params, Sweep: p.Sweep, Trial: p.Trial, Rung: p.Rung, State: RunQueued, Created: time.Now().UTC()}
 }
 
 // ReportPayload is the payload of a TypeReport task.
@@ -100,6 +106,28 @@ func runKey(repo bot.Repo, kind RunKind, sha string, pr int, branch string) stri
 	}
 	if pr > 0 {
 		h.Write([]byte{byte(pr >> 24), byte(pr >> 16), byte(pr >> 8), byte(pr)})
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// paramsKey extends dedupe key with the parameter values a run overrides:
+// trials of one commit are distinct runs. Without params it is key.
+func paramsKey(key string, params map[string]string) string {
+	if len(params) == 0 {
+		return key
+	}
+	names := make([]string, 0, len(params))
+	for n := range params {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	h := sha256.New()
+	h.Write([]byte(key))
+	for _, n := range names {
+		h.Write([]byte{0})
+		h.Write([]byte(n))
+		h.Write([]byte{0})
+		h.Write([]byte(params[n]))
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }

@@ -50,6 +50,9 @@ func (w *Worker) forgeOf(repo bot.Repo) (bot.Forge, error) {
 // notifyWaiting shows on run's commit status what its runner waits for
 // ("waiting for a GPU node"), best effort: the run goes on either way.
 func (w *Worker) notifyWaiting(run *Run, msg string) {
+	if run.Sweep != "" {
+		return // a sweep's trial reports in the sweep's comment only
+	}
 	f, err := w.forgeOf(run.Repo)
 	if err == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

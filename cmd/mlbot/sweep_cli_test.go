@@ -97,7 +97,7 @@ func TestSweepCommand(t *testing.T) {
 		}
 	}
 	for _, s := range []string{
-		"| # | x | score | Δ vs base | gates | run |",
+		"| # | x | score | Δ vs base (95% CI) | gates | run |",
 		"| **3** 🏆 |",
 		"Method grid, seed 0, maximize score · 6/7 trials done, 0 pruned, 1 failed",
 		"score 91.0000 on the base",

@@ -40,6 +40,8 @@ type Version struct {
 	Branch    string             `json:"branch,omitempty"`
 	PR        int                `json:"pr,omitempty"`
 	Passed    bool               `json:"passed"` // all gates passed
+	// Params are the parameter values the run overrode (a sweep's trial).
+	Params map[string]string `json:"params,omitempty"`
 	// Trusted is true when the run that made the version was trusted: a
 	// default-branch commit, or a pull request of an author with write
 	// access. Only such a version may be deployed, since a deploy runs the

@@ -153,6 +153,18 @@ func (s *Store) prHeadsKey(repo string, pr string) string { return s.key("prhead
 // commentKey holds the id of mlbot's comment on a pull request, for RunTTL.
 func (s *Store) commentKey(repo string, pr string) string { return s.key("comment", repo, pr) }
 
+// sweepKey holds a sweep record (JSON), for RunTTL.
+func (s *Store) sweepKey(id string) string { return s.key("sweep", id) }
+
+// prSweepKey holds the id of a pull request's newest sweep, for RunTTL.
+func (s *Store) prSweepKey(repo string, pr string) string { return s.key("prsweep", repo, pr) }
+
+// sweepCommentKey holds the id of mlbot's sweep comment on a pull request
+// (the second sticky comment, beside commentKey's), for RunTTL.
+func (s *Store) sweepCommentKey(repo string, pr string) string {
+	return s.key("sweepcomment", repo, pr)
+}
+
 // cancelKey holds why run id was asked to stop, for CancelTTL.
 func (s *Store) cancelKey(id string) string { return s.key("cancel", id) }
 

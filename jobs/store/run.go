@@ -69,6 +69,13 @@ type Run struct {
 	// under params: (name → value as text), for a sweep's trial; the
 	// executor refuses a name not declared or a value not of its kind.
 	Params map[string]string `json:"params,omitempty"`
+	// Sweep names the sweep the run is a trial of ("" for any other run);
+	// Trial is the trial's candidate index (from 0) and Rung its rung of
+	// successive halving. A trial's result goes to the sweep's comment,
+	// never to the pull request's own comment or status.
+	Sweep string `json:"sweep,omitempty"`
+	Trial int    `json:"trial,omitempty"`
+	Rung  int    `json:"rung,omitempty"`
 	// ModelVersion is the registry version the run recorded (0: none).
 	ModelVersion int `json:"model_version,omitempty"`
 	// OnMerge names the environments a default-branch run deploys to

@@ -2,22 +2,32 @@ package sweep
 
 import (
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/mlbot/mlbot/jobs/report"
 )
 
 // Row is one trial of a sweep's table: its result and what the table says
 // about its run.
 type Row struct {
 	Result
-	// Delta is the metric minus the base's; nil without a base.
-	Delta *float64
+	// Pending is report.TrialQueued, TrialRunning or TrialCancelled for a
+	// trial without a result yet ("" once it has one): such rows are not
+	// ranked and come after the ranked ones, before the failed.
+	Pending string
+	// Delta is the metric minus the base's; nil without a base. Low and
+	// High bound its 95% confidence interval when CI is set (per-example
+	// results of trial and base).
+	Delta     *float64
+	CI        bool
+	Low, High float64
 	// Detail says why a failed trial failed, or which gate a done one
 	// failed ("" when it passed).
 	Detail string
-	// Run is the run column: a run id, or a markdown link to its page.
+	// Run is the run column: a run id, or the URL of its page.
 	Run string
+	// Version is the model version the trial registered (0: none).
+	Version int
 }
 
 // Table is everything a sweep's table shows.
@@ -25,7 +35,7 @@ type Table struct {
 	// Spec is the sweep.
 	Spec Spec
 	// Rows are the trials, one a candidate (see Halving.Final), in any
-	// order: Markdown ranks them.
+	// order: Report ranks them.
 	Rows []Row
 	// Planned is the number of candidates the sweep runs in all.
 	Planned int
@@ -35,83 +45,74 @@ type Table struct {
 	Compute time.Duration
 }
 
-// Markdown renders the table best first: "# | params… | metric | Δ vs
-// base | gates | run", the best trial in bold and marked, the pruned and
-// failed at the bottom, then a footer with the method, seed, the trials
-// done, pruned and failed, the compute time, and the warning that the
-// best of N trials is optimistically biased on the test set it was
-// chosen on.
-func (t Table) Markdown() string {
-	results := make([]Result, len(t.Rows))
-	byIndex := make(map[int]Row, len(t.Rows))
-	for i, r := range t.Rows {
-		results[i] = r.Result
-		byIndex[r.Trial.Index] = r
+// MethodText describes the spec's method for a table's footer.
+func (s Spec) MethodText() string {
+	if s.Method == MethodHalving {
+		return fmt.Sprintf("successive halving over %s (eta %d)", s.Resource, s.Eta)
 	}
-	ranked := Rank(results, t.Spec.Goal)
-	var b strings.Builder
-	params := t.Spec.Params()
-	if t.Spec.Method == MethodHalving {
-		params = append(params, t.Spec.Resource)
-	}
-	b.WriteString("| # | " + strings.Join(params, " | ") + " | " + t.Spec.Metric + " | Δ vs base | gates | run |\n")
-	b.WriteString("| ---: |" + strings.Repeat(" ---: |", len(params)) + " ---: | ---: | :--- | :--- |\n")
-	var done, pruned, failed int
-	for i, res := range ranked {
-		r := byIndex[res.Trial.Index]
-		num := strconv.Itoa(res.Trial.Index + 1)
-		best := i == 0 && res.Status == StatusDone
-		if best {
-			num = "**" + num + "** 🏆"
-		}
-		cells := []string{num}
-		for _, p := range params {
-			cells = append(cells, "`"+res.Trial.Params[p]+"`")
-		}
-		metric, delta, gates := "—", "—", ""
-		switch res.Status {
-		case StatusDone:
-			done++
-			metric = formatMetric(res.Metric)
-			gates = "✅"
-			if !res.Passed {
-				gates = "❌ " + r.Detail
-			}
-		case StatusPruned:
-			pruned++
-			metric = formatMetric(res.Metric)
-			gates = fmt.Sprintf("✂️ pruned at rung %d", res.Trial.Rung+1)
-		default:
-			failed++
-			gates = "💥 failed"
-			if r.Detail != "" {
-				gates += ": " + r.Detail
-			}
-		}
-		if res.Status != StatusFailed && r.Delta != nil {
-			delta = fmt.Sprintf("%+.4f", *r.Delta)
-		}
-		if best {
-			metric = "**" + metric + "**"
-		}
-		cells = append(cells, metric, delta, strings.ReplaceAll(gates, "|", "\\|"), r.Run)
-		b.WriteString("| " + strings.Join(cells, " | ") + " |\n")
-	}
-	b.WriteString("\n")
-	method := string(t.Spec.Method)
-	if t.Spec.Method == MethodHalving {
-		method = fmt.Sprintf("successive halving over %s (eta %d)", t.Spec.Resource, t.Spec.Eta)
-	}
-	base := "no base to compare with"
-	if t.Base != nil {
-		base = t.Spec.Metric + " " + formatMetric(*t.Base) + " on the base"
-	}
-	fmt.Fprintf(&b, "Method %s, seed %d, %s %s · %d/%d trials done, %d pruned, %d failed · compute %s · %s\n\n",
-		method, t.Spec.Seed, t.Spec.Goal, t.Spec.Metric, done, t.Planned, pruned, failed, t.Compute.Round(100*time.Millisecond), base)
-	fmt.Fprintf(&b, "⚠️ The best of %d trials is optimistically biased on the test set it was chosen on: confirm it on data the sweep did not see before trusting its gain.\n", t.Planned)
-	return b.String()
+	return string(s.Method)
 }
 
-func formatMetric(v float64) string {
-	return strconv.FormatFloat(v, 'f', 4, 64)
+// Columns are the parameter columns of the spec's table: the space's
+// parameters, and halving's resource.
+func (s Spec) Columns() []string {
+	params := s.Params()
+	if s.Method == MethodHalving {
+		params = append(params, s.Resource)
+	}
+	return params
 }
+
+// Report ranks the rows best first (Rank: done, then pruned; then the
+// pending ones in trial order; then the failed) and returns the table
+// report.SweepTable renders.
+func (t Table) Report() report.SweepTable {
+	var results []Result
+	byKey := make(map[[2]int]Row, len(t.Rows))
+	var pending []Row
+	for _, r := range t.Rows {
+		if r.Pending != "" {
+			pending = append(pending, r)
+			continue
+		}
+		results = append(results, r.Result)
+		byKey[[2]int{r.Trial.Index, r.Trial.Rung}] = r
+	}
+	ranked := Rank(results, t.Spec.Goal)
+	var ordered []Row
+	var failed []Row
+	for _, res := range ranked {
+		r := byKey[[2]int{res.Trial.Index, res.Trial.Rung}]
+		if res.ok() {
+			ordered = append(ordered, r)
+		} else {
+			failed = append(failed, r)
+		}
+	}
+	ordered = append(append(ordered, pending...), failed...)
+	cols := t.Spec.Columns()
+	out := report.SweepTable{Params: cols, Metric: t.Spec.Metric, Goal: t.Spec.Goal, Method: t.Spec.MethodText(),
+		Seed: t.Spec.Seed, Planned: t.Planned, Base: t.Base, Compute: t.Compute}
+	for _, r := range ordered {
+		row := report.SweepRow{Index: r.Trial.Index, Rung: r.Trial.Rung, Metric: r.Metric, Delta: r.Delta, CI: r.CI,
+			Low: r.Low, High: r.High, Passed: r.Passed, Detail: r.Detail, Run: r.Run, Version: r.Version}
+		for _, c := range cols {
+			row.Values = append(row.Values, r.Trial.Params[c])
+		}
+		switch {
+		case r.Pending != "":
+			row.Status = r.Pending
+		case r.Status == StatusDone:
+			row.Status = report.TrialDone
+		case r.Status == StatusPruned:
+			row.Status = report.TrialPruned
+		default:
+			row.Status = report.TrialFailed
+		}
+		out.Rows = append(out.Rows, row)
+	}
+	return out
+}
+
+// Markdown renders the table best first (see report.SweepTable.Markdown).
+func (t Table) Markdown() string { return t.Report().Markdown() }
