@@ -35,7 +35,7 @@ const e2eRedisDB = 2
 // mlbot serve on loopback pointed at it, everything over real HTTP, real
 // git and a real Redis.
 type e2e struct {
-	t       *testing.T
+	t       testing.TB
 	forge   string
 	sb      *fakeHost
 	app     *app
@@ -68,7 +68,7 @@ metrics:
 	}
 }
 
-func newE2E(t *testing.T, forge string, tweak func(*configs.Server)) *e2e {
+func newE2E(t testing.TB, forge string, tweak func(*configs.Server)) *e2e {
 	t.Helper()
 	dir := t.TempDir()
 	sb, err := newFakeHost(forge, dir, "acme/model")
@@ -116,7 +116,7 @@ func newE2E(t *testing.T, forge string, tweak func(*configs.Server)) *e2e {
 }
 
 // testWriter sends mlbot's log lines to the test log.
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))

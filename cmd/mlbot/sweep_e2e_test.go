@@ -250,3 +250,48 @@ func trialsOverlapped(t *testing.T, e *e2e) bool {
 	}
 	return false
 }
+
+// TestSweepDoesNotStarveOtherPullRequests: a sweep of four slow trials
+// with parallel 1 on a single worker holds one place in the pipeline
+// queue, so another pull request opened mid-sweep is trained after at
+// most the trial in flight, long before the sweep ends.
+func TestSweepDoesNotStarveOtherPullRequests(t *testing.T) {
+	e := newE2E(t, "github", func(c *configs.Server) { c.Concurrency = 1 })
+	e.mainSHA = e.commit("main", lrModel("1", "none", "0"), "model")
+	e.send(e.sb.push(e.hook, zeroSHA, e.mainSHA), http.StatusAccepted)
+	e.final(e.mainSHA)
+	h := e.commit("feature", map[string]string{"notes.txt": "a change\n"}, "change")
+	e.send(e.prEvent("opened", h, ""), http.StatusAccepted)
+	e.final(h)
+	e.settle()
+	e.send(e.sb.comment(e.hook, commentEvent{Body: "/sweep lr=0.1,0.2,0.4,0.5 nap=1", Author: "alice", Association: "MEMBER", HeadRef: "feature"}), http.StatusAccepted)
+	e.waitFor("the first trial to run", func() bool {
+		cs := e.sweepComments(1)
+		return len(cs) == 1 && strings.Contains(cs[0].Body, "🏃 running")
+	})
+	other := e.commit("other", map[string]string{"other.txt": "another pull request\n"}, "other")
+	e.send(e.sb.pr(e.hook, prEvent{Action: "opened", Number: 2, HeadRef: "other", HeadSHA: other, BaseSHA: e.mainSHA, Author: "alice", Association: "MEMBER"}), http.StatusAccepted)
+	if st := e.final(other); st.State != "success" {
+		t.Fatalf("the other pull request's run: %+v", st)
+	}
+	body := e.sweepComments(1)[0].Body
+	st := e.contextStatusNow(h, "mlbot/sweep")
+	if st.State != "pending" || strings.Contains(body, "4/4 done") || strings.Contains(body, "3/4 done") {
+		t.Errorf("the other pull request waited for the sweep: mlbot/sweep %+v when it finished:\n%s", st, body)
+	}
+	if st := e.contextStatus(h, "mlbot/sweep"); st.State != "success" || !strings.Contains(st.Description, "4/4 done") {
+		t.Errorf("mlbot/sweep %+v", st)
+	}
+	e.settle()
+}
+
+// contextStatusNow is sha's newest status of context now, pending or not.
+func (e *e2e) contextStatusNow(sha, context string) hostStatus {
+	ss := e.sb.statuses(sha)
+	for i := len(ss) - 1; i >= 0; i-- {
+		if ss[i].Context == context {
+			return ss[i]
+		}
+	}
+	return hostStatus{}
+}
