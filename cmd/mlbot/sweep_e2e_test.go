@@ -265,10 +265,7 @@ func TestSweepDoesNotStarveOtherPullRequests(t *testing.T) {
 	e.final(h)
 	e.settle()
 	e.send(e.sb.comment(e.hook, commentEvent{Body: "/sweep lr=0.1,0.2,0.4,0.5 nap=1", Author: "alice", Association: "MEMBER", HeadRef: "feature"}), http.StatusAccepted)
-	e.waitFor("the first trial to run", func() bool {
-		cs := e.sweepComments(1)
-		return len(cs) == 1 && strings.Contains(cs[0].Body, "🏃 running")
-	})
+	e.waitFor("the first trial to run", func() bool { return e.trialsRunning(1) > 0 })
 	other := e.commit("other", map[string]string{"other.txt": "another pull request\n"}, "other")
 	e.send(e.sb.pr(e.hook, prEvent{Action: "opened", Number: 2, HeadRef: "other", HeadSHA: other, BaseSHA: e.mainSHA, Author: "alice", Association: "MEMBER"}), http.StatusAccepted)
 	if st := e.final(other); st.State != "success" {
@@ -294,4 +291,24 @@ func (e *e2e) contextStatusNow(sha, context string) hostStatus {
 		}
 	}
 	return hostStatus{}
+}
+
+// trialsRunning counts the running trials of pull request number's sweep.
+func (e *e2e) trialsRunning(number int) int {
+	ctx := e.t.Context()
+	repos, err := e.app.store.RunRepos(ctx)
+	if err != nil || len(repos) == 0 {
+		return 0
+	}
+	runs, err := e.app.store.RecentRuns(ctx, repos[0], 100)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	n := 0
+	for _, r := range runs {
+		if r.Sweep != "" && r.PR != nil && r.PR.Number == number && r.State == store.RunRunning {
+			n++
+		}
+	}
+	return n
 }
