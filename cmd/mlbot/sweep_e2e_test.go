@@ -78,6 +78,7 @@ func (e *e2e) startSecondWorker(key string) string {
 	cfg.Concurrency = 1
 	cfg.ShutdownTimeout = 5 * time.Second
 	cfg.RetryBase = 100 * time.Millisecond
+	cfg.DeployPaths = e.app.cfg.DeployPaths
 	e.sb.configure(cfg)
 	cfg.Listen, cfg.PublicURL = "127.0.0.1:0", e.url
 	if err := cfg.Validate(); err != nil {
@@ -254,10 +255,14 @@ func trialsOverlapped(t *testing.T, e *e2e) bool {
 // TestSweepDoesNotStarveOtherPullRequests: a sweep of four slow trials
 // with parallel 1 on a single worker holds one place in the pipeline
 // queue, so another pull request opened mid-sweep is trained after at
-// most the trial in flight, long before the sweep ends.
+// most the trial in flight, long before the sweep ends. Then a
+// maintainer deploys the best trial's model version with /deploy.
 func TestSweepDoesNotStarveOtherPullRequests(t *testing.T) {
-	e := newE2E(t, "github", func(c *configs.Server) { c.Concurrency = 1 })
-	e.mainSHA = e.commit("main", lrModel("1", "none", "0"), "model")
+	out := deployTarget(t)
+	e := newE2E(t, "github", withDeployPath(out, func(c *configs.Server) { c.Concurrency = 1 }))
+	files := lrModel("1", "none", "0")
+	files[".mlbot.yml"] += "deploy:\n  staging:\n    command: cp \"$MLBOT_ARTIFACTS_DIR/model.txt\" " + out + "/staging\n    from_pr: true\n"
+	e.mainSHA = e.commit("main", files, "model")
 	e.send(e.sb.push(e.hook, zeroSHA, e.mainSHA), http.StatusAccepted)
 	e.final(e.mainSHA)
 	h := e.commit("feature", map[string]string{"notes.txt": "a change\n"}, "change")
@@ -280,6 +285,25 @@ func TestSweepDoesNotStarveOtherPullRequests(t *testing.T) {
 		t.Errorf("mlbot/sweep %+v", st)
 	}
 	e.settle()
+
+	// A maintainer deploys the best trial's version (the table names
+	// it); a version that failed its gates, or that another run made, is
+	// refused.
+	body = e.sweepComments(1)[0].Body
+	versions := regexp.MustCompile(`\[run\]\(http[^)]+\) · v(\d+)`).FindAllStringSubmatch(body, -1)
+	if len(versions) != 4 {
+		t.Fatalf("%d trial versions in the table, want 4:\n%s", len(versions), body)
+	}
+	e.say("alice", "/deploy staging v"+versions[0][1])
+	e.lastReply("needs maintain permission")
+	e.say("maria", "/deploy staging v"+versions[3][1])
+	e.lastReply("did not pass its gates")
+	e.say("maria", "/deploy staging v1")
+	e.lastReply("was not made by this pull request")
+	e.say("maria", "/deploy staging v"+versions[0][1])
+	waitDeployed(t, out, "staging", "0.2")
+	e.settle()
+	e.lastReply("to `staging`: succeeded")
 }
 
 // contextStatusNow is sha's newest status of context now, pending or not.
