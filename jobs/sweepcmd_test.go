@@ -219,7 +219,7 @@ func TestSweepDispatch(t *testing.T) {
 			}
 			var rows []string
 			for _, line := range strings.Split(cs[0].Body, "\n") {
-				if cells := strings.Split(line, " | "); len(cells) > 2 && strings.HasPrefix(cells[1], "`") {
+				if cells := strings.Split(line, " | "); len(cells) > 2 && strings.HasPrefix(cells[1], "`") && !strings.HasPrefix(line, "| # |") {
 					rows = append(rows, strings.Trim(cells[1], "`"))
 				}
 			}

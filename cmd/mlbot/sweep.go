@@ -191,7 +191,7 @@ func (s *trialRunner) run(ctx context.Context, tr sweep.Trial) (sweep.Row, error
 	v, ok := run.Metrics[s.spec.Metric]
 	switch {
 	case !run.HasMetricsOutcome():
-		row.Detail = string(run.Outcome) + ": " + firstLine(run.Detail)
+		row.Detail = strings.ReplaceAll(string(run.Outcome), "_", " ") + ": " + firstLine(run.Detail)
 	case !ok:
 		row.Detail = "no metric " + s.spec.Metric
 	default:

@@ -86,7 +86,7 @@ func TestSweepCommand(t *testing.T) {
 		{"1", "1", "96.0000", "+5.0000", "❌ score", "trial-1"},
 		{"5", "5", "96.0000", "+5.0000", "❌ score", "trial-5"},
 		{"6", "6", "91.0000", "+0.0000", "❌ score", "trial-6"},
-		{"7", "7", "—", "—", "💥 failed: step_failed: train exited with status 3", "trial-7"},
+		{"7", "7", "—", "—", "💥 failed: step failed: train exited with status 3", "trial-7"},
 	}
 	if len(rows) != len(want) {
 		t.Fatalf("%d rows, want %d:\n%s", len(rows), len(want), out)
@@ -97,10 +97,10 @@ func TestSweepCommand(t *testing.T) {
 		}
 	}
 	for _, s := range []string{
-		"| # | x | score | Δ vs base (95% CI) | gates | run |",
+		"| # | `x` | `score` | Δ vs base (95% CI) | gates | run |",
 		"| **3** 🏆 |",
-		"Method grid, seed 0, maximize score · 6/7 trials done, 0 pruned, 1 failed",
-		"score 91.0000 on the base",
+		"Method grid, seed 0, maximize `score` · 6/7 trials done, 0 pruned, 1 failed",
+		"`score` 91.0000 on the base",
 		"The best of 7 trials is optimistically biased on the test set it was chosen on",
 	} {
 		if !strings.Contains(out, s) {
@@ -165,7 +165,7 @@ func TestSweepCommandHalving(t *testing.T) {
 	if n := len(regexp.MustCompile(`(?m)^mlbot run --sweep: trial-`).FindAllString(errs, -1)); n != 13 {
 		t.Errorf("%d trial runs, want 13:\n%s", n, errs)
 	}
-	for _, s := range []string{"| # | x | epochs | score |", "Method successive halving over epochs (eta 3)", "1/9 trials done, 7 pruned, 1 failed"} {
+	for _, s := range []string{"| # | `x` | `epochs` | `score` |", "Method successive halving over epochs (eta 3)", "1/9 trials done, 7 pruned, 1 failed"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("stdout lacks %q:\n%s", s, out)
 		}

@@ -147,7 +147,7 @@ func TestSweepEndToEnd(t *testing.T) {
 			}
 			body := cs[0].Body
 			for _, want := range []string{"5/5 done", "| **3** 🏆 | `0.3` | **0.9500** | +0.0500 |", "❌ accuracy", "Method grid, seed 0",
-				"5/5 trials done, 0 pruned, 0 failed", "accuracy 0.9000 on the base", "optimistically biased"} {
+				"5/5 trials done, 0 pruned, 0 failed", "`accuracy` 0.9000 on the base", "optimistically biased"} {
 				if !strings.Contains(body, want) {
 					t.Errorf("sweep comment lacks %q:\n%s", want, body)
 				}

@@ -78,9 +78,9 @@ func (t SweepTable) Markdown() string {
 	var b strings.Builder
 	params := make([]string, len(t.Params))
 	for i, p := range t.Params {
-		params[i] = StripFormatMarkdown(p)
+		params[i] = codeSpan(p, true)
 	}
-	metricName := StripFormatMarkdown(t.Metric)
+	metricName := codeSpan(t.Metric, true)
 	b.WriteString("| # | " + strings.Join(params, " | ") + " | " + metricName + " | Δ vs base (95% CI) | gates | run |\n")
 	b.WriteString("| ---: |" + strings.Repeat(" ---: |", len(params)) + " ---: | ---: | :--- | :--- |\n")
 	var done, pruned, failed int
@@ -98,7 +98,7 @@ func (t SweepTable) Markdown() string {
 		}
 		cells := []string{num}
 		for _, v := range r.Values {
-			cells = append(cells, "`"+strings.ReplaceAll(StripFormat(v), "`", "")+"`")
+			cells = append(cells, codeSpan(v, true))
 		}
 		metric, delta, gates := "—", "—", ""
 		switch r.Status {
@@ -107,7 +107,7 @@ func (t SweepTable) Markdown() string {
 			metric = formatSweepMetric(r.Metric)
 			gates = "✅"
 			if !r.Passed {
-				gates = "❌ " + r.Detail
+				gates = "❌ " + inlineText(r.Detail, 200)
 			}
 		case TrialPruned:
 			pruned++
@@ -123,7 +123,7 @@ func (t SweepTable) Markdown() string {
 			failed++
 			gates = "💥 failed"
 			if r.Detail != "" {
-				gates += ": " + r.Detail
+				gates += ": " + inlineText(r.Detail, 200)
 			}
 		}
 		if (r.Status == TrialDone || r.Status == TrialPruned) && r.Delta != nil {
@@ -135,14 +135,13 @@ func (t SweepTable) Markdown() string {
 		if i == best {
 			metric = "**" + metric + "**"
 		}
-		run := StripFormatMarkdown(r.Run)
+		run := inlineText(r.Run, 200)
 		if strings.HasPrefix(r.Run, "http://") || strings.HasPrefix(r.Run, "https://") {
-			run = "[run](" + r.Run + ")"
+			run = "[run](" + strings.NewReplacer("(", "%28", ")", "%29", " ", "%20", "|", "%7C").Replace(r.Run) + ")"
 		}
 		if r.Version > 0 {
 			run += fmt.Sprintf(" · v%d", r.Version)
 		}
-		gates = strings.ReplaceAll(StripFormatMarkdown(gates), "|", "\\|")
 		cells = append(cells, metric, delta, gates, run)
 		b.WriteString("| " + strings.Join(cells, " | ") + " |\n")
 	}
@@ -152,7 +151,7 @@ func (t SweepTable) Markdown() string {
 		base = metricName + " " + formatSweepMetric(*t.Base) + " on the base"
 	}
 	fmt.Fprintf(&b, "Method %s, seed %d, %s %s · %d/%d trials done, %d pruned, %d failed · compute %s · %s\n\n",
-		StripFormatMarkdown(t.Method), t.Seed, t.Goal, metricName, done, t.Planned, pruned, failed, t.Compute.Round(100*time.Millisecond), base)
+		inlineText(t.Method, 200), t.Seed, t.Goal, metricName, done, t.Planned, pruned, failed, t.Compute.Round(100*time.Millisecond), base)
 	fmt.Fprintf(&b, "⚠️ The best of %d trials is optimistically biased on the test set it was chosen on: confirm it on data the sweep did not see before trusting its gain.\n", t.Planned)
 	return b.String()
 }
@@ -178,12 +177,12 @@ func RenderSweep(c SweepComment) string {
 	if len(sha) > 7 {
 		sha = sha[:7]
 	}
-	sha = StripFormatMarkdown(sha)
+	sha = inlineText(sha, 40)
 	switch c.State {
 	case "cancelled":
 		fmt.Fprintf(&b, "### 🚫 mlbot sweep of `%s`: cancelled (%d/%d done)\n\n", sha, c.Finished, c.Total)
 		if c.Detail != "" {
-			b.WriteString("Cancelled: " + StripFormatMarkdown(c.Detail) + ". Trials still queued or running were stopped.\n\n")
+			b.WriteString("Cancelled: " + inlineText(c.Detail, 300) + ". Trials still queued or running were stopped.\n\n")
 		}
 	case "finished":
 		fmt.Fprintf(&b, "### mlbot sweep of `%s`: %d/%d done\n\n", sha, c.Finished, c.Total)
