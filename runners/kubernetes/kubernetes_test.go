@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -57,7 +58,7 @@ type fixture struct {
 	mlbot kubernetes.Interface
 }
 
-func (f *fixture) runner(t *testing.T, change func(*Options)) *Runner {
+func (f *fixture) runner(t testing.TB, change func(*Options)) *Runner {
 	t.Helper()
 	opts := f.opts
 	if change != nil {
@@ -70,7 +71,7 @@ func (f *fixture) runner(t *testing.T, change func(*Options)) *Runner {
 	return r
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	c := kubetest.Start(t)
 	mlbotBin := buildMlbot(t)
 	node := c.AddNode(t, kubetest.NodeOptions{Name: "cpu-1", CPU: "4", Memory: "8Gi",
@@ -94,7 +95,7 @@ func newFixture(t *testing.T) *fixture {
 }
 
 // buildMlbot builds the mlbot binary the pods run as their agent.
-func buildMlbot(t *testing.T) string {
+func buildMlbot(t testing.TB) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "mlbot")
 	cmd := exec.Command("go", "build", "-o", out, "github.com/mlbot/mlbot/cmd/mlbot")
@@ -109,12 +110,24 @@ func buildMlbot(t *testing.T) string {
 type buffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
+	// first is when the first byte arrived.
+	first time.Time
 }
 
 func (b *buffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.first.IsZero() && len(p) > 0 {
+		b.first = time.Now()
+	}
 	return b.b.Write(p)
+}
+
+// firstByte is when the first byte arrived (zero: none yet).
+func (b *buffer) firstByte() time.Time {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.first
 }
 
 func (b *buffer) String() string {
@@ -124,7 +137,7 @@ func (b *buffer) String() string {
 }
 
 // newJob is a job of steps in a fresh checkout holding data.txt.
-func newJob(t *testing.T, id string, steps ...runners.Step) (runners.Job, *buffer) {
+func newJob(t testing.TB, id string, steps ...runners.Step) (runners.Job, *buffer) {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "data.txt"), []byte("41\n"), 0o644); err != nil {
@@ -568,4 +581,29 @@ func waitGone(t *testing.T, cs kubernetes.Interface, id string) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Errorf("run %s left:%s", id, left)
+}
+
+// BenchmarkFirstLogLine measures the time from RunJob to the first byte
+// of the step's output on the test's control plane: the Job's creation,
+// the Job controller making its pod, the scheduler binding it, the test's
+// kubelet starting the init container and `mlbot agent` as local
+// processes (no image pull, no container runtime), the agent fetching the
+// job and the source from the Hub, the step's start, and the runner's
+// poll of the log (Options.PollInterval, 100 ms here).
+func BenchmarkFirstLogLine(b *testing.B) {
+	f := newFixture(b)
+	r := f.runner(b, nil)
+	var total time.Duration
+	for i := 0; b.Loop(); i++ {
+		id := fmt.Sprintf("bench-first-%d", i)
+		job, out := newJob(b, id, runners.Step{Name: "train", Command: "echo hello"})
+		start := time.Now()
+		res := r.RunJob(context.Background(), job)
+		first := out.firstByte()
+		if res.InfraError != nil || first.IsZero() {
+			b.Fatalf("infra error %v, output:\n%s", res.InfraError, out)
+		}
+		total += first.Sub(start)
+	}
+	b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms/first-line")
 }
