@@ -400,7 +400,7 @@ func cliShutdownApp(t *testing.T, a *app) {
 // ---- the real binary ----
 
 // cliBuild builds mlbot into dir.
-func cliBuild(t *testing.T, dir string) string {
+func cliBuild(t testing.TB, dir string) string {
 	t.Helper()
 	bin := filepath.Join(dir, "mlbot")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -550,7 +550,7 @@ func cliChildEnv(env map[string]string) []string {
 
 // startMlbot starts `mlbot <command>` with env on a free port and waits for
 // /livez.
-func startMlbot(t *testing.T, bin, command string, env map[string]string) *cliProc {
+func startMlbot(t testing.TB, bin, command string, env map[string]string) *cliProc {
 	t.Helper()
 	addr := cliFreeAddr(t)
 	e := map[string]string{"MLBOT_LISTEN": addr, "MLBOT_PUBLIC_URL": "http://" + addr}
@@ -798,7 +798,7 @@ func cliRedisOpt(t *testing.T, url string) asynq.RedisConnOpt {
 }
 
 // cliFreeAddr returns a loopback address with a port free a moment ago.
-func cliFreeAddr(t *testing.T) string {
+func cliFreeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
