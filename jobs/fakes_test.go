@@ -38,6 +38,9 @@ type fakeForge struct {
 	commitComments map[string][]string
 	// checks makes it a host that shows check runs (bot.CheckRunHost).
 	checks bool
+	// listErrs is how many ListComments calls fail (with a 502) before
+	// they succeed again.
+	listErrs int
 }
 
 // ShowsCheckRuns reports checks.
@@ -62,6 +65,10 @@ func (f *fakeForge) CreateStatus(_ context.Context, repo bot.Repo, sha string, s
 func (f *fakeForge) ListComments(_ context.Context, _ bot.Repo, number int) ([]bot.Comment, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.listErrs > 0 {
+		f.listErrs--
+		return nil, &bot.HostError{Forge: f.Name(), Method: "GET", Path: fmt.Sprintf("issues/%d/comments", number), StatusCode: 502, Message: "Bad Gateway"}
+	}
 	return append([]bot.Comment(nil), f.comments[number]...), nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -147,6 +148,9 @@ func runChaosSoak(b *testing.B, duration time.Duration, rate, faultRate float64)
 		"MLBOT_RECONCILE_INTERVAL":    "0", // a lost webhook must show, not be caught up
 		"MLBOT_SHUTDOWN_TIMEOUT":      "5s",
 		"MLBOT_LOG_LEVEL":             "info",
+		// One install behind one address: every process links the same
+		// run pages.
+		"MLBOT_PUBLIC_URL": "https://mlbot.soak.example",
 	}
 	var procs []*cliProc
 	for _, cmd := range []string{"serve", "serve", "worker", "worker"} {
@@ -242,6 +246,13 @@ func runChaosSoak(b *testing.B, duration time.Duration, rate, faultRate float64)
 	host.chaos.setOn(false)
 	gen.stop.Store(true) // redeliveries of 503'd webhooks keep going until accepted
 	gen.wg.Wait()
+	refusedOnce := 0
+	for _, d := range gen.deliveries {
+		if slices.Contains(d.codes, http.StatusServiceUnavailable) {
+			refusedOnce++
+		}
+	}
+	b.Logf("load: %d webhooks (%d of them answered 503 at least once, then redelivered until accepted)", len(gen.deliveries), refusedOnce)
 	b.Logf("load: %s; %d webhooks sent, %d accepted, %d answered 503 (%d redeliveries), %d transport errors; %d accepted ones redelivered on purpose, %d answered 200",
 		loadTime.Round(time.Millisecond), gen.sent.Load(), gen.accepted.Load(), gen.refused.Load(), gen.redelivered.Load(), gen.transport.Load(), gen.dupSent.Load(), gen.dup200.Load())
 
@@ -517,6 +528,34 @@ func soakFinals(h *soakHost, repo, sha string) int {
 	return n
 }
 
+// soakStatusHistory reads sha's mlbot/train-eval statuses: how many are
+// final, how many of those differ (state, description or link), and how
+// often a "running" status was followed by a "queued" one.
+func soakStatusHistory(h *soakHost, repo, sha string) (finals, distinct, setBack int) {
+	seen := map[string]bool{}
+	running := false
+	for _, st := range h.sim.Statuses(repo, sha) {
+		if st.Context != "mlbot/train-eval" {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(st.Description, "running"):
+			running = true
+		case strings.HasPrefix(st.Description, "queued") && running:
+			setBack++
+			running = false
+		case st.State != "pending" && st.State != "running":
+			finals++
+			k := st.State + "|" + st.Description + "|" + st.TargetURL
+			if !seen[k] {
+				seen[k] = true
+				distinct++
+			}
+		}
+	}
+	return finals, distinct, setBack
+}
+
 // soakSettle waits until every head whose webhook was accepted shows a
 // final status and no task is queued, running or waiting for a retry.
 func soakSettle(g *soakGen, insp *asynq.Inspector, d time.Duration) bool {
@@ -554,7 +593,7 @@ func soakSettle(g *soakGen, insp *asynq.Inspector, d time.Duration) bool {
 func soakCheck(b *testing.B, g *soakGen, rdb *store.Client, insp *asynq.Inspector) soakSummary {
 	var s soakSummary
 	h := g.host
-	heads := 0
+	heads, reposts, setBacks := 0, 0, 0
 	for _, d := range g.deliveries {
 		if d.sha == "" {
 			continue
@@ -564,15 +603,19 @@ func soakCheck(b *testing.B, g *soakGen, rdb *store.Client, insp *asynq.Inspecto
 			continue
 		}
 		heads++
-		switch n := soakFinals(h, d.repo.name, d.sha); {
-		case n == 0:
+		finals, distinct, setBack := soakStatusHistory(h, d.repo.name, d.sha)
+		reposts += finals - distinct
+		setBacks += setBack
+		switch {
+		case finals == 0:
 			s.lost++
 			b.Errorf("LOST: %s of %s@%s (PR %d) has no final status: %+v", d.kind, d.repo.name, d.sha[:7], d.pr, h.sim.Statuses(d.repo.name, d.sha))
-		case n > 1:
+		case distinct > 1:
 			s.duplicates++
-			b.Errorf("DUPLICATE: %s of %s@%s (PR %d) has %d final statuses: %+v", d.kind, d.repo.name, d.sha[:7], d.pr, n, h.sim.Statuses(d.repo.name, d.sha))
+			b.Errorf("DUPLICATE: %s of %s@%s (PR %d) has %d different final statuses: %+v", d.kind, d.repo.name, d.sha[:7], d.pr, distinct, h.sim.Statuses(d.repo.name, d.sha))
 		}
 	}
+	b.Logf("statuses: %d identical final statuses set again (a status write whose answer was lost, retried); %d times a running head was set back to queued", reposts, setBacks)
 	prs, helps := 0, 0
 	for _, r := range h.repos {
 		for i, pr := range g.prs[r] {

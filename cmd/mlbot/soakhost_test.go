@@ -113,6 +113,7 @@ func makeSoakRepo(bare, name string, pushes, prs, heads int) (*soakRepo, error) 
 	mark := 0
 	when := time.Now().Add(-time.Hour).Unix()
 	commit := func(ref string, from int, files map[string]string, msg string) int {
+		msg += " (" + name + ")" // no two repositories share a commit
 		mark++
 		when++
 		fmt.Fprintf(&stream, "commit %s\nmark :%d\ncommitter Soak <soak@example.com> %d +0000\ndata %d\n%s\n", ref, mark, when, len(msg), msg)
