@@ -65,3 +65,44 @@ func TestReportRetrySetsStatusOnce(t *testing.T) {
 		t.Errorf("%d statuses after the run finished again, want 2", n)
 	}
 }
+
+// TestRetriedRouteLeavesRunningStatus is the chaos soak's other finding:
+// a route task retried after a fault (its "queued" status was set, a
+// later call failed) set "queued" again over the run a worker had
+// already started, so reviewers saw a running run go back to the queue.
+func TestRetriedRouteLeavesRunningStatus(t *testing.T) {
+	ctx := context.Background()
+	f := &fakeForge{}
+	w := newRouteWorker(t, f, nil)
+	repo := bot.Repo{Forge: "github", FullName: "acme/model", CloneURL: "https://github.com/acme/model.git", DefaultBranch: "main"}
+	const sha = "ec836d10d334c58a5d620cf46231a9439f48f845"
+	pr := &bot.PullRequest{Number: 7, HeadSHA: sha, HeadRef: "feature-7"}
+	p := PipelinePayload{Kind: KindPullRequest, Repo: repo, SHA: sha, PR: pr, Trusted: true}
+	var err error
+	if p.RunID, err = w.runID(ctx, repo, KindPullRequest, sha, pr.Number, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.startPipeline(ctx, f, p); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.recordedStatuses()); n != 1 {
+		t.Fatalf("%d statuses after the first route, want the queued one", n)
+	}
+	// A worker takes the run up; the route task is retried.
+	run, err := w.store.GetRun(ctx, p.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, state := range []RunState{RunRunning, RunFinished} {
+		run.State = state
+		if err := w.store.SaveRun(ctx, run); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.startPipeline(ctx, f, p); err != nil {
+			t.Fatal(err)
+		}
+		if st := f.recordedStatuses(); len(st) != 1 {
+			t.Errorf("a retried route over a %s run set %d more statuses: %+v", state, len(st)-1, st[1:])
+		}
+	}
+}

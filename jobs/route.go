@@ -351,9 +351,10 @@ func (w *Worker) startPipeline(ctx context.Context, f statusPoster, p PipelinePa
 			return err
 		}
 	}
-	if existing.State == RunFinished {
-		// A redelivered or repeated event for a commit already reported:
-		// setting pending again would hide the result.
+	if existing.State != RunQueued {
+		// A redelivered or retried event for a commit whose run started
+		// (or was reported): "queued" would set a running run back, or
+		// hide the result.
 		return nil
 	}
 	return observePending(ctx, w.setStatus(ctx, f, p.Repo, p.SHA, refOf(p.PR, p.Branch), bot.StatePending, "queued: train and evaluate", w.runURL(p.RunID),

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -118,23 +119,24 @@ type soakGen struct {
 	deliveries []*soakDelivery
 	pushed     map[*soakRepo]int
 	prs        map[*soakRepo][]*soakPR
-	next       int // round-robin over hooks
 	wg         sync.WaitGroup
 
-	sent, accepted, refused, transport, redelivered, dupSent, dup200 atomic.Int64
-	stop                                                             atomic.Bool
+	dups map[int]int // how deliberate redeliveries were answered
+
+	sent, accepted, refused, transport, redelivered, dupSent atomic.Int64
+	stop                                                     atomic.Bool
 }
 
 func runChaosSoak(b *testing.B, duration time.Duration, rate, faultRate float64) soakSummary {
 	dir := b.TempDir()
-	b.Logf("soak: %s at %.1f webhooks/s, %.0f %% of API calls faulted, %d repositories", duration, rate, faultRate*100, soakRepos)
 
 	start := time.Now()
 	bin := cliBuild(b, dir)
 	host := newSoakHost(b, dir, soakRepos, soakPushes, soakPRs, soakHeads, faultRate)
 	sentinels := redistest.StartSentinels(b)
 	redisURL := sentinels.URL(0, "")
-	b.Logf("setup (build, %d repositories, Redis with sentinels): %s", soakRepos, time.Since(start).Round(time.Millisecond))
+	b.Logf("soak: %s at %.1f webhooks/s, %.0f %% of API calls faulted, %d repositories; setup (build, repositories, Redis with sentinels) %s",
+		duration, rate, faultRate*100, soakRepos, time.Since(start).Round(time.Millisecond))
 
 	env := map[string]string{
 		"MLBOT_REDIS_URL":             redisURL,
@@ -158,7 +160,7 @@ func runChaosSoak(b *testing.B, duration time.Duration, rate, faultRate float64)
 	}
 	serves, workers := procs[:2], procs[2:]
 	gen := &soakGen{b: b, host: host, client: &http.Client{Timeout: 30 * time.Second},
-		pushed: map[*soakRepo]int{}, prs: map[*soakRepo][]*soakPR{}}
+		pushed: map[*soakRepo]int{}, prs: map[*soakRepo][]*soakPR{}, dups: map[int]int{}}
 	for _, p := range serves {
 		gen.hooks = append(gen.hooks, p.base+"/webhooks/github")
 	}
@@ -194,6 +196,7 @@ func runChaosSoak(b *testing.B, duration time.Duration, rate, faultRate float64)
 	loadStart := time.Now()
 	var events sync.WaitGroup
 	var killed, failedOver string
+	var dead *cliProc // the killed worker, for its log
 	var failoverWindow time.Duration
 	events.Add(2)
 	go func() { // a worker dies mid-run and comes back
@@ -208,6 +211,7 @@ func runChaosSoak(b *testing.B, duration time.Duration, rate, faultRate float64)
 		}
 		w.cmd.Process.Kill()
 		<-w.done
+		dead = w
 		killed = fmt.Sprintf("SIGKILL of mlbot worker (pid %d) at %s while it ran %s", w.cmd.Process.Pid, time.Since(loadStart).Round(time.Second), busy)
 		b.Log(killed)
 		time.Sleep(2 * time.Second)
@@ -252,9 +256,8 @@ func runChaosSoak(b *testing.B, duration time.Duration, rate, faultRate float64)
 			refusedOnce++
 		}
 	}
-	b.Logf("load: %d webhooks (%d of them answered 503 at least once, then redelivered until accepted)", len(gen.deliveries), refusedOnce)
-	b.Logf("load: %s; %d webhooks sent, %d accepted, %d answered 503 (%d redeliveries), %d transport errors; %d accepted ones redelivered on purpose, %d answered 200",
-		loadTime.Round(time.Millisecond), gen.sent.Load(), gen.accepted.Load(), gen.refused.Load(), gen.redelivered.Load(), gen.transport.Load(), gen.dupSent.Load(), gen.dup200.Load())
+	b.Logf("load: %s; %d webhooks, %d of them answered 503 at least once and redelivered until accepted; %d requests sent, %d accepted (2xx), %d answered 503, %d transport errors; %d accepted ones redelivered on purpose, answered %v",
+		loadTime.Round(time.Millisecond), len(gen.deliveries), refusedOnce, gen.sent.Load(), gen.accepted.Load(), gen.refused.Load(), gen.transport.Load(), gen.dupSent.Load(), gen.dupCodes())
 
 	// Drain: everything accepted is processed, or the wait ends.
 	drain := time.Now()
@@ -274,7 +277,10 @@ func runChaosSoak(b *testing.B, duration time.Duration, rate, faultRate float64)
 	b.Logf("faults injected: %d host API faults (%s); %s; %s (webhooks 503 for %s)", sum.faults, strings.Join(kinds, ", "), killed, failedOver, failoverWindow.Round(100*time.Millisecond))
 	b.Logf("RESULT: %.2f accepted webhooks/s held over %s; lost %d, duplicates %d", sum.held, loadTime.Round(time.Second), sum.lost, sum.duplicates)
 	if logs := os.Getenv("SOAK_LOGS"); logs != "" {
-		for i, p := range append(append([]*cliProc{}, serves...), workers...) {
+		for i, p := range append(append([]*cliProc{}, serves...), append(workers, dead)...) {
+			if p == nil {
+				continue
+			}
 			os.WriteFile(filepath.Join(logs, fmt.Sprintf("mlbot-%d.log", i)), []byte(p.out.String()), 0o644)
 		}
 	}
@@ -297,9 +303,10 @@ func (g *soakGen) step() {
 			g.wg.Add(1)
 			go func() {
 				defer g.wg.Done()
-				if g.deliver(d, true) == http.StatusOK {
-					g.dup200.Add(1)
-				}
+				c := g.deliver(d, true)
+				g.mu.Lock()
+				g.dups[c]++
+				g.mu.Unlock()
 			}()
 			return
 		}
@@ -350,6 +357,13 @@ func (g *soakGen) step() {
 			return
 		}
 	}
+}
+
+// dupCodes returns how the deliberate redeliveries were answered.
+func (g *soakGen) dupCodes() map[int]int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return maps.Clone(g.dups)
 }
 
 // seen reports whether the host shows a status on d's head: its webhook
@@ -606,16 +620,22 @@ func soakCheck(b *testing.B, g *soakGen, rdb *store.Client, insp *asynq.Inspecto
 		finals, distinct, setBack := soakStatusHistory(h, d.repo.name, d.sha)
 		reposts += finals - distinct
 		setBacks += setBack
+		last := ""
+		for _, st := range h.sim.Statuses(d.repo.name, d.sha) {
+			if st.Context == "mlbot/train-eval" {
+				last = st.State
+			}
+		}
 		switch {
-		case finals == 0:
+		case finals == 0 || last == "pending" || last == "running":
 			s.lost++
-			b.Errorf("LOST: %s of %s@%s (PR %d) has no final status: %+v", d.kind, d.repo.name, d.sha[:7], d.pr, h.sim.Statuses(d.repo.name, d.sha))
+			b.Errorf("LOST: %s of %s@%s (PR %d) does not end on a final status: %+v", d.kind, d.repo.name, d.sha[:7], d.pr, h.sim.Statuses(d.repo.name, d.sha))
 		case distinct > 1:
 			s.duplicates++
 			b.Errorf("DUPLICATE: %s of %s@%s (PR %d) has %d different final statuses: %+v", d.kind, d.repo.name, d.sha[:7], d.pr, distinct, h.sim.Statuses(d.repo.name, d.sha))
 		}
 	}
-	b.Logf("statuses: %d identical final statuses set again (a status write whose answer was lost, retried); %d times a running head was set back to queued", reposts, setBacks)
+
 	prs, helps := 0, 0
 	for _, r := range h.repos {
 		for i, pr := range g.prs[r] {
@@ -685,8 +705,8 @@ func soakCheck(b *testing.B, g *soakGen, rdb *store.Client, insp *asynq.Inspecto
 			b.Errorf("ARCHIVED: %s %s: %s", q, t.Type, t.LastErr)
 		}
 	}
-	b.Logf("checked: %d heads (one final status each), %d pull requests (one mlbot comment each), %d /help comments (one reply each); %d runs, %d not finished; %d tasks failed for good",
-		heads, prs, helps, runs, stuck, archived)
+	b.Logf("checked: %d heads (one final status each), %d pull requests (one mlbot comment each), %d /help comments (one reply each); %d runs, %d not finished; %d tasks failed for good; %d identical final statuses set again (a status write whose answer was lost, retried); %d times a running head was set back to queued",
+		heads, prs, helps, runs, stuck, archived, reposts, setBacks)
 	s.lost += archived
 	return s
 }
