@@ -173,12 +173,35 @@ func (w *Worker) routeComment(ctx context.Context, log *slog.Logger, f bot.Forge
 		if done {
 			continue
 		}
+		// A reply is tagged with the comment and command it answers. When
+		// an earlier attempt went as far as posting it, the host may have
+		// created it though its answer was lost (a 5xx, a timeout): the
+		// retry looks for it before running the command again.
+		tag := fmt.Sprintf("<!-- mlbot:reply-to %d/%d -->", c.ID, i)
+		posting := doneKey + ":posting"
+		if tried, err := w.store.Done(ctx, posting); err != nil {
+			return err
+		} else if tried {
+			posted, err := replyPosted(ctx, f, ev.Repo, ev.PR.Number, tag)
+			if err != nil {
+				return err
+			}
+			if posted {
+				if err := w.store.MarkDoneFor(ctx, doneKey, commandRetention); err != nil {
+					return err
+				}
+				continue
+			}
+		}
 		reply, err := w.runCommand(ctx, cc, user, c.ID, cmd)
 		if err != nil {
 			return err
 		}
 		if reply != "" {
-			if _, err := f.CreateComment(ctx, ev.Repo, ev.PR.Number, ReplyMarker+"\n"+report.StripFormatMarkdown(reply)); err != nil {
+			if err := w.store.MarkDoneFor(ctx, posting, commandRetention); err != nil {
+				return err
+			}
+			if _, err := f.CreateComment(ctx, ev.Repo, ev.PR.Number, ReplyMarker+"\n"+tag+"\n"+report.StripFormatMarkdown(reply)); err != nil {
 				return err
 			}
 		}
@@ -187,6 +210,21 @@ func (w *Worker) routeComment(ctx context.Context, log *slog.Logger, f bot.Forge
 		}
 	}
 	return nil
+}
+
+// replyPosted reports whether the pull request's thread holds mlbot's
+// reply tagged tag.
+func replyPosted(ctx context.Context, f bot.Forge, repo bot.Repo, number int, tag string) (bool, error) {
+	comments, err := f.ListComments(ctx, repo, number)
+	if err != nil {
+		return false, err
+	}
+	for _, c := range comments {
+		if strings.HasPrefix(c.Body, ReplyMarker) && strings.Contains(c.Body, tag) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // runCommand checks one command's permission and runs it; it returns the

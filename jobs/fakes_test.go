@@ -41,6 +41,9 @@ type fakeForge struct {
 	// listErrs is how many ListComments calls fail (with a 502) before
 	// they succeed again.
 	listErrs int
+	// lostCreates is how many CreateComment calls create the comment but
+	// answer with a 502, as when the host's answer is lost.
+	lostCreates int
 }
 
 // ShowsCheckRuns reports checks.
@@ -81,6 +84,10 @@ func (f *fakeForge) CreateComment(_ context.Context, _ bot.Repo, number int, bod
 	f.nextID++
 	c := bot.Comment{ID: f.nextID, Body: body, Author: "mlbot", OnPullRequest: true}
 	f.comments[number] = append(f.comments[number], c)
+	if f.lostCreates > 0 {
+		f.lostCreates--
+		return bot.Comment{}, &bot.HostError{Forge: f.Name(), Method: "POST", Path: fmt.Sprintf("issues/%d/comments", number), StatusCode: 502, Message: "Bad Gateway"}
+	}
 	return c, nil
 }
 
