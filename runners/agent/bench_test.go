@@ -65,6 +65,9 @@ func TestMain(m *testing.M) {
 type heapPeak struct {
 	mu         sync.Mutex
 	base, peak uint64
+	// rssBase and rssPeak are the process's resident set (VmRSS), which
+	// also counts what the heap does not: stacks, the runtime, buffers.
+	rssBase, rssPeak uint64
 }
 
 func (h *heapPeak) start() {
@@ -72,21 +75,26 @@ func (h *heapPeak) start() {
 		var ms runtime.MemStats
 		for {
 			runtime.ReadMemStats(&ms)
+			rss := residentBytes()
 			h.mu.Lock()
 			h.peak = max(h.peak, ms.HeapAlloc)
+			h.rssPeak = max(h.rssPeak, rss)
 			h.mu.Unlock()
 			time.Sleep(5 * time.Millisecond)
 		}
 	}()
 }
 
-// reset starts a new measurement from the heap as it is now.
+// reset starts a new measurement from the heap and the resident set as
+// they are now.
 func (h *heapPeak) reset() {
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
+	rss := residentBytes()
 	h.mu.Lock()
 	h.base, h.peak = ms.HeapAlloc, ms.HeapAlloc
+	h.rssBase, h.rssPeak = rss, rss
 	h.mu.Unlock()
 }
 
@@ -95,6 +103,33 @@ func (h *heapPeak) growth() float64 {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return float64(h.peak-h.base) / (1 << 20)
+}
+
+// rssGrowth is the resident set's peak excess over the reset, in MiB (0
+// where /proc/self/status cannot be read).
+func (h *heapPeak) rssGrowth() float64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return float64(h.rssPeak-h.rssBase) / (1 << 20)
+}
+
+// residentBytes reads this process's VmRSS from /proc/self/status, 0
+// where it cannot.
+func residentBytes() uint64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				return 0
+			}
+			return kb << 10
+		}
+	}
+	return 0
 }
 
 // serveForBench is the server process: a Hub on the Redis at url, its
@@ -135,7 +170,7 @@ func serveForBench(url string) error {
 		if r.URL.Query().Has("reset") {
 			heap.reset()
 		}
-		json.NewEncoder(w).Encode(heap.growth())
+		json.NewEncoder(w).Encode([2]float64{heap.growth(), heap.rssGrowth()})
 	})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -182,7 +217,7 @@ func BenchmarkAgentLog(b *testing.B) {
 	b.Run("agentsrv", func(b *testing.B) {
 		base := startBenchServer(b)
 		b.SetBytes(int64(benchLogBytes))
-		var serverGrowth float64
+		var serverGrowth, serverRSS float64
 		i := 0
 		for b.Loop() {
 			b.StopTimer()
@@ -206,15 +241,17 @@ func BenchmarkAgentLog(b *testing.B) {
 				b.Fatalf("mlbot holds %d bytes of the log, want %d", p.Offset(), benchLogBytes)
 			}
 			b.StopTimer()
-			var g float64
+			var g [2]float64
 			if err := json.Unmarshal([]byte(benchGet(b, base+"/bench/heap")), &g); err != nil {
 				b.Fatal(err)
 			}
-			serverGrowth = max(serverGrowth, g)
+			serverGrowth, serverRSS = max(serverGrowth, g[0]), max(serverRSS, g[1])
 			b.StartTimer()
 		}
 		b.ReportMetric(heap.growth(), "agent-heap-MiB")
 		b.ReportMetric(serverGrowth, "server-heap-MiB")
+		b.ReportMetric(heap.rssGrowth(), "agent-rss-MiB")
+		b.ReportMetric(serverRSS, "server-rss-MiB")
 	})
 }
 
