@@ -427,7 +427,8 @@ func (w *Worker) showSweep(ctx context.Context, sw *store.Sweep, spec sweep.Spec
 			done++
 		}
 	}
-	c := report.SweepComment{HeadSHA: sw.SHA, State: string(sw.State), Detail: sw.Detail, Finished: done, Total: total, Table: table.Report()}
+	c := report.SweepComment{HeadSHA: sw.SHA, State: string(sw.State), Detail: sw.Detail, Finished: done, Total: total, Table: table.Report(),
+		PageURL: w.opts.PublicURL + "/sweeps/" + sw.ID}
 	if err := w.upsertSweepComment(ctx, f, sw.Repo, sw.PR.Number, report.RenderSweep(c)); err != nil {
 		return err
 	}

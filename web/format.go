@@ -39,6 +39,7 @@ var funcs = template.FuncMap{
 	"px":    px,
 	"deref": func(f *float64) float64 { return *f },
 	"plus":  func(a, b float64) float64 { return a + b },
+	"inc":   func(i int) int { return i + 1 },
 }
 
 // now is the clock relative times are told by.

@@ -23,6 +23,7 @@ var (
 	runPageTemplate      = parsePage("run.html")
 	modelPageTemplate    = parsePage("model.html")
 	deployPageTemplate   = parsePage("deploy.html")
+	sweepPageTemplate    = parsePage("sweep.html")
 	loginPageTemplate    = parsePage("login.html")
 	errorPageTemplate    = parsePage("error.html")
 )

@@ -39,6 +39,8 @@ type Options struct {
 	// Models reads the model versions and deploys of the pages and of GET
 	// /api/v1/models.
 	Models ModelReader
+	// Sweeps reads the sweeps the sweep page shows (nil: no sweep page).
+	Sweeps SweepReader
 	// DataDir is MLBOT_DATA_DIR, under whose logs/ the deploy workers
 	// write each deploy's log (deploy-<id>.log).
 	DataDir string
@@ -102,6 +104,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.Handle("GET /runs/{id}/log/stream", s.LogStream())
 	mux.Handle("GET /models/{forge}/{path...}", s.page(s.serveModel))
 	mux.Handle("GET /deploys/{id}", s.DeployPage())
+	mux.Handle("GET /sweeps/{id}", s.page(s.serveSweep))
 	mux.Handle("GET /charts/runs/{file}", http.HandlerFunc(s.serveChartImage))
 	mux.Handle("GET /assets/", s.Assets())
 	mux.Handle("GET /login", s.page(s.serveLogin))

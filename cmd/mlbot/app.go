@@ -297,6 +297,7 @@ func (a *app) routes() http.Handler {
 		Logs:      a.store,
 		Deploys:   a.registry,
 		Models:    a.registry,
+		Sweeps:    a.store,
 		DataDir:   a.cfg.DataDir,
 		APIToken:  a.cfg.APIToken,
 		Auth:      a.cfg.UIAuth,

@@ -155,6 +155,14 @@ func TestSweepEndToEnd(t *testing.T) {
 			if cs[0].Edits < 2 {
 				t.Errorf("sweep comment edited %d times; want one edit a finished trial at least", cs[0].Edits)
 			}
+			// The comment links the sweep's page: the same ranking, and the
+			// metric drawn against lr, a point per trial.
+			sweepPage := regexp.MustCompile(`\[Sweep page[^\]]*\]\((` + regexp.QuoteMeta(e.url) + `/sweeps/[0-9a-f]{32})\)`).FindStringSubmatch(body)
+			if sweepPage == nil {
+				t.Errorf("the sweep comment links no sweep page:\n%s", body)
+			} else if html := e.pageBody(sweepPage[1]); !strings.Contains(html, `id="best"`) || !strings.Contains(html, `data-points="5"`) {
+				t.Errorf("the sweep page lacks the best trial or a chart of 5 points:\n%s", html)
+			}
 			// Rows run best first: 0.3, 0.2, 0.4, 0.1, then 0.5 (gate failed).
 			var order []string
 			for _, m := range regexp.MustCompile("(?m)^\\| [^|]+ \\| `([0-9.]+)` \\|").FindAllStringSubmatch(body, -1) {
@@ -335,4 +343,20 @@ func (e *e2e) trialsRunning(number int) int {
 		}
 	}
 	return n
+}
+
+// pageBody GETs one of mlbot's pages and returns its body, failing the
+// test unless it answers 200.
+func (e *e2e) pageBody(u string) string {
+	e.t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		e.t.Fatalf("%s answered %d:\n%s", u, resp.StatusCode, b)
+	}
+	return string(b)
 }

@@ -167,6 +167,8 @@ type SweepComment struct {
 	// number planned so far.
 	Finished, Total int
 	Table           SweepTable
+	// PageURL is the sweep's page on mlbot ("" links none).
+	PageURL string
 }
 
 // RenderSweep renders the sweep comment, starting with SweepMarker.
@@ -190,6 +192,9 @@ func RenderSweep(c SweepComment) string {
 		fmt.Fprintf(&b, "### ⏳ mlbot sweep of `%s`: %d/%d done\n\n", sha, c.Finished, c.Total)
 	}
 	b.WriteString(c.Table.Markdown())
+	if u := safeURL(c.PageURL); u != "" {
+		b.WriteString("\n[Sweep page: every trial, and the metric against each parameter](" + u + ")\n")
+	}
 	return b.String()
 }
 
