@@ -25,6 +25,7 @@ import (
 	"github.com/mlbot/mlbot/configs"
 	"github.com/mlbot/mlbot/internal/redistest"
 	"github.com/mlbot/mlbot/internal/testreq"
+	"github.com/mlbot/mlbot/jobs/report"
 	"github.com/mlbot/mlbot/jobs/store"
 )
 
@@ -238,10 +239,15 @@ func (e *e2e) archived() []string {
 	return out
 }
 
-func (e *e2e) mlbotComments(number int) []hostComment {
+// mlbotComments lists mlbot's train-eval comments on pull request number.
+func (e *e2e) mlbotComments(number int) []hostComment { return e.commentsMarked(number, report.Marker) }
+
+// commentsMarked lists the comments on pull request number that start
+// with marker.
+func (e *e2e) commentsMarked(number int, marker string) []hostComment {
 	var out []hostComment
 	for _, c := range e.sb.comments(number) {
-		if strings.HasPrefix(c.Body, "<!-- mlbot:train-eval -->") {
+		if strings.HasPrefix(c.Body, marker) {
 			out = append(out, c)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mlbot/mlbot/configs"
+	"github.com/mlbot/mlbot/jobs/report"
 	"github.com/mlbot/mlbot/jobs/store"
 )
 
@@ -47,13 +48,7 @@ printf '{"accuracy": %s}' "$a" > metrics.json
 
 // sweepComments lists mlbot's sweep comments on pull request number.
 func (e *e2e) sweepComments(number int) []hostComment {
-	var out []hostComment
-	for _, c := range e.sb.comments(number) {
-		if strings.HasPrefix(c.Body, "<!-- mlbot:sweep -->") {
-			out = append(out, c)
-		}
-	}
-	return out
+	return e.commentsMarked(number, report.SweepMarker)
 }
 
 // waitFor polls cond for up to 60s.
