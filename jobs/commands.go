@@ -436,19 +436,11 @@ func (w *Worker) permission(ctx context.Context, f permissionChecker, repo bot.R
 // an error when it could not be read: falling back to default permissions
 // during a host outage could loosen what the repository asked for.
 func (w *Worker) defaultBranchConfig(ctx context.Context, f cloneAuthorizer, repo bot.Repo, log *slog.Logger) (*configs.RepoConfig, error) {
-	auth, err := f.CloneAuth(ctx, repo)
+	co, done, err := w.configCheckout(ctx, f, repo)
 	if err != nil {
 		return nil, fmt.Errorf("default branch config: %w", err)
 	}
-	if err := os.MkdirAll(w.opts.DataDir, 0o750); err != nil {
-		return nil, err
-	}
-	dir, err := os.MkdirTemp(w.opts.DataDir, "config-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	co := git.Checkout{URL: repo.CloneURL, Auth: auth, Dir: dir}
+	defer done()
 	sha, err := co.FetchBranch(ctx, repo.DefaultBranch)
 	if err != nil {
 		return nil, fmt.Errorf("default branch config: fetch %s: %w", repo.DefaultBranch, err)
@@ -466,4 +458,22 @@ func (w *Worker) defaultBranchConfig(ctx context.Context, f cloneAuthorizer, rep
 		return nil, nil
 	}
 	return cfg, nil
+}
+
+// configCheckout is an empty scratch checkout of repo under the data
+// directory, with the host's clone credentials, for reading .mlbot.yml of
+// one commit; done removes it.
+func (w *Worker) configCheckout(ctx context.Context, f cloneAuthorizer, repo bot.Repo) (co git.Checkout, done func(), err error) {
+	auth, err := f.CloneAuth(ctx, repo)
+	if err != nil {
+		return git.Checkout{}, nil, err
+	}
+	if err := os.MkdirAll(w.opts.DataDir, 0o750); err != nil {
+		return git.Checkout{}, nil, err
+	}
+	dir, err := os.MkdirTemp(w.opts.DataDir, "config-")
+	if err != nil {
+		return git.Checkout{}, nil, err
+	}
+	return git.Checkout{URL: repo.CloneURL, Auth: auth, Dir: dir}, func() { os.RemoveAll(dir) }, nil
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -17,7 +16,6 @@ import (
 	"github.com/mlbot/mlbot/jobs/report"
 	"github.com/mlbot/mlbot/jobs/store"
 	"github.com/mlbot/mlbot/jobs/sweep"
-	"github.com/mlbot/mlbot/runners/git"
 )
 
 // SweepStatusContext is the commit status context of a pull request's
@@ -117,19 +115,11 @@ func newSweep(id string, repo bot.Repo, pr *bot.PullRequest, trusted bool, spec 
 // fs.ErrNotExist when the commit has none and is a *configs.ConfigError
 // when it is invalid.
 func (w *Worker) configAt(ctx context.Context, f cloneAuthorizer, repo bot.Repo, sha string) (*configs.RepoConfig, error) {
-	auth, err := f.CloneAuth(ctx, repo)
+	co, done, err := w.configCheckout(ctx, f, repo)
 	if err != nil {
 		return nil, fmt.Errorf("config of %s: %w", short(sha), err)
 	}
-	if err := os.MkdirAll(w.opts.DataDir, 0o750); err != nil {
-		return nil, err
-	}
-	dir, err := os.MkdirTemp(w.opts.DataDir, "config-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	co := git.Checkout{URL: repo.CloneURL, Auth: auth, Dir: dir}
+	defer done()
 	if err := co.Fetch(ctx, sha); err != nil {
 		return nil, fmt.Errorf("config of %s: fetch: %w", short(sha), err)
 	}
