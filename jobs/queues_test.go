@@ -10,15 +10,23 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/mlbot/mlbot/jobs/store"
 )
 
 // TestQueueCollector puts tasks in every state into two queues of a real
 // Redis (one served by an asynq server whose handlers block or fail, one
 // served by nobody) and reads them back through the Worker's collector
-// in a pedantic registry, as a scrape would.
+// in a pedantic registry, as a scrape would. Two runs wait in the fair
+// line of the pipeline queue "default", which asynq has not seen yet.
 func TestQueueCollector(t *testing.T) {
 	rdb := testRedis(t)
 	w := newRouteWorkerOn(t, rdb, &fakeForge{}, nil)
+	for _, id := range []string{"run-1", "run-2"} {
+		if _, err := w.store.FairPush(context.Background(), "default", "github/acme/model", id, []byte("task")); err != nil {
+			t.Fatal(err)
+		}
+	}
 	reg := prometheus.NewPedanticRegistry()
 	if err := reg.Register(w.QueueCollector()); err != nil {
 		t.Fatal(err)
@@ -69,6 +77,7 @@ func TestQueueCollector(t *testing.T) {
 	want := map[[2]string]float64{
 		{"idle", "pending"}: 3, {"idle", "active"}: 0, {"idle", "scheduled"}: 1, {"idle", "retry"}: 0, {"idle", "archived"}: 1,
 		{"busy", "pending"}: 0, {"busy", "active"}: 1, {"busy", "scheduled"}: 0, {"busy", "retry"}: 1, {"busy", "archived"}: 0,
+		{"idle", "waiting"}: 0, {"busy", "waiting"}: 0, {"default", "waiting"}: 2, {"default", "pending"}: 0,
 	}
 	var diffs []string
 	for deadline := time.Now().Add(10 * time.Second); ; {
@@ -93,6 +102,9 @@ func TestQueueCollector(t *testing.T) {
 	idle, _ := gather(t, reg, "mlbot_queue_latency_seconds", map[string]string{"queue": "idle"})
 	if idle.value < 0.05 || idle.value > 60 {
 		t.Errorf("latency of idle = %vs, want the age of its oldest pending task (>= 50ms)", idle.value)
+	}
+	if line, _ := gather(t, reg, "mlbot_queue_latency_seconds", map[string]string{"queue": "default"}); line.value < 0.05 || line.value > 60 {
+		t.Errorf("latency of default = %vs, want the age of the oldest run in its fair line (>= 50ms)", line.value)
 	}
 	if busy, ok := gather(t, reg, "mlbot_queue_latency_seconds", map[string]string{"queue": "busy"}); !ok || busy.value != 0 {
 		t.Errorf("latency of busy = %v (exported %v), want 0: nothing pending", busy.value, ok)
@@ -120,7 +132,7 @@ func TestQueueCollectorHungRedis(t *testing.T) {
 	}()
 	rdb := redis.NewClient(&redis.Options{Addr: ln.Addr().String(), ReadTimeout: time.Second, MaxRetries: -1})
 	defer rdb.Close()
-	c := newQueueCollector(asynq.NewInspectorFromRedisClient(rdb), 200*time.Millisecond)
+	c := newQueueCollector(asynq.NewInspectorFromRedisClient(rdb), store.New(rdb, "mlbot:"), []string{"default"}, 200*time.Millisecond)
 	reg := prometheus.NewPedanticRegistry()
 	if err := reg.Register(c); err != nil {
 		t.Fatal(err)

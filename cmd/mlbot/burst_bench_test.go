@@ -39,12 +39,12 @@ const (
 
 func BenchmarkBurst(b *testing.B) {
 	for _, mode := range []struct {
-		name string
-		fifo bool
-	}{{"fifo", true}, {"fair", false}} {
+		name              string
+		fifo, pendingOnly bool
+	}{{"fifo", true, false}, {"fair", false, false}, {"pending", false, true}} {
 		b.Run(mode.name, func(b *testing.B) {
 			for range b.N {
-				runBurst(b, mode.fifo)
+				runBurst(b, mode.fifo, mode.pendingOnly)
 			}
 		})
 	}
@@ -59,7 +59,11 @@ type burstPR struct {
 	pending, running, reported time.Time
 }
 
-func runBurst(b *testing.B, fifo bool) {
+// runBurst sends the burst and reports its figures. With pendingOnly it
+// stops once every pull request has its pending status, and reports only
+// the webhook → pending figures (the "pending" sub-benchmark: the first
+// second of the burst, without waiting for 200 trainings).
+func runBurst(b *testing.B, fifo, pendingOnly bool) {
 	b.StopTimer()
 	dir := b.TempDir()
 	sb, err := newFakeHost("github", dir, "acme/r00")
@@ -198,6 +202,16 @@ func runBurst(b *testing.B, fifo bool) {
 	}
 	close(work)
 	wg.Wait()
+	if pendingOnly {
+		for deadline := time.Now().Add(2 * time.Minute); readBurst(sb, prs) >= 0 && !allPending(prs); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				b.Fatalf("not every pull request has its pending status")
+			}
+		}
+		b.StopTimer()
+		reportPending(b, prs)
+		return
+	}
 	for deadline := time.Now().Add(15 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
 		if readBurst(sb, prs) == len(prs) {
 			break
@@ -271,6 +285,47 @@ func readBurst(sb *fakeHost, prs []*burstPR) int {
 		}
 	}
 	return n
+}
+
+// allPending reports whether every pull request has its pending status.
+func allPending(prs []*burstPR) bool {
+	for _, p := range prs {
+		if p.pending.IsZero() {
+			return false
+		}
+	}
+	return true
+}
+
+// reportPending prints and reports the burst's webhook → pending figures.
+func reportPending(b *testing.B, prs []*burstPR) {
+	var pending []time.Duration
+	first, last := prs[0].sent, prs[0].pending
+	for _, p := range prs {
+		pending = append(pending, p.pending.Sub(p.sent))
+		first, last = minTime(first, p.sent), maxTime(last, p.pending)
+	}
+	fmt.Fprintf(os.Stdout, "burst pending: p50 %.0f ms, p99 %.0f ms, max %.0f ms; first webhook sent → last pending status %.0f ms\n",
+		benchMS(benchPct(pending, 0.5)), benchMS(benchPct(pending, 0.99)), benchMS(slices.Max(pending)), benchMS(last.Sub(first)))
+	b.ReportMetric(benchMS(benchPct(pending, 0.5)), "pending-p50-ms")
+	b.ReportMetric(benchMS(benchPct(pending, 0.99)), "pending-p99-ms")
+	b.ReportMetric(benchMS(slices.Max(pending)), "pending-max-ms")
+	b.ReportMetric(benchMS(last.Sub(first)), "burst-to-last-pending-ms")
+	b.ReportMetric(0, "ns/op")
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // reportBurst prints the burst's figures and reports them as metrics.

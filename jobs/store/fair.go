@@ -99,6 +99,16 @@ func (s *Store) FairWaiting(ctx context.Context, queue string) (int64, error) {
 	return s.rdb.HLen(ctx, s.fairTasksKey(queue)).Result()
 }
 
+// FairOldest returns when the longest-waiting run of queue's fair line
+// joined it; ok is false when no run waits.
+func (s *Store) FairOldest(ctx context.Context, queue string) (since time.Time, ok bool, err error) {
+	zs, err := s.rdb.ZRangeWithScores(ctx, s.fairSinceKey(queue), 0, 0).Result()
+	if err != nil || len(zs) == 0 {
+		return time.Time{}, false, err
+	}
+	return time.UnixMilli(int64(zs[0].Score)), true, nil
+}
+
 // FairTurns returns the repositories of queue's fair line in turn order,
 // the next first.
 func (s *Store) FairTurns(ctx context.Context, queue string) ([]string, error) {
@@ -142,22 +152,24 @@ func (s *Store) AsynqPending(ctx context.Context, queue string) (int64, error) {
 }
 
 // fairKeys are the KEYS of the fair line scripts: the turn order, the
-// tasks and the claims.
+// tasks, the claims and the join times.
 func (s *Store) fairKeys(queue string) []string {
-	return []string{s.fairRingKey(queue), s.fairTasksKey(queue), s.fairClaimsKey(queue)}
+	return []string{s.fairRingKey(queue), s.fairTasksKey(queue), s.fairClaimsKey(queue), s.fairSinceKey(queue)}
 }
 
-// fairPushScript: KEYS ring, tasks, claims; ARGV repo prefix, repo, id,
-// task. Returns 1 when the run was added.
+// fairPushScript: KEYS ring, tasks, claims, since; ARGV repo prefix, repo,
+// id, task. Returns 1 when the run was added.
 var fairPushScript = redis.NewScript(`
 if redis.call("HEXISTS", KEYS[2], ARGV[3]) == 1 then return 0 end
+local t = redis.call("TIME")
 redis.call("HSET", KEYS[2], ARGV[3], ARGV[4])
+redis.call("ZADD", KEYS[4], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), ARGV[3])
 if redis.call("RPUSH", ARGV[1] .. ARGV[2], ARGV[3]) == 1 then
   redis.call("RPUSH", KEYS[1], ARGV[2])
 end
 return 1`)
 
-// fairClaimScript: KEYS ring, tasks, claims; ARGV repo prefix, claim ms.
+// fairClaimScript: KEYS ring, tasks, claims, since; ARGV repo prefix, claim ms.
 // Returns {repo, id, task} or nil.
 var fairClaimScript = redis.NewScript(`
 local t = redis.call("TIME")
@@ -176,6 +188,7 @@ for i = 1, n do
         -- a run without its task cannot be dispatched: drop it
         redis.call("LPOP", ARGV[1] .. repo)
         redis.call("HDEL", KEYS[3], id)
+        redis.call("ZREM", KEYS[4], id)
         if redis.call("LLEN", ARGV[1] .. repo) == 0 then redis.call("LREM", KEYS[1], 0, repo) end
       else
         redis.call("HSET", KEYS[3], id, now + tonumber(ARGV[2]))
@@ -186,7 +199,7 @@ for i = 1, n do
 end
 return nil`)
 
-// fairRemoveScript: KEYS ring, tasks, claims; ARGV repo prefix, repo, id,
+// fairRemoveScript: KEYS ring, tasks, claims, since; ARGV repo prefix, repo, id,
 // force (1: remove even when claimed). Returns 1 when the run was removed.
 var fairRemoveScript = redis.NewScript(`
 if ARGV[4] ~= "1" then
@@ -199,5 +212,6 @@ local list = ARGV[1] .. ARGV[2]
 local n = redis.call("LREM", list, 1, ARGV[3])
 redis.call("HDEL", KEYS[2], ARGV[3])
 redis.call("HDEL", KEYS[3], ARGV[3])
+redis.call("ZREM", KEYS[4], ARGV[3])
 if redis.call("LLEN", list) == 0 then redis.call("LREM", KEYS[1], 0, ARGV[2]) end
 return n`)

@@ -210,3 +210,71 @@ func TestFairLineConcurrentDispatchers(t *testing.T) {
 		t.Errorf("offered %d runs (%v), want each of %d once", len(all), all, len(want))
 	}
 }
+
+// TestFairOldest follows the age of the longest-waiting run through every
+// way a run leaves the line: handed over, removed, and dropped for a
+// missing task.
+func TestFairOldest(t *testing.T) {
+	s := testStore(t)
+	ctx := context.Background()
+	oldest := func() (time.Time, bool) {
+		t.Helper()
+		since, ok, err := s.FairOldest(ctx, "ages")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return since, ok
+	}
+	if _, ok := oldest(); ok {
+		t.Fatal("an empty line has an oldest run")
+	}
+	before := time.Now().Add(-time.Second) // Redis's clock may trail ours a little
+	for _, p := range []struct{ repo, id string }{{"a", "a1"}, {"b", "b1"}, {"a", "a2"}} {
+		if _, err := s.FairPush(ctx, "ages", p.repo, p.id, []byte("task of "+p.id)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	first, ok := oldest()
+	if !ok || first.Before(before) || first.After(time.Now().Add(time.Second)) {
+		t.Fatalf("oldest = %v, %v; want about now", first, ok)
+	}
+	// A repeated push keeps the run's first place and time.
+	if _, err := s.FairPush(ctx, "ages", "a", "a1", []byte("task of a1")); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := oldest(); !again.Equal(first) {
+		t.Errorf("a repeated push moved the oldest from %v to %v", first, again)
+	}
+	e, _, err := s.FairClaim(ctx, "ages", time.Minute)
+	if err != nil || e.RunID != "a1" {
+		t.Fatalf("claim = %+v, %v; want a1", e, err)
+	}
+	if again, _ := oldest(); !again.Equal(first) {
+		t.Error("a claimed run no longer counts as waiting")
+	}
+	if err := s.FairAck(ctx, "ages", "a", "a1"); err != nil {
+		t.Fatal(err)
+	}
+	second, ok := oldest()
+	if !ok || !second.After(first) {
+		t.Fatalf("after a1 left, oldest = %v, %v; want after %v", second, ok, first)
+	}
+	if _, err := s.FairRemove(ctx, "ages", "b", "b1"); err != nil {
+		t.Fatal(err)
+	}
+	third, ok := oldest()
+	if !ok || !third.After(second) {
+		t.Fatalf("after b1 left, oldest = %v, %v; want after %v", third, ok, second)
+	}
+	// A run whose task vanished is dropped by the next claim.
+	if err := s.rdb.HDel(ctx, s.fairTasksKey("ages"), "a2").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := s.FairClaim(ctx, "ages", time.Minute); ok || err != nil {
+		t.Fatalf("claim of a run without its task = %v, %v", ok, err)
+	}
+	if _, ok := oldest(); ok {
+		t.Error("the line is empty but still has an oldest run")
+	}
+}

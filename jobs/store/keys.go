@@ -300,6 +300,8 @@ func (s *Store) agentTokenKey(tokenHash string) string { return s.prefix + "agen
 //	                              oldest first
 //	fair:{<queue>}:tasks          hash run id → its signed task
 //	fair:{<queue>}:claims         hash run id → claim expiry (Unix ms)
+//	fair:{<queue>}:since          sorted set of run ids by when they
+//	                              joined the line (Unix ms)
 
 // fairRingKey is the turn order of queue's fair line.
 func (s *Store) fairRingKey(queue string) string { return s.prefix + "fair:{" + queue + "}:ring" }
@@ -313,6 +315,10 @@ func (s *Store) fairTasksKey(queue string) string { return s.prefix + "fair:{" +
 
 // fairClaimsKey is the hash of the claims on queue's fair line.
 func (s *Store) fairClaimsKey(queue string) string { return s.prefix + "fair:{" + queue + "}:claims" }
+
+// fairSinceKey is the sorted set of queue's waiting runs by the time they
+// joined the line.
+func (s *Store) fairSinceKey(queue string) string { return s.prefix + "fair:{" + queue + "}:since" }
 
 // asynqPendingKey is asynq's list of queue's pending task ids
 // (internal/base.PendingKey); the Store only reads its length.
