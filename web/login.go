@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"path"
 	"sort"
 	"strings"
 	"time"
@@ -36,13 +37,16 @@ func (s *Server) redirectURI(forge string) string {
 }
 
 // safeNext returns next when it is a path of this site, "/" otherwise, so
-// that a login can never be made to send someone elsewhere.
+// that a login can never be made to send someone elsewhere. A backslash
+// anywhere is refused: http.Redirect cleans the path it is given, so
+// "/runs/../\\evil.example.com" would reach the browser as
+// "/\\evil.example.com", which browsers read as "//evil.example.com".
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || strings.ContainsAny(next, "\r\n") {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
 		return "/"
 	}
 	u, err := url.Parse(next)
-	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || strings.HasPrefix(path.Clean(u.Path), "//") {
 		return "/"
 	}
 	return next

@@ -431,3 +431,64 @@ func TestLoginRefusals(t *testing.T) {
 		}
 	})
 }
+
+// TestLoginNeverSendsElsewhere attacks the page a login returns to (next)
+// the way an attacker would: with a path that http.Redirect cleans into
+// "/\evil.example.com", which browsers read as "//evil.example.com", a
+// site of the attacker's. Neither the end of a login nor /login without
+// the login on (which redirects at once) may send a browser off the site.
+func TestLoginNeverSendsElsewhere(t *testing.T) {
+	lf := newLoginFixture(t)
+	off := lf.fixture.serve(t, Options{})
+	// leaves reports whether a browser following loc from base ends up on
+	// another host: browsers treat a backslash in an http URL's path as a
+	// slash.
+	leaves := func(base, loc string) bool {
+		b, _ := url.Parse(base)
+		u, err := b.Parse(strings.ReplaceAll(loc, `\`, "/"))
+		return err != nil || u.Host != b.Host
+	}
+	attacks := []string{
+		`/runs/../\evil.example.com`,
+		`/a/b/../../\evil.example.com/x`,
+		`/./\evil.example.com`,
+		`/x/..\/evil.example.com`,
+		"/runs/../\\\\evil.example.com",
+	}
+	for _, next := range attacks {
+		t.Run("after a login, next "+next, func(t *testing.T) {
+			b := lf.browser(t, "maria")
+			resp, err := b.c.Get(lf.srv.URL + "/login/github?next=" + url.QueryEscape(next))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			loc, err := resp.Location()
+			if err != nil {
+				t.Fatalf("GET /login/github = %d, no redirect", resp.StatusCode)
+			}
+			back, err := forgesim.SignIn(b.c, loc.String(), b.login)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp, err = b.c.Get(back.String()); err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if got := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || leaves(lf.srv.URL, got) {
+				t.Errorf("after the login: %d to %q, which leaves the site", resp.StatusCode, got)
+			}
+		})
+		t.Run("login off, next "+next, func(t *testing.T) {
+			c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+			resp, err := c.Get(off.URL + "/login?next=" + url.QueryEscape(next))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if got := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || leaves(off.URL, got) {
+				t.Errorf("GET /login: %d to %q, which leaves the site", resp.StatusCode, got)
+			}
+		})
+	}
+}
