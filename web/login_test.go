@@ -492,3 +492,32 @@ func TestLoginNeverSendsElsewhere(t *testing.T) {
 		})
 	}
 }
+
+// TestPagesDoNotTellWhichRepositoriesExist asks, as someone logged in who
+// may not read acme/model, for its pages and for those of repositories and
+// versions mlbot does not know: every answer must be the same, or the
+// difference tells an outsider which private repositories mlbot serves.
+func TestPagesDoNotTellWhichRepositoriesExist(t *testing.T) {
+	lf := newLoginFixture(t)
+	b := lf.browser(t, "mallory")
+	b.visit(lf.srv.URL + "/login/github?next=%2F")
+	message := func(p string) string {
+		t.Helper()
+		resp, body := b.visit(lf.srv.URL + p)
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("GET %s = %d, want 404", p, resp.StatusCode)
+		}
+		_, msg, _ := strings.Cut(body, `<p class="error">`)
+		msg, _, _ = strings.Cut(msg, "</p>")
+		return msg
+	}
+	for _, pair := range [][2]string{
+		{"/repos/github/acme/model", "/repos/github/acme/no-such-model"},
+		{"/models/github/acme/model/1", "/models/github/acme/no-such-model/1"},
+		{"/models/github/acme/model/1", "/models/github/acme/model/99"},
+	} {
+		if known, unknown := message(pair[0]), message(pair[1]); known != unknown {
+			t.Errorf("%s and %s answer differently:\n%s\n%s", pair[0], pair[1], known, unknown)
+		}
+	}
+}

@@ -56,7 +56,10 @@ func (s *Server) serveModel(w http.ResponseWriter, r *http.Request, p *pageData)
 	ctx := r.Context()
 	v, err := s.opts.Models.Get(ctx, key, number)
 	if errors.Is(err, registry.ErrNotFound) {
-		s.notFound(w, r, "no version "+num+" of "+name+" on "+forgeTitle(forge))
+		// As for a version that exists: only a reader learns it does not.
+		if s.allow(w, r, p, repoFromKey(key), true) {
+			s.notFound(w, r, "no version "+num+" of "+name+" on "+forgeTitle(forge))
+		}
 		return
 	}
 	if err != nil {

@@ -68,7 +68,12 @@ func (s *Server) serveRepo(w http.ResponseWriter, r *http.Request, p *pageData) 
 		return
 	}
 	if len(runs) == 0 && len(versions) == 0 && len(envNames) == 0 {
-		s.notFound(w, r, "mlbot knows no repository "+name+" on "+forgeTitle(forge))
+		// Someone the host does not let read the repository gets the
+		// answer of a repository mlbot serves, so that the page does not
+		// tell which private repositories exist.
+		if s.allow(w, r, p, repoFromKey(key), true) {
+			s.notFound(w, r, "mlbot knows no repository "+name+" on "+forgeTitle(forge))
+		}
 		return
 	}
 	repo := repoFromKey(key)
