@@ -290,13 +290,27 @@ func (e *Executor) recordEnd(ctx context.Context, dir string, cfg *configs.RepoC
 		fmt.Fprintf(sink, "mlbot: %s\n", run.Detail)
 		return cfg, nil
 	}
-	collectMetrics(ctx, dir, cfg, run, sink)
+	collectMetrics(ctx, dir, cfg, run, sink, e.Secrets)
 	return cfg, nil
 }
 
 // collectMetrics reads the metric files cfg names from dir into run; a
-// file missing or unreadable fails the run.
-func collectMetrics(ctx context.Context, dir string, cfg *configs.RepoConfig, run *Run, sink io.Writer) {
+// file missing or unreadable fails the run. A metric name holding one of
+// secrets holds "***" there instead, as the log does: the names reach the
+// comment, the status and the run page.
+func collectMetrics(ctx context.Context, dir string, cfg *configs.RepoConfig, run *Run, sink io.Writer, secrets []string) {
+	defer func() {
+		masked := map[string]string{}
+		for name := range run.Metrics {
+			if m := redact(name, secrets); m != name {
+				masked[name] = m
+			}
+		}
+		for name, m := range masked {
+			run.Metrics[m] = run.Metrics[name]
+			delete(run.Metrics, name)
+		}
+	}()
 	metrics, err := report.ReadFiles(ctx, dir, cfg.Pipeline.Metrics)
 	if err != nil {
 		run.Outcome, run.Detail = report.OutcomeStepFailed, "reading metrics: "+err.Error()

@@ -79,3 +79,30 @@ func mustPrepare(t *testing.T, err error) {
 		t.Skip(err)
 	}
 }
+
+// TestExecutorKeepsSecretsOutOfMetrics is a trusted run given a secret
+// whose training names metrics after it: the metric names, which the
+// comment, the status, the check run and the run page show, must carry
+// "***" where the secret was, as its log does.
+func TestExecutorKeepsSecretsOutOfMetrics(t *testing.T) {
+	const secret = "hf_s3cr3t_value_0123456789"
+	dir := t.TempDir()
+	config := "version: 1\npipeline:\n  train: sh train.sh\n  metrics: [metrics.json]\nsecrets: [HF_TOKEN]\n"
+	metrics := `{"accuracy": 0.9, "leak_` + secret + `": 1, "nested": {"` + secret + `": 2}}`
+	os.WriteFile(filepath.Join(dir, ".mlbot.yml"), []byte(config), 0o644)
+	os.WriteFile(filepath.Join(dir, "metrics.json"), []byte(metrics), 0o644)
+	e := &Executor{Runners: runners.Set{runners.Local: &fakeRunner{}}, LogDir: t.TempDir(),
+		Secrets: []string{secret}, SecretEnv: map[string]string{"HF_TOKEN": secret}}
+	run := &Run{ID: "r1", Kind: KindPullRequest, SHA: strings.Repeat("a", 40), Trusted: true}
+	if _, err := e.Run(context.Background(), dir, run); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	for name := range run.Metrics {
+		if strings.Contains(name, secret) {
+			t.Errorf("metric %q carries the secret", name)
+		}
+	}
+	if run.Outcome != "" || len(run.Metrics) != 3 || run.Metrics["accuracy"] != 0.9 || run.Metrics["leak_***"] != 1 || run.Metrics["nested.***"] != 2 {
+		t.Errorf("outcome %q, metrics %v; want accuracy, leak_*** and nested.***", run.Outcome, run.Metrics)
+	}
+}
