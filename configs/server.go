@@ -143,6 +143,11 @@ type Server struct {
 	// APIToken is the bearer token that /api/v1 requires (MLBOT_API_TOKEN,
 	// at least 16 characters); unset, the API is off and answers 404.
 	APIToken string
+	// MetricsToken is the bearer token that GET /metrics requires
+	// (MLBOT_METRICS_TOKEN, at least 16 characters); unset, /metrics is
+	// open to anyone who reaches the port, and its series name every
+	// repository's deployed models and their metrics.
+	MetricsToken string
 	// UIAuth is who may open the web pages (MLBOT_UI_AUTH): "oauth", people
 	// who log in with their GitHub or GitLab account and may read the
 	// repository on the host, or "none", anyone who reaches the port.
@@ -370,6 +375,9 @@ func (s *Server) Validate() error {
 	if s.APIToken != "" && len(s.APIToken) < 16 {
 		fail("MLBOT_API_TOKEN (--api-token) must be at least 16 characters, got %d: generate one with `openssl rand -hex 32`", len(s.APIToken))
 	}
+	if s.MetricsToken != "" && len(s.MetricsToken) < 16 {
+		fail("MLBOT_METRICS_TOKEN (--metrics-token) must be at least 16 characters, got %d: generate one with `openssl rand -hex 32`", len(s.MetricsToken))
+	}
 	return errors.Join(errs...)
 }
 
@@ -532,6 +540,7 @@ func (s *Server) LogValue() slog.Value {
 		slog.Int64("max_run_artifact_bytes", s.MaxRunArtifactBytes),
 		slog.String("task_key", setOrUnset(s.TaskKey)),
 		slog.String("api_token", setOrUnset(s.APIToken)),
+		slog.String("metrics_token", setOrUnset(s.MetricsToken)),
 		slog.String("ui_auth", s.UIAuth),
 		slog.String("github_oauth_client_id", s.GitHubOAuthClientID),
 		slog.String("github_oauth_client_secret", setOrUnset(s.GitHubOAuthClientSecret)),

@@ -115,6 +115,7 @@ var serverSettings = []setting{
 	{flag: "gitlab-oauth-client-id", help: "application `id` of the GitLab OAuth application people log in to the pages with (scope read_user, redirect URI <public URL>/login/gitlab/callback)", field: func(s *Server) any { return &s.GitLabOAuthClientID }},
 	{flag: "gitlab-oauth-client-secret", help: "`secret` of the GitLab OAuth application; prefer the env var", field: func(s *Server) any { return &s.GitLabOAuthClientSecret }},
 	{flag: "api-token", help: "bearer `token` that /api/v1 requires (16 characters or more); prefer the env var", def: "none: the API is off", field: func(s *Server) any { return &s.APIToken }},
+	{flag: "metrics-token", help: "bearer `token` that GET /metrics requires (16 characters or more); prefer the env var", def: "none: /metrics is open", field: func(s *Server) any { return &s.MetricsToken }},
 	{flag: "retention-deploys", help: "`number` of the newest successful deploys of each environment whose versions are kept as rollback targets (the running version is always kept)", field: func(s *Server) any { return &s.Retention.Deploys }},
 	{flag: "retention-main", help: "`number` of the newest default-branch model versions kept", field: func(s *Server) any { return &s.Retention.Main }},
 	{flag: "retention-days", help: "model versions recorded within this many `days` are kept", field: func(s *Server) any { return &s.Retention.Days }},

@@ -260,7 +260,7 @@ func TestFlagHelp(t *testing.T) {
 		"gitlab-url", "gitlab-token", "gitlab-webhook-secret", "insecure-no-webhook-secret", "concurrency",
 		"queues", "log-level", "log-format", "max-pipeline-timeout", "fifo-pipelines", "task-check-interval", "shutdown-timeout", "retry-base", "reconcile-interval", "prometheus-url",
 		"max-webhook-bytes", "unsafe-no-sandbox", "deploy-paths", "sandbox-uid", "sandbox-memory", "sandbox-cpu", "sandbox-processes",
-		"max-artifact-bytes", "max-run-artifact-bytes", "task-key", "api-token", "config",
+		"max-artifact-bytes", "max-run-artifact-bytes", "task-key", "api-token", "metrics-token", "config",
 		"ui-auth", "github-oauth-client-id", "github-oauth-client-secret", "gitlab-oauth-client-id", "gitlab-oauth-client-secret",
 		"runners", "agent-binary", "docker-images", "docker-max-cpu", "docker-max-memory", "docker-max-gpus",
 		"k8s-images", "k8s-max-cpu", "k8s-max-memory", "k8s-max-gpus", "k8s-namespace", "k8s-service-account",
@@ -352,6 +352,7 @@ func TestValidate(t *testing.T) {
 		{"short task key", func(s *Server) { s.TaskKey = "short-key" }, []string{"MLBOT_TASK_KEY (--task-key) must be at least 32 characters, got 9"}},
 		{"task key", func(s *Server) { s.TaskKey = strings.Repeat("k", 32) }, nil},
 		{"short API token", func(s *Server) { s.APIToken = "tok" }, []string{"MLBOT_API_TOKEN (--api-token) must be at least 16 characters, got 3"}},
+		{"short metrics token", func(s *Server) { s.MetricsToken = "tok" }, []string{"MLBOT_METRICS_TOKEN (--metrics-token) must be at least 16 characters, got 3"}},
 		{"API token", func(s *Server) { s.APIToken = strings.Repeat("t", 16) }, nil},
 		{"unknown UI auth", func(s *Server) { s.UIAuth = "basic" }, []string{`MLBOT_UI_AUTH (--ui-auth) must be oauth or none, got "basic"`}},
 		{"oauth without a client", func(s *Server) { s.UIAuth = UIAuthOAuth }, []string{"MLBOT_UI_AUTH (--ui-auth) is oauth but no OAuth client is configured"}},
@@ -450,6 +451,7 @@ func TestLogValueHidesSecrets(t *testing.T) {
 	s.APIToken = "SECRET8-0123456789"
 	s.GitHubOAuthClientID, s.GitHubOAuthClientSecret = "Iv1.client", "SECRET9"
 	s.GitLabOAuthClientSecret = "SECRET10"
+	s.MetricsToken = "SECRET12-0123456789"
 	for _, format := range []string{"json", "text"} {
 		t.Run(format, func(t *testing.T) {
 			var buf bytes.Buffer

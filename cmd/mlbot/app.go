@@ -237,7 +237,7 @@ func buildForges(cfg *configs.Server) ([]jobs.ForgeSet, error) {
 // log or a comment.
 func secretValues(cfg *configs.Server) []string {
 	var out []string
-	for _, s := range []string{cfg.GitHubToken, cfg.GitHubWebhookSecret, cfg.GitLabToken, cfg.GitLabWebhookSecret, cfg.TaskKey, cfg.APIToken,
+	for _, s := range []string{cfg.GitHubToken, cfg.GitHubWebhookSecret, cfg.GitLabToken, cfg.GitLabWebhookSecret, cfg.TaskKey, cfg.APIToken, cfg.MetricsToken,
 		cfg.GitHubOAuthClientSecret, cfg.GitLabOAuthClientSecret} {
 		if s != "" {
 			out = append(out, s)
@@ -273,7 +273,10 @@ func (a *app) routes() http.Handler {
 	// per app, so that each app (tests run several) exports its own registry.
 	own := prometheus.NewRegistry()
 	own.MustRegister(a.worker.DeployedCollector(), a.worker.QueueCollector())
-	mux.Handle("GET /metrics", promhttp.HandlerFor(prometheus.Gatherers{prometheus.DefaultGatherer, own}, promhttp.HandlerOpts{}))
+	// The series name every repository and its deployed models: with
+	// MLBOT_METRICS_TOKEN only Prometheus, holding the token, reads them.
+	mux.Handle("GET /metrics", web.RequireBearer(a.cfg.MetricsToken, "MLBOT_METRICS_TOKEN",
+		promhttp.HandlerFor(prometheus.Gatherers{prometheus.DefaultGatherer, own}, promhttp.HandlerOpts{})))
 	if !a.withHTTP {
 		return mux
 	}

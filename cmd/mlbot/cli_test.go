@@ -900,3 +900,58 @@ func cliGrep(text, word string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestMetricsToken asks GET /metrics, which names every repository with a
+// deployed model, the way someone who reaches the port would: with
+// MLBOT_METRICS_TOKEN set, no token, a wrong one, a prefix of it and
+// another scheme get 401 and no series; Prometheus with the token gets
+// them.
+func TestMetricsToken(t *testing.T) {
+	const token = "metrics-token-0123456789abcdef"
+	dir := t.TempDir()
+	sb, err := newFakeHost("github", dir, "acme/model")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sb.Close)
+	cfg := defaultServerConfig()
+	sb.configure(cfg)
+	cfg.RedisURL = redistest.URL(t, e2eRedisDB)
+	cfg.DataDir = filepath.Join(dir, "data")
+	cfg.Listen = "127.0.0.1:0"
+	cfg.ShutdownTimeout = 2 * time.Second
+	cfg.MetricsToken = token
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	a, err := newApp(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(); err != nil {
+		a.close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cliShutdownApp(t, a) })
+	get := func(auth string) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+a.Addr()+"/metrics", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, auth := range []string{"", "Bearer wrong-token-0123456789abcdef", "Bearer " + token[:len(token)-1], "Basic " + token} {
+		if code, body := get(auth); code != http.StatusUnauthorized || strings.Contains(body, "mlbot_") || strings.Contains(body, "go_goroutines") {
+			t.Errorf("GET /metrics with %q = %d:\n%.300s", auth, code, body)
+		}
+	}
+	if code, body := get("Bearer " + token); code != http.StatusOK || !strings.Contains(body, "mlbot_workers") {
+		t.Errorf("GET /metrics with the token = %d:\n%.300s", code, body)
+	}
+}

@@ -57,4 +57,9 @@ func warnUIAuth(cfg *configs.Server, log *slog.Logger) {
 		log.Warn("MLBOT_UI_AUTH=none: THE WEB PAGES NEED NO LOGIN — anyone who can reach " + cfg.PublicURL +
 			" reads every repository's runs, logs, models and deploys. Configure MLBOT_GITHUB_OAUTH_CLIENT_ID and _SECRET (or the GitLab pair) to require a login.")
 	}
+	if cfg.UIAuth == configs.UIAuthOAuth && cfg.MetricsToken == "" {
+		log.Warn("GET /metrics needs no token: anyone who can reach " + cfg.PublicURL +
+			" reads the name of every repository with a deployed model, its environments, versions and metrics, which the login keeps from the pages." +
+			" Set MLBOT_METRICS_TOKEN and give it to Prometheus (authorization: credentials_file), or keep /metrics off public networks.")
+	}
 }
