@@ -71,6 +71,12 @@ type Server struct {
 	// Concurrency is how many pipelines this process runs at once
 	// (MLBOT_CONCURRENCY, default 2).
 	Concurrency int
+	// EventConcurrency is how many webhook events and reports this process
+	// handles at once (MLBOT_EVENT_CONCURRENCY, default 32). Each waits
+	// mostly on the code host's API, so a burst of webhooks reaches its
+	// pending statuses sooner with more; every process's count adds to the
+	// concurrent requests the host sees (GitHub allows 100).
+	EventConcurrency int
 	// Queues lists the pipeline queues this worker serves (MLBOT_QUEUES,
 	// comma-separated, default "default").
 	Queues []string
@@ -315,6 +321,9 @@ func (s *Server) Validate() error {
 	if s.DataDir == "" {
 		fail("MLBOT_DATA_DIR (--data-dir) must not be empty")
 	}
+	if s.EventConcurrency < 1 {
+		fail("MLBOT_EVENT_CONCURRENCY (--event-concurrency) must be at least 1, got %d", s.EventConcurrency)
+	}
 	if s.Concurrency < 1 {
 		fail("MLBOT_CONCURRENCY (--concurrency) must be at least 1, got %d", s.Concurrency)
 	}
@@ -524,6 +533,7 @@ func (s *Server) LogValue() slog.Value {
 		slog.String("gitlab_webhook_secret", setOrUnset(s.GitLabWebhookSecret)),
 		slog.Bool("insecure_no_webhook_secret", s.InsecureNoWebhookSecret),
 		slog.Int("concurrency", s.Concurrency),
+		slog.Int("event_concurrency", s.EventConcurrency),
 		slog.Any("queues", s.Queues),
 		slog.String("log_level", s.LogLevel),
 		slog.String("log_format", s.LogFormat),

@@ -53,6 +53,7 @@ func TestLoadDefaults(t *testing.T) {
 		GitHubAPIURL:       "https://api.github.com/",
 		GitLabURL:          "https://gitlab.com",
 		Concurrency:        2,
+		EventConcurrency:   32,
 		Queues:             []string{"default"},
 		LogLevel:           "info",
 		LogFormat:          "text",
@@ -93,6 +94,7 @@ func TestLoadExampleFile(t *testing.T) {
 		GitHubAPIURL:       "https://github.example.com/api/v3/",
 		GitLabURL:          "https://gitlab.com",
 		Concurrency:        4,
+		EventConcurrency:   32,
 		Queues:             []string{"gpu", "cpu"},
 		LogLevel:           "info",
 		LogFormat:          "json",
@@ -265,7 +267,7 @@ func TestFlagHelp(t *testing.T) {
 		"runners", "agent-binary", "docker-images", "docker-max-cpu", "docker-max-memory", "docker-max-gpus",
 		"k8s-images", "k8s-max-cpu", "k8s-max-memory", "k8s-max-gpus", "k8s-namespace", "k8s-service-account",
 		"k8s-runtime-class", "k8s-image-pull-secrets", "k8s-pending-timeout", "k8s-agent-image", "k8s-agent-url", "k8s-kubeconfig",
-		"retention-deploys", "retention-main", "retention-days", "retention-interval"}
+		"retention-deploys", "retention-main", "retention-days", "retention-interval", "event-concurrency"}
 	count := 0
 	fs.VisitAll(func(*flag.Flag) { count++ })
 	if count != len(names) {
@@ -334,6 +336,7 @@ func TestValidate(t *testing.T) {
 		{"cluster Redis URL", func(s *Server) { s.RedisURL = "redis+cluster://:hunter2@n1:6379,n2:6379" }, nil},
 		{"bad listen", func(s *Server) { s.Listen = "8080" }, []string{"MLBOT_LISTEN (--listen)"}},
 		{"zero concurrency", func(s *Server) { s.Concurrency = 0 }, []string{"MLBOT_CONCURRENCY (--concurrency) must be at least 1"}},
+		{"zero event concurrency", func(s *Server) { s.EventConcurrency = 0 }, []string{"MLBOT_EVENT_CONCURRENCY (--event-concurrency) must be at least 1"}},
 		{"no queues", func(s *Server) { s.Queues = nil }, []string{"MLBOT_QUEUES (--queues) must list"}},
 		{"bad queue", func(s *Server) { s.Queues = []string{"GPU"} }, []string{`MLBOT_QUEUES (--queues): "GPU"`}},
 		{"bad log level", func(s *Server) { s.LogLevel = "verbose" }, []string{"MLBOT_LOG_LEVEL (--log-level)"}},

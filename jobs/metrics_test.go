@@ -245,8 +245,8 @@ func TestWebhookToPendingAndWorkersBusy(t *testing.T) {
 	}
 	shut := sync.OnceFunc(w.Shutdown)
 	defer shut()
-	if got := total(serverEvents) - eventsBefore; got != eventWorkers {
-		t.Errorf("mlbot_workers{server=events} grew by %v, want %d", got, eventWorkers)
+	if got := total(serverEvents) - eventsBefore; got != DefaultEventConcurrency {
+		t.Errorf("mlbot_workers{server=events} grew by %v, want %d", got, DefaultEventConcurrency)
 	}
 	if got := total(serverPipelines) - pipelinesBefore; got != 3 {
 		t.Errorf("mlbot_workers{server=pipelines} grew by %v, want 3", got)

@@ -100,6 +100,9 @@ type Options struct {
 	RepoAllowed func(repo string) bool
 	// Concurrency is the number of pipelines run at once by this process.
 	Concurrency int
+	// EventConcurrency is the number of webhook events and reports handled
+	// at once by this process (default DefaultEventConcurrency).
+	EventConcurrency int
 	// PipelineQueues are the pipeline queues served; PipelineQueue is where
 	// new pipelines go.
 	PipelineQueues []string
@@ -171,8 +174,12 @@ type Worker struct {
 	uncountWorkers func()
 }
 
-// eventWorkers is the concurrency of the event server (webhooks, reports).
-const eventWorkers = 8
+// DefaultEventConcurrency is the event server's concurrency (webhooks,
+// reports) when Options gives none. Routing an event waits mostly on the
+// code host (a permission, a status: 100–300 ms each on github.com), so
+// the event workers bound how fast a burst of webhooks gets its pending
+// statuses; see BenchmarkBurst/pending in cmd/mlbot.
+const DefaultEventConcurrency = 32
 
 // New returns a Worker; Start runs it.
 func New(opts Options) (*Worker, error) {
@@ -190,6 +197,9 @@ func New(opts Options) (*Worker, error) {
 	}
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = 2
+	}
+	if opts.EventConcurrency <= 0 {
+		opts.EventConcurrency = DefaultEventConcurrency
 	}
 	if len(opts.PipelineQueues) == 0 {
 		opts.PipelineQueues = []string{"default"}
@@ -247,7 +257,7 @@ func New(opts Options) (*Worker, error) {
 	w.reconciler = newReconciler(reconcilerParams{worker: w, logger: opts.Logger, interval: opts.ReconcileInterval})
 	logger := asynqLogger{opts.Logger}
 	w.events = asynq.NewServerFromRedisClient(opts.Redis, asynq.Config{
-		Concurrency:              eventWorkers,
+		Concurrency:              opts.EventConcurrency,
 		Queues:                   map[string]int{QueueEvents: 6, QueueReport: 4},
 		TaskCheckInterval:        opts.TaskCheckInterval,
 		DelayedTaskCheckInterval: opts.DelayedTaskCheckInterval,
@@ -313,7 +323,7 @@ func (w *Worker) Start() error {
 		w.stopBackground()
 		return fmt.Errorf("start pipeline workers: %w", err)
 	}
-	w.uncountWorkers = countWorkers(map[string]int{serverEvents: eventWorkers, serverPipelines: w.opts.Concurrency})
+	w.uncountWorkers = countWorkers(map[string]int{serverEvents: w.opts.EventConcurrency, serverPipelines: w.opts.Concurrency})
 	w.dispatcher.start(&w.wg)
 	w.reconciler.start(&w.wg)
 	return nil

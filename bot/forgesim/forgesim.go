@@ -6,6 +6,7 @@ package forgesim
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"net/http/cgi"
@@ -78,10 +79,37 @@ type Fault struct {
 	Times      int               // how many requests it applies to; 0 means 1
 }
 
-// Faults is a queue of injected faults. It is safe for concurrent use.
+// Faults is a queue of injected faults, and a latency added to every
+// request. It is safe for concurrent use.
 type Faults struct {
-	mu     sync.Mutex
-	faults []*Fault
+	mu      sync.Mutex
+	faults  []*Fault
+	latency time.Duration
+}
+
+// SetLatency makes every request wait d before it is handled (0: none), as
+// a real host's API answers in a hundred milliseconds or more rather than
+// at once: it shows what waits on the host.
+func (f *Faults) SetLatency(d time.Duration) {
+	f.mu.Lock()
+	f.latency = d
+	f.mu.Unlock()
+}
+
+// wait sleeps the added latency, or until ctx ends.
+func (f *Faults) wait(ctx context.Context) {
+	f.mu.Lock()
+	d := f.latency
+	f.mu.Unlock()
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // Add queues a fault.
@@ -119,6 +147,7 @@ func Wrap(rec *Recorder, faults *Faults, next http.Handler) http.Handler {
 		body, _ := io.ReadAll(r.Body)
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		buf := httptest.NewRecorder()
+		faults.wait(r.Context())
 		if ft := faults.take(r); ft != nil {
 			for k, v := range ft.Header {
 				buf.Header().Set(k, v)

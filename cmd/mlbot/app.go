@@ -138,6 +138,7 @@ func newApp(cfg *configs.Server, log *slog.Logger, withHTTP bool) (*app, error) 
 		PublicURL:          strings.TrimRight(cfg.PublicURL, "/"),
 		RepoAllowed:        cfg.RepoAllowed,
 		Concurrency:        cfg.Concurrency,
+		EventConcurrency:   cfg.EventConcurrency,
 		PipelineQueues:     cfg.Queues,
 		TaskCheckInterval:  cfg.TaskCheckInterval,
 		FIFOPipelines:      cfg.FIFOPipelines,

@@ -38,16 +38,38 @@ const (
 )
 
 func BenchmarkBurst(b *testing.B) {
-	for _, mode := range []struct {
-		name              string
-		fifo, pendingOnly bool
-	}{{"fifo", true, false}, {"fair", false, false}, {"pending", false, true}} {
+	for _, mode := range []burstMode{
+		{name: "fifo", fifo: true},
+		{name: "fair"},
+		// The first second of the burst only, on a host that answers at
+		// once and on one that takes 100 ms per call, with the event
+		// workers of earlier versions (8) and today's default.
+		{name: "pending/host=0ms/events=8", pendingOnly: true, events: 8},
+		{name: "pending/host=0ms/events=32", pendingOnly: true, events: 32},
+		{name: "pending/host=100ms/events=8", pendingOnly: true, events: 8, hostLatency: 100 * time.Millisecond},
+		{name: "pending/host=100ms/events=32", pendingOnly: true, events: 32, hostLatency: 100 * time.Millisecond},
+	} {
 		b.Run(mode.name, func(b *testing.B) {
 			for range b.N {
-				runBurst(b, mode.fifo, mode.pendingOnly)
+				runBurst(b, mode)
 			}
 		})
 	}
+}
+
+// burstMode is one way of running the burst.
+type burstMode struct {
+	name string
+	// fifo queues pipelines first come, first served instead of fairly.
+	fifo bool
+	// pendingOnly stops once every pull request has its pending status
+	// and reports only the webhook → pending figures.
+	pendingOnly bool
+	// events is each process's event concurrency (0: the default).
+	events int
+	// hostLatency delays every answer of the host simulator during the
+	// burst.
+	hostLatency time.Duration
 }
 
 // burstPR is one pull request of the burst and its timeline.
@@ -59,11 +81,9 @@ type burstPR struct {
 	pending, running, reported time.Time
 }
 
-// runBurst sends the burst and reports its figures. With pendingOnly it
-// stops once every pull request has its pending status, and reports only
-// the webhook → pending figures (the "pending" sub-benchmark: the first
-// second of the burst, without waiting for 200 trainings).
-func runBurst(b *testing.B, fifo, pendingOnly bool) {
+// runBurst sends the burst and reports its figures.
+func runBurst(b *testing.B, mode burstMode) {
+	fifo := mode.fifo
 	b.StopTimer()
 	dir := b.TempDir()
 	sb, err := newFakeHost("github", dir, "acme/r00")
@@ -118,6 +138,9 @@ func runBurst(b *testing.B, fifo, pendingOnly bool) {
 	cfg.DataDir = filepath.Join(dir, "serve")
 	cfg.ShutdownTimeout = 5 * time.Second
 	cfg.Concurrency, cfg.FIFOPipelines, cfg.TaskKey = 1, fifo, key
+	if mode.events > 0 {
+		cfg.EventConcurrency = mode.events
+	}
 	sb.configure(cfg)
 	serve, url, err := startLocal(cfg, log)
 	if err != nil {
@@ -127,6 +150,7 @@ func runBurst(b *testing.B, fifo, pendingOnly bool) {
 	wcfg := defaultServerConfig()
 	wcfg.RedisURL, wcfg.DataDir, wcfg.ShutdownTimeout = cfg.RedisURL, filepath.Join(dir, "worker"), 5*time.Second
 	wcfg.Concurrency, wcfg.FIFOPipelines, wcfg.TaskKey = 1, fifo, key
+	wcfg.EventConcurrency = cfg.EventConcurrency
 	sb.configure(wcfg)
 	wcfg.Listen, wcfg.PublicURL = "127.0.0.1:0", url
 	if err := wcfg.Validate(); err != nil {
@@ -183,6 +207,7 @@ func runBurst(b *testing.B, fifo, pendingOnly bool) {
 			Secret: sb.secret, Token: sb.secret})
 	}
 	sb.host.recorder().Reset()
+	sb.host.faults().SetLatency(mode.hostLatency)
 	b.StartTimer()
 	start := time.Now()
 	work := make(chan int)
@@ -202,7 +227,7 @@ func runBurst(b *testing.B, fifo, pendingOnly bool) {
 	}
 	close(work)
 	wg.Wait()
-	if pendingOnly {
+	if mode.pendingOnly {
 		for deadline := time.Now().Add(2 * time.Minute); readBurst(sb, prs) >= 0 && !allPending(prs); time.Sleep(20 * time.Millisecond) {
 			if time.Now().After(deadline) {
 				b.Fatalf("not every pull request has its pending status")
