@@ -42,7 +42,7 @@ type Status struct {
 	// Title is the check run's one-line headline; Description when empty.
 	Title string
 	// Summary and Text are the check run's markdown: the summary shown
-	// first, the text as details. Each is at most MaxCheckText characters.
+	// first, the text as details. Each is at most MaxCheckText bytes.
 	Summary string
 	Text    string
 	// ExternalID is mlbot's id of what the check reports (a run or deploy
@@ -87,7 +87,10 @@ type CheckAction struct {
 
 // Check run limits, as GitHub documents them.
 const (
-	// MaxCheckText is the longest check run summary or text, in characters.
+	// MaxCheckText is the longest check run summary or text. GitHub's
+	// reference says characters, but GitHub counts UTF-8 bytes ("summary
+	// exceeds a maximum bytesize of 65535", github/docs#35252), so mlbot
+	// keeps within that many bytes.
 	MaxCheckText = 65535
 	// MaxCheckActions is how many buttons a check run may have.
 	MaxCheckActions = 3

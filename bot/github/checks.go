@@ -274,15 +274,15 @@ func checkFields(cr CheckRun) (status, conclusion *string, completed *gh.Timesta
 }
 
 // checkOutput is cr's output within GitHub's limits: a title on one
-// line, summary and text of at most bot.MaxCheckText characters.
+// line, summary and text of at most bot.MaxCheckText bytes.
 func checkOutput(cr CheckRun) *gh.CheckRunOutput {
 	title := strings.Join(strings.Fields(cr.Title), " ")
 	out := &gh.CheckRunOutput{
 		Title:   gh.String(truncate(title, maxCheckTitle)),
-		Summary: gh.String(truncate(cr.Summary, bot.MaxCheckText)),
+		Summary: gh.String(truncateBytes(cr.Summary, bot.MaxCheckText)),
 	}
 	if cr.Text != "" {
-		out.Text = gh.String(truncate(cr.Text, bot.MaxCheckText))
+		out.Text = gh.String(truncateBytes(cr.Text, bot.MaxCheckText))
 	}
 	return out
 }

@@ -169,8 +169,17 @@ func TestCheckRunLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	cr := sim.CheckRuns("acme/model", sha)[0]
-	if n := utf8.RuneCountInString(cr.Summary); n != bot.MaxCheckText || utf8.RuneCountInString(cr.Text) != bot.MaxCheckText {
-		t.Errorf("summary of %d characters, want %d", n, bot.MaxCheckText)
+	// GitHub counts the limit in bytes (github/docs#35252): two-byte
+	// characters are cut to half as many, whole.
+	for _, v := range []string{cr.Summary, cr.Text} {
+		if len(v) > bot.MaxCheckText || len(v) < bot.MaxCheckText-4 || !utf8.ValidString(v) || !strings.HasSuffix(v, "…") {
+			t.Errorf("summary or text of %d bytes (valid UTF-8 %v), want at most %d ending in …", len(v), utf8.ValidString(v), bot.MaxCheckText)
+		}
+	}
+	// Fewer characters than the limit but more bytes: still cut.
+	wide := strings.Repeat("é", bot.MaxCheckText/2+1)
+	if err := c.CreateStatus(ctx, testRepo, sha, bot.Status{Context: "mlbot/wide", State: bot.StateSuccess, Title: "t", Summary: wide}); err != nil {
+		t.Fatalf("a summary of %d characters in %d bytes: %v", utf8.RuneCountInString(wide), len(wide), err)
 	}
 	if cr.Title != "a b" {
 		t.Errorf("title %q, want one line", cr.Title)
@@ -213,7 +222,8 @@ func TestCheckRunLimits(t *testing.T) {
 		{"bad status", map[string]any{"name": "n", "head_sha": sha, "status": "waiting"}, "is not a member"},
 		{"completed without conclusion", map[string]any{"name": "n", "head_sha": sha, "status": "completed"}, `"conclusion" wasn't supplied`},
 		{"bad conclusion", map[string]any{"name": "n", "head_sha": sha, "conclusion": "stale"}, "is not a member"},
-		{"summary too long", map[string]any{"name": "n", "head_sha": sha, "output": map[string]any{"title": "t", "summary": huge}}, "Only 65535 characters are allowed"},
+		{"summary too long", map[string]any{"name": "n", "head_sha": sha, "output": map[string]any{"title": "t", "summary": huge}}, "summary exceeds a maximum bytesize of 65535"},
+		{"text too long in bytes", map[string]any{"name": "n", "head_sha": sha, "output": map[string]any{"title": "t", "summary": "s", "text": strings.Repeat("é", bot.MaxCheckText/2+1)}}, "text exceeds a maximum bytesize"},
 		{"output without summary", map[string]any{"name": "n", "head_sha": sha, "output": map[string]any{"title": "t"}}, `"summary" wasn't supplied`},
 		{"four actions", map[string]any{"name": "n", "head_sha": sha, "actions": []any{action, action, action, action}}, "Only 3 actions"},
 		{"long label", map[string]any{"name": "n", "head_sha": sha, "actions": []any{map[string]any{"label": strings.Repeat("l", 21), "description": "d", "identifier": "i"}}}, "label is too long"},

@@ -179,11 +179,14 @@ func (in *checkRunInput) validate(w http.ResponseWriter, create bool, doc string
 		if o.Summary == nil || *o.Summary == "" {
 			return fail(`"summary" wasn't supplied.`)
 		}
-		for _, v := range []*string{o.Summary, o.Text} {
-			if v != nil {
-				if n := utf8.RuneCountInString(*v); n > bot.MaxCheckText {
-					return fail(fmt.Sprintf("Only %d characters are allowed; %d were supplied.", bot.MaxCheckText, n))
-				}
+		for _, f := range []struct {
+			name string
+			v    *string
+		}{{"summary", o.Summary}, {"text", o.Text}} {
+			// GitHub counts bytes here, though its reference says
+			// characters (github/docs#35252).
+			if f.v != nil && len(*f.v) > bot.MaxCheckText {
+				return fail(fmt.Sprintf("%s exceeds a maximum bytesize of %d", f.name, bot.MaxCheckText))
 			}
 		}
 	}
