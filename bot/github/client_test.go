@@ -232,6 +232,21 @@ func TestClientErrors(t *testing.T) {
 			msg:        "secondary rate limit",
 		},
 		{
+			// GitHub's documentation promises only "an error message that
+			// indicates that you exceeded a secondary rate limit", and says
+			// to wait at least a minute when no header says how long.
+			name: "403 secondary limit without headers",
+			setup: func(sim *Simulator) {
+				sim.Faults.Add(forgesim.Fault{
+					Status: http.StatusForbidden,
+					Body:   `{"message":"You have exceeded a secondary rate limit. Please wait a few minutes before you try again.","documentation_url":"https://docs.github.com/rest/using-the-rest-api/troubleshooting-the-rest-api"}`,
+				})
+			},
+			call:       createStatus,
+			retryAfter: time.Minute,
+			msg:        "secondary rate limit",
+		},
+		{
 			name: "plain 403 is a host error",
 			setup: func(sim *Simulator) {
 				sim.Faults.Add(forgesim.Fault{Status: http.StatusForbidden, Body: `{"message":"Resource not accessible by integration"}`})

@@ -67,8 +67,10 @@ func (c *Client) wrap(method, path string, err error) error {
 
 // fromResponse classifies a non-2xx answer. A 403 or 429 carrying
 // Retry-After or an exhausted X-RateLimit-Remaining is a rate limit even
-// when go-github did not recognise it (it only knows 403s), and a 429 is
-// one by definition.
+// when go-github did not recognise it (it only knows 403s), a 429 is one
+// by definition, and so is a 403 whose message says so: GitHub documents
+// a secondary limit by its message alone, with no header required, and
+// asks for a wait of at least a minute then.
 func fromResponse(method, path string, resp *http.Response, msg string) error {
 	if resp.Request != nil {
 		method, path = resp.Request.Method, resp.Request.URL.Path
@@ -78,7 +80,7 @@ func fromResponse(method, path string, resp *http.Response, msg string) error {
 		if d, ok := retryAfter(resp.Header); ok {
 			return &bot.RateLimitError{Forge: ForgeName, RetryAfter: d, Message: msg}
 		}
-		if code == http.StatusTooManyRequests {
+		if code == http.StatusTooManyRequests || strings.Contains(strings.ToLower(msg), "rate limit") {
 			return &bot.RateLimitError{Forge: ForgeName, RetryAfter: defaultRetryAfter, Message: msg}
 		}
 	}
