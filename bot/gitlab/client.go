@@ -188,11 +188,38 @@ func (c *Client) ListComments(ctx context.Context, repo bot.Repo, number int) ([
 			}
 			out = append(out, noteComment(n))
 		}
-		if resp.NextPage == 0 || resp.NextPage <= opt.Page {
+		next := nextPage(resp)
+		if next <= opt.Page {
 			return out, nil
 		}
-		opt.Page = resp.NextPage
+		opt.Page = next
 	}
+}
+
+// nextPage returns the number of the page after resp, or 0 on the last.
+// GitLab documents two ways of saying it for offset pagination: the
+// X-Next-Page header and a Link header's rel="next" URL. X-Next-Page is
+// read first; a Link alone still leads on (GitLab leaves X-Total and
+// X-Total-Pages out of large listings, and proxies may drop X- headers).
+func nextPage(resp *gl.Response) int64 {
+	if resp == nil {
+		return 0
+	}
+	if resp.NextPage > 0 {
+		return resp.NextPage
+	}
+	if resp.NextLink == "" {
+		return 0
+	}
+	u, err := url.Parse(resp.NextLink)
+	if err != nil {
+		return 0
+	}
+	n, err := strconv.ParseInt(u.Query().Get("page"), 10, 64)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
 }
 
 // CreateComment adds a note to merge request number.

@@ -470,3 +470,38 @@ func TestErrorMessage(t *testing.T) {
 		}
 	}
 }
+
+// TestListCommentsFollowsLink: GitLab documents a Link header with
+// rel="next" beside X-Next-Page; a listing that carries only the Link
+// (a proxy dropped the X- headers) is still read to its end, where the
+// sticky comment may be.
+func TestListCommentsFollowsLink(t *testing.T) {
+	var pages []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v4/projects/42/merge_requests/7/notes" {
+			http.NotFound(w, r)
+			return
+		}
+		page, _ := strconv.Atoi(r.URL.Query().Get("page"))
+		pages = append(pages, r.URL.Query().Get("page"))
+		if page < 3 {
+			q := r.URL.Query()
+			q.Set("page", strconv.Itoa(page+1))
+			w.Header().Set("Link", fmt.Sprintf(`<http://%s%s?%s>; rel="next", <http://%s%s?page=1>; rel="first"`, r.Host, r.URL.Path, q.Encode(), r.Host, r.URL.Path))
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `[{"id": %d, "body": "note on page %d", "author": {"username": "alice"}, "system": false}]`, page, page)
+	}))
+	defer srv.Close()
+	c, err := New(Options{BaseURL: srv.URL, Token: testToken, HTTPClient: srv.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.ListComments(context.Background(), bot.Repo{ID: testID}, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[2].Body != "note on page 3" || strings.Join(pages, ",") != "1,2,3" {
+		t.Errorf("comments %+v after pages %v, want one from each of pages 1, 2 and 3", got, pages)
+	}
+}

@@ -75,10 +75,11 @@ func (c *Client) ListOpenPullRequests(ctx context.Context, repo bot.Repo) ([]bot
 		for _, mr := range mrs {
 			out = append(out, listedMergeRequest(mr))
 		}
-		if resp.NextPage == 0 || resp.NextPage <= opt.Page {
+		next := nextPage(resp)
+		if next <= opt.Page {
 			return out, nil
 		}
-		opt.Page = resp.NextPage
+		opt.Page = next
 	}
 }
 
@@ -149,9 +150,10 @@ func (c *Client) CommitStatuses(ctx context.Context, repo bot.Repo, sha string) 
 		for _, st := range sts {
 			out = append(out, bot.CommitStatus{Context: st.Name, State: st.Status})
 		}
-		if resp.NextPage == 0 || resp.NextPage <= opt.Page {
+		next := nextPage(resp)
+		if next <= opt.Page {
 			return out, nil
 		}
-		opt.Page = resp.NextPage
+		opt.Page = next
 	}
 }
