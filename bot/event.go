@@ -111,6 +111,10 @@ type Comment struct {
 	ID     int64  `json:"id"`
 	Body   string `json:"body"`
 	Author string `json:"author,omitempty"`
+	// AuthorID is the author's numeric id where the host's payload gives
+	// it and Forge.GetPermission takes it as "id:<n>" (GitLab's user.id):
+	// the permission is then read by id, with no look-up of the username.
+	AuthorID int64 `json:"author_id,omitempty"`
 	// OnPullRequest is false for comments on plain issues.
 	OnPullRequest bool `json:"on_pull_request,omitempty"`
 	// Created is when the host says the comment was written (GitHub

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -101,7 +102,10 @@ type commandContext struct {
 	commentKey string
 	// user wrote the comment, or pressed the button.
 	user string
-	log  *slog.Logger
+	// permissionName names user to GetPermission when it differs from
+	// user: "id:<n>" where the payload gave the author's numeric id.
+	permissionName string
+	log            *slog.Logger
 }
 
 // commandMaxAge is how old a comment may be for its commands to run:
@@ -162,6 +166,9 @@ func (w *Worker) routeComment(ctx context.Context, log *slog.Logger, f bot.Forge
 		commentKey: fmt.Sprintf("%s:%d", repoKey(ev.Repo), c.ID), user: c.Author, log: log}
 	if cfg != nil {
 		cc.perms = cfg.Permissions
+	}
+	if c.AuthorID != 0 {
+		cc.permissionName = "id:" + strconv.FormatInt(c.AuthorID, 10)
 	}
 	user := c.Author
 	for i, cmd := range cmds {
@@ -237,7 +244,11 @@ func (w *Worker) runCommand(ctx context.Context, cc *commandContext, user string
 	}
 	need := bot.Permission(spec.level(cc.perms))
 	if need != bot.PermissionRead {
-		have, err := w.permission(ctx, cc.f, cc.ev.Repo, user)
+		who := user
+		if cc.permissionName != "" {
+			who = cc.permissionName
+		}
+		have, err := w.permission(ctx, cc.f, cc.ev.Repo, who)
 		if err != nil {
 			cc.log.Warn("permission check failed", "user", user, "err", err)
 			return fmt.Sprintf("@%s could not check your permission to run `/%s` (the code host answered with an error); nothing was done. Please try again later.", user, cmd.Name), nil

@@ -61,3 +61,27 @@ func TestCommandReplyOnceWhenAnswerLost(t *testing.T) {
 		})
 	}
 }
+
+// TestCommandPermissionByAuthorID: where the payload names the commenter
+// by id (GitLab's user.id), the permission is asked for by that id, which
+// GitLab's members API takes directly; the username is only mentioned.
+func TestCommandPermissionByAuthorID(t *testing.T) {
+	ctx := context.Background()
+	dir, sha := gitRepo(t, map[string]string{
+		".mlbot.yml": "version: 1\npipeline:\n  train: sh train.sh\n  evaluate: sh eval.sh\n  metrics: [metrics.json]\nmetrics:\n  accuracy: {goal: maximize}\n",
+	})
+	repo := bot.Repo{Forge: "gitlab", ID: 5, FullName: "acme/model", CloneURL: dir, DefaultBranch: "main"}
+	// The id says developer; the name alone would say reporter.
+	f := &fakeForge{perms: map[string]bot.Permission{"id:77": bot.PermissionWrite, "carol": bot.PermissionRead}}
+	w := newRouteWorker(t, f, nil)
+	ev := &bot.Event{Kind: bot.KindComment, Action: bot.ActionCreated, Repo: repo, Delivery: "d-by-id",
+		PR:      &bot.PullRequest{Number: 3, HeadSHA: sha, HeadRef: "feature"},
+		Comment: &bot.Comment{ID: 900, Body: "/cancel", Author: "carol", AuthorID: 77, OnPullRequest: true}}
+	if err := w.routeComment(ctx, w.log, f, ev); err != nil {
+		t.Fatal(err)
+	}
+	comments, _ := f.ListComments(ctx, repo, 3)
+	if len(comments) != 1 || strings.Contains(comments[0].Body, "needs write permission") {
+		t.Errorf("replies %+v, want /cancel accepted for id 77", comments)
+	}
+}

@@ -98,9 +98,11 @@ type NoteOptions struct {
 	// CreatedAt is the note's created_at; it defaults to now.
 	CreatedAt time.Time
 	Body      string
-	// Author is the note's author.
-	Author  string
-	OnIssue bool
+	// Author is the note's author, and AuthorID their user id (user.id);
+	// without AuthorID the payload's user has no id.
+	Author   string
+	AuthorID int64
+	OnIssue  bool
 	// IID defaults to 1.
 	IID int
 	// The target project, as in PushOptions.
@@ -243,7 +245,11 @@ func NotePayload(o NoteOptions) []byte {
 		attrs["note"] = o.Body
 	}
 	if o.Author != "" {
-		p["user"] = map[string]any{"id": 1, "name": o.Author, "username": o.Author, "avatar_url": "", "email": "[REDACTED]"}
+		u := map[string]any{"name": o.Author, "username": o.Author, "avatar_url": "", "email": "[REDACTED]"}
+		if o.AuthorID != 0 {
+			u["id"] = o.AuthorID
+		}
+		p["user"] = u
 	}
 	if o.Legacy {
 		delete(p, "event_type")

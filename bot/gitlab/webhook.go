@@ -215,6 +215,7 @@ func (p project) repo(id int64) bot.Repo {
 }
 
 type user struct {
+	ID       int64  `json:"id"`
 	Username string `json:"username"`
 }
 
@@ -422,6 +423,7 @@ func parseNote(body []byte) (*bot.Event, error) {
 			ID:            attrs.ID,
 			Body:          attrs.Note,
 			Author:        p.User.Username,
+			AuthorID:      p.User.ID,
 			OnPullRequest: attrs.NoteableType == "MergeRequest",
 			Created:       parseTime(attrs.CreatedAt),
 		},

@@ -537,3 +537,25 @@ func TestParseTimestamps(t *testing.T) {
 		t.Errorf("two built notes share the id %d", a.Comment.ID)
 	}
 }
+
+// TestNoteAuthorID: a note hook names its author by user.id as well as
+// by username (documented for current GitLab; older payloads lack the
+// id), so the commenter's permission can be read by id with no user
+// search.
+func TestNoteAuthorID(t *testing.T) {
+	wh := &Webhook{}
+	for name, want := range map[string]int64{
+		"note.merge_request.xanzy.json":  1, // user {"id": 1, "username": "root"}
+		"note.issue.xanzy.json":          42,
+		"note.merge_request.go-scm.json": 0, // an older payload without user.id
+	} {
+		eventType, body := readFixture(t, name)
+		ev, err := wh.Parse(eventType, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Comment == nil || ev.Comment.AuthorID != want {
+			t.Errorf("%s: comment %+v, want author id %d", name, ev.Comment, want)
+		}
+	}
+}

@@ -550,7 +550,12 @@ func (h *gitlabHost) commitComments(repo, sha string) []string {
 
 func (h *gitlabHost) comment(url string, d commentEvent) *http.Request {
 	action := map[string]string{"": "create", "created": "create", "edited": "update"}[d.Action]
-	body := gitlab.NotePayload(gitlab.NoteOptions{Action: action, NoteID: d.ID, Body: d.Body, Author: d.Author, OnIssue: d.OnIssue,
+	var authorID int64
+	if d.Author != "" {
+		// GitLab's note hooks name the author by id too (user.id).
+		authorID = h.sim.UserID(d.Author)
+	}
+	body := gitlab.NotePayload(gitlab.NoteOptions{Action: action, NoteID: d.ID, Body: d.Body, Author: d.Author, AuthorID: authorID, OnIssue: d.OnIssue,
 		IID: d.Number, ProjectID: fakeProjectID, Path: d.Repo, CloneURL: d.CloneURL, WebURL: h.webURL(d.Repo), DefaultBranch: "main",
 		SourceBranch: d.HeadRef, TargetBranch: "main", LastCommit: d.HeadSHA, CreatedAt: d.Created})
 	return gitlab.NewDeliveryRequest(url, "Note Hook", body, d.Token)
