@@ -153,7 +153,9 @@ func TestCommandsAndTrust(t *testing.T) {
 			e.final(h)
 			e.settle()
 			before := e.trainings()
-			path := map[string]string{"github": "/collaborators/maria/permission", "gitlab": "/users"}[e.forge]
+			// GitLab's note hook names maria by id: her membership is read
+			// directly, with no user search.
+			path := map[string]string{"github": "/collaborators/maria/permission", "gitlab": "/members/all/"}[e.forge]
 			e.sb.host.faults().Add(forgesim.Fault{PathSubstr: path, Status: http.StatusBadGateway})
 			e.say("maria", "/retrain")
 			e.lastReply("could not check your permission")
