@@ -12,6 +12,14 @@ package main
 // 19 others 5 each, and the burst lands first. Each training sleeps
 // burstTraining. Times are the host simulator's own clock when it handled
 // the status calls.
+//
+// The pending sub-benchmarks stop once every pull request has its pending
+// status: the first second of the burst, on a host simulator that answers
+// at once or after 100 ms (as github.com's API takes 100–300 ms), with 8
+// event workers per process (mlbot's fixed number before
+// MLBOT_EVENT_CONCURRENCY) or 32 (its default):
+//
+//	go test -run '^$' -bench 'Burst/pending' -benchtime 1x ./cmd/mlbot/
 
 import (
 	"fmt"
