@@ -108,6 +108,27 @@ type browser struct {
 	hops []string
 }
 
+// signIn begins a login in b that returns to next, signs in on the host,
+// and returns the host's answer: the callback URL with a code and the
+// state.
+func (lf *loginFixture) signIn(t *testing.T, b *browser, next string) string {
+	t.Helper()
+	resp, err := b.c.Get(lf.srv.URL + "/login/github?next=" + url.QueryEscape(next))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, err := resp.Location()
+	if err != nil {
+		t.Fatalf("GET /login/github = %d, no redirect", resp.StatusCode)
+	}
+	back, err := forgesim.SignIn(b.c, loc.String(), b.login)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return back.String()
+}
+
 func (lf *loginFixture) browser(t *testing.T, login string) *browser {
 	jar, _ := cookiejar.New(nil)
 	return &browser{t: t, login: login, c: &http.Client{Jar: jar,
@@ -322,25 +343,7 @@ func TestAnonymous(t *testing.T) {
 func TestLoginRefusals(t *testing.T) {
 	lf := newLoginFixture(t)
 
-	// start begins a login in b and returns the host's answer: the
-	// callback URL with a code and the state.
-	start := func(b *browser, next string) string {
-		t.Helper()
-		resp, err := b.c.Get(lf.srv.URL + "/login/github?next=" + url.QueryEscape(next))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		loc, err := resp.Location()
-		if err != nil {
-			t.Fatalf("GET /login/github = %d, no redirect", resp.StatusCode)
-		}
-		back, err := forgesim.SignIn(b.c, loc.String(), b.login)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return back.String()
-	}
+	start := func(b *browser, next string) string { return lf.signIn(t, b, next) }
 	get := func(b *browser, u string) (*http.Response, string) {
 		t.Helper()
 		resp, err := b.c.Get(u)
@@ -458,20 +461,8 @@ func TestLoginNeverSendsElsewhere(t *testing.T) {
 	for _, next := range attacks {
 		t.Run("after a login, next "+next, func(t *testing.T) {
 			b := lf.browser(t, "maria")
-			resp, err := b.c.Get(lf.srv.URL + "/login/github?next=" + url.QueryEscape(next))
+			resp, err := b.c.Get(lf.signIn(t, b, next))
 			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			loc, err := resp.Location()
-			if err != nil {
-				t.Fatalf("GET /login/github = %d, no redirect", resp.StatusCode)
-			}
-			back, err := forgesim.SignIn(b.c, loc.String(), b.login)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if resp, err = b.c.Get(back.String()); err != nil {
 				t.Fatal(err)
 			}
 			resp.Body.Close()
