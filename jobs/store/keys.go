@@ -52,6 +52,10 @@ const (
 	// keeps (the overview and repository pages list them).
 	RecentRuns = 500
 
+	// RecentSweeps bounds the sweeps a repository's index of sweeps keeps
+	// (the repository page lists them).
+	RecentSweeps = 100
+
 	// BaselineHistory bounds the default-branch runs a repository's
 	// history keeps for the metric charts.
 	BaselineHistory = 200
@@ -155,6 +159,10 @@ func (s *Store) commentKey(repo string, pr string) string { return s.key("commen
 
 // sweepKey holds a sweep record (JSON), for RunTTL.
 func (s *Store) sweepKey(id string) string { return s.key("sweep", id) }
+
+// sweepsKey is a sorted set of a repository's sweep ids by creation time,
+// the newest RecentSweeps of them, for RunTTL from the newest.
+func (s *Store) sweepsKey(repo string) string { return s.key("sweeps", repo) }
 
 // prSweepKey holds the id of a pull request's newest sweep, for RunTTL.
 func (s *Store) prSweepKey(repo string, pr string) string { return s.key("prsweep", repo, pr) }

@@ -62,13 +62,72 @@ type SweepTrial struct {
 	RunID string `json:"run_id,omitempty"`
 }
 
-// SaveSweep writes a sweep record.
+// SaveSweep writes a sweep record and keeps its repository's index of
+// sweeps (RecentSweeps lists it).
 func (s *Store) SaveSweep(ctx context.Context, sw *Sweep) error {
 	b, err := json.Marshal(sw)
 	if err != nil {
 		return err
 	}
-	return s.rdb.Set(ctx, s.sweepKey(sw.ID), b, RunTTL).Err()
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, s.sweepKey(sw.ID), b, RunTTL)
+		if sw.Repo.FullName == "" {
+			return nil
+		}
+		at := sw.Created
+		if at.IsZero() {
+			at = time.Now()
+		}
+		key := s.sweepsKey(RepoKey(sw.Repo))
+		p.ZAdd(ctx, key, redis.Z{Score: float64(at.UnixMicro()), Member: sw.ID})
+		p.ZRemRangeByRank(ctx, key, 0, -RecentSweeps-1)
+		p.Expire(ctx, key, RunTTL)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("saving sweep %s: %w", sw.ID, err)
+	}
+	return nil
+}
+
+// RecentSweeps returns the sweeps among the newest n of repository repo
+// (a RepoKey) whose records are kept, newest first; n < 1 means all that
+// the index keeps.
+func (s *Store) RecentSweeps(ctx context.Context, repo string, n int) ([]*Sweep, error) {
+	ids, err := s.rdb.ZRevRange(ctx, s.sweepsKey(repo), 0, int64(n)-1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("listing sweeps of %s: %w", repo, err)
+	}
+	out := make([]*Sweep, 0, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	// One GET per key, as GetRuns does: the records are in different
+	// Redis Cluster slots.
+	cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, id := range ids {
+			p.Get(ctx, s.sweepKey(id))
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("reading sweeps of %s: %w", repo, err)
+	}
+	for i, c := range cmds {
+		b, err := c.(*redis.StringCmd).Bytes()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("sweep %s: %w", ids[i], err)
+		}
+		var sw Sweep
+		if err := json.Unmarshal(b, &sw); err != nil {
+			return nil, fmt.Errorf("sweep %s: %w", ids[i], err)
+		}
+		out = append(out, &sw)
+	}
+	return out, nil
 }
 
 // GetSweep reads a sweep; ErrNoSweep when it does not exist.
