@@ -91,7 +91,7 @@ func newLoginFixture(t *testing.T) *loginFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	New(Options{Runs: lf.runs, Logs: lf.runs, Deploys: lf.reg, Models: lf.reg, DataDir: t.TempDir(),
+	New(Options{Runs: lf.runs, Logs: lf.runs, Deploys: lf.reg, Models: lf.reg, Sweeps: lf.runs, DataDir: t.TempDir(),
 		Auth: AuthOAuth, PublicURL: lf.srv.URL, Logins: []bot.OAuth{ghLogin, glLogin}, Sessions: lf.sessions,
 		Hosts:  map[string]PermissionAsker{"github": ghClient, "gitlab": glClient},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}).Register(mux)

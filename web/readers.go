@@ -22,6 +22,9 @@ type RunReader interface {
 	// BaselineRuns returns a repository's recent default-branch runs,
 	// oldest first.
 	BaselineRuns(ctx context.Context, repo string) ([]*store.Run, error)
+	// GetRuns returns the runs of ids in their order, leaving out those
+	// whose records expired.
+	GetRuns(ctx context.Context, ids []string) ([]*store.Run, error)
 }
 
 // DeployReader reads deploy records; registry.Registry satisfies it.

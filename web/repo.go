@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"net/http"
 	"sort"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 const (
 	repoRuns    = 50 // runs listed
 	repoDeploys = 10 // deploys listed per environment
+	repoSweeps  = 20 // sweeps listed
 )
 
 // envHistory is an environment with what runs there now and its newest
@@ -37,7 +39,7 @@ type versionRow struct {
 }
 
 // serveRepo serves GET /repos/{forge}/{path...}: a repository's runs,
-// metric charts, model versions and environments.
+// sweeps, metric charts, model versions and environments.
 func (s *Server) serveRepo(w http.ResponseWriter, r *http.Request, p *pageData) {
 	forge := r.PathValue("forge")
 	name := strings.ToLower(strings.Trim(r.PathValue("path"), "/"))
@@ -118,6 +120,12 @@ func (s *Server) serveRepo(w http.ResponseWriter, r *http.Request, p *pageData) 
 		s.unavailable(w, r, "the run store")
 		return
 	}
+	sweeps, err := s.repoSweeps(r.Context(), key)
+	if err != nil {
+		s.log.Error("sweeps unreadable", "repo", key, "err", err)
+		s.unavailable(w, r, "the run store")
+		return
+	}
 	p.Title = repo.FullName
 	p.Crumbs = []crumb{{Title: repo.FullName}}
 	s.render(w, r, repoPageTemplate, p, struct {
@@ -126,9 +134,31 @@ func (s *Server) serveRepo(w http.ResponseWriter, r *http.Request, p *pageData) 
 		HostURL  string
 		Charts   []svgChart
 		Runs     []*store.Run
+		Sweeps   []sweepView
 		Versions []versionRow
 		Envs     []envHistory
-	}{repo, key, hostURL(repo, ""), metricCharts(baselines, allDeploys), runs, rows, envs})
+	}{repo, key, hostURL(repo, ""), metricCharts(baselines, allDeploys), runs, sweeps, rows, envs})
+}
+
+// repoSweeps returns the newest repoSweeps sweeps of repository key with
+// their trials ranked, newest first; none without a SweepReader.
+func (s *Server) repoSweeps(ctx context.Context, key string) ([]sweepView, error) {
+	if s.opts.Sweeps == nil {
+		return nil, nil
+	}
+	sweeps, err := s.opts.Sweeps.RecentSweeps(ctx, key, repoSweeps)
+	if err != nil {
+		return nil, err
+	}
+	runs, err := s.trialRuns(ctx, sweeps...)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]sweepView, 0, len(sweeps))
+	for _, sw := range sweeps {
+		out = append(out, newSweepView(sw, runs))
+	}
+	return out, nil
 }
 
 // metricCharts draws each gated metric over the default branch's runs,

@@ -12,15 +12,18 @@ import (
 	"github.com/mlbot/mlbot/jobs/store"
 )
 
-// SweepReader reads the sweeps the sweep page shows; store.Store
-// satisfies it.
+// SweepReader reads the sweeps the sweep page and the repository's page
+// show; store.Store satisfies it.
 type SweepReader interface {
 	// GetSweep returns the sweep with id, or an error wrapping
 	// store.ErrNoSweep when there is none.
 	GetSweep(ctx context.Context, id string) (*store.Sweep, error)
+	// RecentSweeps returns the kept sweeps among the newest n of a
+	// repository (a store.RepoKey), newest first.
+	RecentSweeps(ctx context.Context, repo string, n int) ([]*store.Sweep, error)
 }
 
-// sweepPlan is what the sweep page reads of a sweep's plan (the JSON of
+// sweepPlan is what the pages read of a sweep's plan (the JSON of
 // jobs/sweep.Spec, which web does not import).
 type sweepPlan struct {
 	Metric, Goal, Method string
@@ -28,7 +31,7 @@ type sweepPlan struct {
 	Space                []struct{ Param string }
 }
 
-// sweepRow is one trial as the sweep page lists it.
+// sweepRow is one trial as the pages list it.
 type sweepRow struct {
 	// Number counts trials from 1; Rung is a halving rung.
 	Number, Rung int
@@ -41,6 +44,125 @@ type sweepRow struct {
 	Best   bool
 	value  float64
 	done   bool
+}
+
+// sweepView is a sweep with its trials read and ranked.
+type sweepView struct {
+	Sweep *store.Sweep
+	Plan  sweepPlan
+	// Params are the parameters' names, in the plan's order.
+	Params []string
+	// Rows are the trials: those with the metric first, best first, then
+	// the others in trial order.
+	Rows []sweepRow
+	// Finished counts the trials whose runs finished, whatever their
+	// outcome.
+	Finished int
+}
+
+// Best is the best trial, nil while none has the metric.
+func (v sweepView) Best() *sweepRow {
+	if len(v.Rows) > 0 && v.Rows[0].Best {
+		return &v.Rows[0]
+	}
+	return nil
+}
+
+// BestParams are the best trial's parameters as "name=value", in the
+// plan's order.
+func (v sweepView) BestParams() []string {
+	b := v.Best()
+	if b == nil {
+		return nil
+	}
+	out := make([]string, len(v.Params))
+	for i, name := range v.Params {
+		out[i] = name + "=" + b.Values[i]
+	}
+	return out
+}
+
+// Progress is the sweep's state as its pages show it: "running k/N"
+// (N the trials planned so far), "done" or "cancelled".
+func (v sweepView) Progress() string {
+	switch v.Sweep.State {
+	case store.SweepFinished:
+		return "done"
+	case store.SweepCancelled:
+		return "cancelled"
+	}
+	return "running " + strconv.Itoa(v.Finished) + "/" + strconv.Itoa(max(len(v.Sweep.Trials), v.Sweep.Planned))
+}
+
+// trialRuns reads the runs of the trials of sweeps in one round trip, by
+// id; runs whose records expired are missing.
+func (s *Server) trialRuns(ctx context.Context, sweeps ...*store.Sweep) (map[string]*store.Run, error) {
+	var ids []string
+	for _, sw := range sweeps {
+		for _, t := range sw.Trials {
+			if t.RunID != "" {
+				ids = append(ids, t.RunID)
+			}
+		}
+	}
+	runs, err := s.opts.Runs.GetRuns(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]*store.Run, len(runs))
+	for _, r := range runs {
+		out[r.ID] = r
+	}
+	return out, nil
+}
+
+// newSweepView ranks sw's trials by their runs: those with the plan's
+// metric first, best first by its goal, then the others in trial order.
+func newSweepView(sw *store.Sweep, runs map[string]*store.Run) sweepView {
+	v := sweepView{Sweep: sw}
+	json.Unmarshal(sw.Spec, &v.Plan) // a plan it cannot read shows no metric
+	for _, d := range v.Plan.Space {
+		v.Params = append(v.Params, d.Param)
+	}
+	if len(v.Params) == 0 && len(sw.Trials) > 0 {
+		for k := range sw.Trials[0].Params {
+			v.Params = append(v.Params, k)
+		}
+		sort.Strings(v.Params)
+	}
+	v.Rows = make([]sweepRow, 0, len(sw.Trials))
+	for _, t := range sw.Trials {
+		row := sweepRow{Number: t.Index + 1, Rung: t.Rung, State: "not started"}
+		for _, name := range v.Params {
+			row.Values = append(row.Values, t.Params[name])
+		}
+		if run := runs[t.RunID]; t.RunID != "" && run != nil {
+			row.Run, row.State = run, runState(run)
+			if run.State == store.RunFinished {
+				v.Finished++
+			}
+			if m, ok := run.Metrics[v.Plan.Metric]; ok && run.HasMetrics() {
+				row.value, row.done, row.Metric = m, true, report.FormatNumber(m)
+			}
+		}
+		v.Rows = append(v.Rows, row)
+	}
+	better := func(a, b float64) bool {
+		if v.Plan.Goal == "minimize" {
+			return a < b
+		}
+		return a > b
+	}
+	sort.SliceStable(v.Rows, func(i, j int) bool {
+		if v.Rows[i].done != v.Rows[j].done {
+			return v.Rows[i].done
+		}
+		return v.Rows[i].done && better(v.Rows[i].value, v.Rows[j].value)
+	})
+	if len(v.Rows) > 0 && v.Rows[0].done {
+		v.Rows[0].Best = true
+	}
+	return v
 }
 
 // serveSweep serves GET /sweeps/{id}: a sweep's trials ranked best first,
@@ -71,61 +193,18 @@ func (s *Server) serveSweep(w http.ResponseWriter, r *http.Request, p *pageData)
 	if !s.allow(w, r, p, sw.Repo, true) {
 		return
 	}
-	var plan sweepPlan
-	json.Unmarshal(sw.Spec, &plan) // a plan it cannot read shows no metric
-	params := make([]string, 0, len(plan.Space))
-	for _, d := range plan.Space {
-		params = append(params, d.Param)
+	runs, err := s.trialRuns(ctx, sw)
+	if err != nil {
+		s.log.Error("trial runs unreadable", "sweep", id, "err", err)
+		s.unavailable(w, r, "the run store")
+		return
 	}
-	if len(params) == 0 && len(sw.Trials) > 0 {
-		for k := range sw.Trials[0].Params {
-			params = append(params, k)
-		}
-		sort.Strings(params)
-	}
-	rows := make([]sweepRow, 0, len(sw.Trials))
-	for _, t := range sw.Trials {
-		row := sweepRow{Number: t.Index + 1, Rung: t.Rung, State: "not started"}
-		for _, name := range params {
-			row.Values = append(row.Values, t.Params[name])
-		}
-		if t.RunID != "" {
-			run, err := s.opts.Runs.GetRun(ctx, t.RunID)
-			if err != nil && !errors.Is(err, store.ErrNoRun) {
-				s.log.Error("trial run unreadable", "sweep", id, "run", t.RunID, "err", err)
-				s.unavailable(w, r, "the run store")
-				return
-			}
-			if run != nil {
-				row.Run, row.State = run, runState(run)
-				if v, ok := run.Metrics[plan.Metric]; ok && run.HasMetrics() {
-					row.value, row.done, row.Metric = v, true, report.FormatNumber(v)
-				}
-			}
-		}
-		rows = append(rows, row)
-	}
-	better := func(a, b float64) bool {
-		if plan.Goal == "minimize" {
-			return a < b
-		}
-		return a > b
-	}
-	// Finished trials first, best first; the others in trial order.
-	sort.SliceStable(rows, func(i, j int) bool {
-		if rows[i].done != rows[j].done {
-			return rows[i].done
-		}
-		return rows[i].done && better(rows[i].value, rows[j].value)
-	})
-	if len(rows) > 0 && rows[0].done {
-		rows[0].Best = true
-	}
+	v := newSweepView(sw, runs)
 	var charts []svgScatter
-	for i, name := range params {
-		c := scatter{ID: "param-" + strconv.Itoa(i), Title: plan.Metric + " against " + name, XLabel: name, YLabel: plan.Metric}
+	for i, name := range v.Params {
+		c := scatter{ID: "param-" + strconv.Itoa(i), Title: v.Plan.Metric + " against " + name, XLabel: name, YLabel: v.Plan.Metric}
 		numeric := true
-		for _, row := range rows {
+		for _, row := range v.Rows {
 			if !row.done {
 				continue
 			}
@@ -151,5 +230,5 @@ func (s *Server) serveSweep(w http.ResponseWriter, r *http.Request, p *pageData)
 		Charts         []svgScatter
 		PRURL, HostURL string
 		CommitURL      string
-	}{sw, plan, params, rows, charts, pullRequestURL(sw.Repo, sw.PR), hostURL(sw.Repo, ""), commitURL(sw.Repo, sw.SHA)})
+	}{sw, v.Plan, v.Params, v.Rows, charts, pullRequestURL(sw.Repo, sw.PR), hostURL(sw.Repo, ""), commitURL(sw.Repo, sw.SHA)})
 }

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"regexp"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlbot/mlbot/bot"
 	"github.com/mlbot/mlbot/jobs/report"
 	"github.com/mlbot/mlbot/jobs/store"
 )
@@ -112,5 +114,121 @@ func TestSweepPage(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode == http.StatusOK || strings.Contains(string(b), "0.91") {
 		t.Errorf("a visitor without a login got %d:\n%s", res.StatusCode, b)
+	}
+}
+
+// TestRepoPageListsSweeps opens a repository's page as people the host
+// lets read it and as someone it does not: a reader sees each sweep with
+// its pull request, state, method, trials and best trial, linking its
+// page; what .mlbot.yml and the pull request named (parameters, metric,
+// method, title, a cancelled sweep's detail, the pull request's URL) is
+// shown as text, never as markup or a script link; someone who may not
+// read the repository learns nothing of its sweeps.
+func TestRepoPageListsSweeps(t *testing.T) {
+	lf := newLoginFixture(t)
+	ctx := context.Background()
+	const (
+		evilParam = `x"><script>alert(1)</script>`
+		evilValue = `<img src=x onerror=alert(2)>`
+		evilTitle = `<script>alert(3)</script>`
+	)
+	t0 := time.Now().UTC().Add(-time.Hour)
+	type trial struct {
+		lr, other string
+		state     store.RunState
+		acc       float64
+	}
+	// save stores a sweep of pull request pr whose trials' runs end as
+	// states says ("" leaves a trial not started), scoring accuracy.
+	save := func(pr *bot.PullRequest, state store.SweepState, detail, spec string, at time.Time, trials ...trial) *store.Sweep {
+		t.Helper()
+		sw := &store.Sweep{ID: store.NewID(), Repo: lf.repo, PR: pr, SHA: pr.HeadSHA, Planned: len(trials), State: state, Detail: detail,
+			Spec: []byte(spec), Created: at}
+		for i, tr := range trials {
+			st := store.SweepTrial{Index: i, Params: map[string]string{"lr": tr.lr, evilParam: tr.other}}
+			if tr.state != "" {
+				run := &store.Run{ID: store.NewID(), Kind: store.KindPullRequest, Repo: lf.repo, SHA: sw.SHA, PR: pr, State: tr.state,
+					Params: st.Params, Sweep: sw.ID, Trial: i, Created: at}
+				if tr.state == store.RunFinished {
+					run.Outcome, run.Metrics, run.Specs, run.Order = report.OutcomePassed, map[string]float64{"accuracy": tr.acc, "acc<b>uracy": tr.acc}, lf.pr.Specs, lf.pr.Order
+				}
+				if err := lf.runs.SaveRun(ctx, run); err != nil {
+					t.Fatal(err)
+				}
+				st.RunID = run.ID
+			}
+			sw.Trials = append(sw.Trials, st)
+		}
+		if err := lf.runs.SaveSweep(ctx, sw); err != nil {
+			t.Fatal(err)
+		}
+		return sw
+	}
+	specOf := func(method, metric string) string {
+		b, _ := json.Marshal(map[string]any{"Space": []map[string]string{{"Param": "lr"}, {"Param": evilParam}},
+			"Metric": metric, "Goal": "maximize", "Method": method})
+		return string(b)
+	}
+	evilPR := &bot.PullRequest{Number: 8, Title: evilTitle, URL: "javascript:alert(4)", HeadSHA: strings.Repeat("f", 40)}
+	done := save(lf.pr.PR, store.SweepFinished, "", specOf("grid", "accuracy"), t0,
+		trial{"0.05", "a", store.RunFinished, 0.84}, trial{"0.1", evilValue, store.RunFinished, 0.91})
+	cancelled := save(lf.pr.PR, store.SweepCancelled, `superseded by "><script>alert(5)</script>`, specOf("random", "accuracy"), t0.Add(time.Minute),
+		trial{"0.2", "b", store.RunFinished, 0.8}, trial{"0.3", "c", "", 0})
+	running := save(evilPR, store.SweepRunning, "", specOf(`halving<script>alert(6)</script>`, `acc<b>uracy`), t0.Add(2*time.Minute),
+		trial{"0.1", "d", store.RunFinished, 0.7}, trial{"0.2", "e", store.RunRunning, 0}, trial{"0.3", "f", "", 0})
+
+	b := lf.browser(t, "wendy")
+	b.visit(lf.srv.URL + "/login/github?next=%2F")
+	resp, body := b.visit(lf.srv.URL + "/repos/github/acme/model")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("the repository page answered %d:\n%s", resp.StatusCode, body)
+	}
+	table := regexp.MustCompile(`(?s)<table class="list" id="sweeps">.*?</table>`).FindString(body)
+	rows := regexp.MustCompile(`(?s)<tr class="sweep" id="sweep-([0-9a-f]{32})">(.*?)</tr>`).FindAllStringSubmatch(table, -1)
+	if len(rows) != 3 || rows[0][1] != running.ID || rows[1][1] != cancelled.ID || rows[2][1] != done.ID {
+		t.Fatalf("sweep rows %v, want the running, cancelled and finished sweeps, newest first:\n%s", rows, body)
+	}
+	for i, want := range [][]string{
+		{`href="/sweeps/` + running.ID + `"`, "running 1/3", `href="https://github.com/Acme/Model/pull/8">#8</a>`, `<td class="num">3</td>`,
+			"<code>acc&lt;b&gt;uracy</code> 0.7", "<code>lr=0.1</code>"},
+		{`href="/sweeps/` + cancelled.ID + `"`, ">cancelled<", "random", `href="https://github.com/Acme/Model/pull/7">#7</a> Train for one epoch`,
+			`<td class="num">2</td>`, `href="/sweeps/` + cancelled.ID + `#best">trial 1</a>`},
+		{`href="/sweeps/` + done.ID + `"`, ">done<", "<td>grid</td>", `<td class="num">2</td>`,
+			`href="/sweeps/` + done.ID + `#best">trial 2</a>: <code>accuracy</code> 0.91`, "<code>lr=0.1</code>",
+			"<code>x&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;=&lt;img src=x onerror=alert(2)&gt;</code>"},
+	} {
+		for _, w := range want {
+			if !strings.Contains(rows[i][2], w) {
+				t.Errorf("sweep row %d lacks %q:\n%s", i, w, rows[i][2])
+			}
+		}
+	}
+	// Hostile names are text: no element, attribute or script link of
+	// theirs reaches the page.
+	for _, bad := range []string{"<script>alert", "<img src=x", "javascript:", "<b>uracy", `"><script`} {
+		if strings.Contains(body, bad) {
+			t.Errorf("the repository page carries %q unescaped:\n%s", bad, table)
+		}
+	}
+	for _, want := range []string{"&lt;script&gt;alert(3)&lt;/script&gt;", "halving&lt;script&gt;alert(6)", `title="superseded by &#34;&gt;&lt;script&gt;alert(5)`} {
+		if !strings.Contains(table, want) {
+			t.Errorf("the sweeps table lacks the escaped %q:\n%s", want, table)
+		}
+	}
+
+	// Someone the host does not let read the repository gets what a
+	// missing page gets, with nothing of its sweeps.
+	m := lf.browser(t, "mallory")
+	m.visit(lf.srv.URL + "/login/github?next=%2F")
+	for _, path := range []string{"/repos/github/acme/model", "/sweeps/" + done.ID} {
+		resp, body := m.visit(lf.srv.URL + path)
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("GET %s as mallory = %d, want 404", path, resp.StatusCode)
+		}
+		for _, secret := range []string{done.ID, running.ID, "0.91", "lr=", "grid", "Sweeps"} {
+			if strings.Contains(body, secret) {
+				t.Errorf("GET %s refused mallory but shows %q:\n%s", path, secret, body)
+			}
+		}
 	}
 }

@@ -39,7 +39,8 @@ type Options struct {
 	// Models reads the model versions and deploys of the pages and of GET
 	// /api/v1/models.
 	Models ModelReader
-	// Sweeps reads the sweeps the sweep page shows (nil: no sweep page).
+	// Sweeps reads the sweeps the sweep page and the repository's page
+	// show (nil: no sweep page, and no sweeps listed).
 	Sweeps SweepReader
 	// DataDir is MLBOT_DATA_DIR, under whose logs/ the deploy workers
 	// write each deploy's log (deploy-<id>.log).
