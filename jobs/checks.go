@@ -6,9 +6,11 @@ import (
 	"log/slog"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"github.com/mlbot/mlbot/bot"
 	"github.com/mlbot/mlbot/jobs/report"
+	"github.com/mlbot/mlbot/jobs/store"
 )
 
 // A check run is a commit status with more to show: jobs sets both
@@ -76,6 +78,27 @@ func (w *Worker) reportCheck(ctx context.Context, f cloneAuthorizer, run *Run, c
 	return func(st *bot.Status) {
 		st.ExternalID, st.Title, st.Summary, st.Text = run.ID, out.Title, out.Summary, out.Text
 		st.Conclusion, st.Actions = conclusion, actions
+	}
+}
+
+// sweepCheck is the check run of a sweep (mlbot/sweep): the sweep's id
+// as external id, the status's description as title, naming the best
+// trial's parameters once a trial passed, and the sweep's table as
+// summary. It has no buttons: Re-run of a sweep is a new /sweep.
+func sweepCheck(sw *store.Sweep, c report.SweepComment, best *report.SweepRow) statusOption {
+	return func(st *bot.Status) {
+		st.ExternalID, st.Title = sw.ID, st.Description
+		if best != nil && best.Passed && sw.State == store.SweepFinished {
+			params := make([]string, 0, len(best.Values))
+			for i, v := range best.Values {
+				if i < len(c.Table.Params) {
+					params = append(params, c.Table.Params[i]+"="+v)
+				}
+			}
+			st.Title = fmt.Sprintf("%d/%d done; best: trial %d (%s), %s %.4f", c.Finished, c.Total, best.Index+1,
+				strings.Join(params, ", "), c.Table.Metric, best.Metric)
+		}
+		st.Summary = report.RenderSweepCheck(c)
 	}
 }
 

@@ -417,17 +417,15 @@ func (w *Worker) showSweep(ctx context.Context, sw *store.Sweep, spec sweep.Spec
 			done++
 		}
 	}
+	page := w.opts.PublicURL + "/sweeps/" + sw.ID
 	c := report.SweepComment{HeadSHA: sw.SHA, State: string(sw.State), Detail: sw.Detail, Finished: done, Total: total, Table: table.Report(),
-		PageURL: w.opts.PublicURL + "/sweeps/" + sw.ID}
+		PageURL: page}
 	if err := w.upsertSweepComment(ctx, f, sw.Repo, sw.PR.Number, report.RenderSweep(c)); err != nil {
 		return err
 	}
-	st := bot.Status{Context: SweepStatusContext, Ref: sw.PR.HeadRef, State: bot.StatePending,
-		Description: fmt.Sprintf("%d/%d done", done, total)}
+	st := bot.Status{Context: SweepStatusContext, Ref: sw.PR.HeadRef, State: bot.StateRunning,
+		Description: fmt.Sprintf("%d/%d done", done, total), TargetURL: page}
 	best := bestTrial(c.Table)
-	if best != nil {
-		st.TargetURL = best.Run
-	}
 	switch sw.State {
 	case store.SweepCancelled:
 		st.State, st.Description = stateOf(report.OutcomeCanceled), report.StripFormat(fmt.Sprintf("cancelled (%d/%d done): %s", done, total, sw.Detail))
@@ -437,6 +435,9 @@ func (w *Worker) showSweep(ctx context.Context, sw *store.Sweep, spec sweep.Spec
 			st.State = bot.StateSuccess
 			st.Description = fmt.Sprintf("%d/%d done; best: trial %d, %s %.4f", done, total, best.Index+1, spec.Metric, best.Metric)
 		}
+	}
+	if showsCheckRuns(f) {
+		sweepCheck(sw, c, best)(&st)
 	}
 	if len(st.Description) > 140 {
 		st.Description = st.Description[:137] + "..."

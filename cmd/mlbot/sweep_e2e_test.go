@@ -1,11 +1,14 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -44,6 +47,25 @@ echo "$MLBOT_PARAM_LR" > model.txt
 printf '{"accuracy": %s}' "$a" > metrics.json
 `,
 	}
+}
+
+// openSweepPR commits files as main's model and a change beside it as
+// pull request 1 on "feature", waits until both commits' runs passed and
+// mlbot is idle, and returns the pull request's head.
+func (e *e2e) openSweepPR(files map[string]string) string {
+	e.t.Helper()
+	e.mainSHA = e.commit("main", files, "model")
+	e.send(e.sb.push(e.hook, zeroSHA, e.mainSHA), http.StatusAccepted)
+	if st := e.final(e.mainSHA); st.State != "success" {
+		e.t.Fatalf("baseline %+v", st)
+	}
+	h := e.commit("feature", map[string]string{"notes.txt": "a change\n"}, "change")
+	e.send(e.prEvent("opened", h, ""), http.StatusAccepted)
+	if st := e.final(h); st.State != "success" {
+		e.t.Fatalf("pull request run %+v", st)
+	}
+	e.settle()
+	return h
 }
 
 // sweepComments lists mlbot's sweep comments on pull request number.
@@ -103,17 +125,7 @@ func TestSweepEndToEnd(t *testing.T) {
 			marker := uniqueMarker()
 			files := lrModel("2", "0.9", marker)
 			files["train.sh"] = strings.Replace(files["train.sh"], `sleep "$MLBOT_PARAM_NAP"`, `sleep "$MLBOT_PARAM_NAP"; sleep 0.3`, 1)
-			e.mainSHA = e.commit("main", files, "model")
-			e.send(e.sb.push(e.hook, zeroSHA, e.mainSHA), http.StatusAccepted)
-			if st := e.final(e.mainSHA); st.State != "success" {
-				t.Fatalf("baseline %+v", st)
-			}
-			h := e.commit("feature", map[string]string{"notes.txt": "a change\n"}, "change")
-			e.send(e.prEvent("opened", h, ""), http.StatusAccepted)
-			if st := e.final(h); st.State != "success" {
-				t.Fatalf("pull request run %+v", st)
-			}
-			e.settle()
+			h := e.openSweepPR(files)
 			worker := e.startSecondWorker(key)
 			before := e.trainings()
 
@@ -157,6 +169,14 @@ func TestSweepEndToEnd(t *testing.T) {
 				t.Errorf("the sweep comment links no sweep page:\n%s", body)
 			} else if html := e.pageBody(sweepPage[1]); !strings.Contains(html, `id="best"`) || !strings.Contains(html, `data-points="5"`) {
 				t.Errorf("the sweep page lacks the best trial or a chart of 5 points:\n%s", html)
+			}
+			// The repository's page lists the sweep, done, with its best trial.
+			if sweepPage != nil {
+				id := path.Base(sweepPage[1])
+				row := regexp.MustCompile(`(?s)<tr class="sweep" id="sweep-` + id + `">.*?</tr>`).FindString(e.pageBody(e.url + "/repos/" + forge + "/" + strings.ToLower(e.sb.repo)))
+				if !strings.Contains(row, ">done<") || !strings.Contains(row, "trial 3</a>: <code>accuracy</code> 0.95") {
+					t.Errorf("the repository page's row of the sweep: %q", row)
+				}
 			}
 			// Rows run best first: 0.3, 0.2, 0.4, 0.1, then 0.5 (gate failed).
 			var order []string
@@ -265,13 +285,7 @@ func TestSweepDoesNotStarveOtherPullRequests(t *testing.T) {
 	e := newE2E(t, "github", withDeployPath(out, func(c *configs.Server) { c.Concurrency = 1 }))
 	files := lrModel("1", "none", "0")
 	files[".mlbot.yml"] += "deploy:\n  staging:\n    command: cp \"$MLBOT_ARTIFACTS_DIR/model.txt\" " + out + "/staging\n    from_pr: true\n"
-	e.mainSHA = e.commit("main", files, "model")
-	e.send(e.sb.push(e.hook, zeroSHA, e.mainSHA), http.StatusAccepted)
-	e.final(e.mainSHA)
-	h := e.commit("feature", map[string]string{"notes.txt": "a change\n"}, "change")
-	e.send(e.prEvent("opened", h, ""), http.StatusAccepted)
-	e.final(h)
-	e.settle()
+	h := e.openSweepPR(files)
 	e.send(e.sb.comment(e.hook, commentEvent{Body: "/sweep lr=0.1,0.2,0.4,0.5 nap=1", Author: "alice", Association: "MEMBER", HeadRef: "feature"}), http.StatusAccepted)
 	e.waitFor("the first trial to run", func() bool { return e.trialsRunning(1) > 0 })
 	other := e.commit("other", map[string]string{"other.txt": "another pull request\n"}, "other")
@@ -354,4 +368,67 @@ func (e *e2e) pageBody(u string) string {
 		e.t.Fatalf("%s answered %d:\n%s", u, resp.StatusCode, b)
 	}
 	return string(b)
+}
+
+// TestSweepCheckRunApp: with mlbot a GitHub App, /sweep on a pull request
+// shows the sweep as the head's check run mlbot/sweep: in progress with
+// "k/N done" as trials finish, then completed with success, the best
+// trial and its parameters in the title and the table in the summary,
+// the sweep's id as external id and its page as details URL. The pull
+// request's own mlbot/train-eval check run is not touched by the trials.
+func TestSweepCheckRunApp(t *testing.T) {
+	e, sim := newAppE2E(t, nil)
+	h := e.openSweepPR(lrModel("2", "none", "0"))
+	trainEval := e.checkRun(sim, h, "mlbot/train-eval")
+
+	e.say("alice", "/sweep lr=0.1,0.3,0.5")
+	e.lastReply("Sweeping `" + h[:7] + "`: 3 trials")
+	e.waitFor("the mlbot/sweep check run to complete", func() bool {
+		for _, cr := range sim.CheckRuns(e.sb.repo, h) {
+			if cr.Name == "mlbot/sweep" && cr.Status == "completed" {
+				return true
+			}
+		}
+		return false
+	})
+	e.settle()
+
+	cr := e.checkRun(sim, h, "mlbot/sweep")
+	hist := history(cr)
+	if len(hist) < 2 || hist[len(hist)-1] != "completed/success" {
+		t.Fatalf("mlbot/sweep went through %v, want in_progress then completed/success", hist)
+	}
+	// Every state before the last is in progress, counting trials done.
+	done := -1
+	for _, st := range cr.History[:len(cr.History)-1] {
+		var k, n int
+		if _, err := fmt.Sscanf(st.Title, "%d/%d done", &k, &n); err != nil || st.Status != "in_progress" || n != 3 || k < done || k > 3 {
+			t.Errorf("state %s %q, want in_progress with k/3 done, k never going back (states %v)", st.Status, st.Title, hist)
+		}
+		done = k
+	}
+	if cr.Title != "3/3 done; best: trial 2 (lr=0.3), accuracy 0.9500" {
+		t.Errorf("title %q, want the best trial with its parameters", cr.Title)
+	}
+	for _, want := range []string{"| **2** 🏆 | `0.3` | **0.9500** |", "❌ accuracy", "3/3 trials done", "[Sweep page"} {
+		if !strings.Contains(cr.Summary, want) {
+			t.Errorf("summary lacks %q:\n%s", want, cr.Summary)
+		}
+	}
+	id := path.Base(cr.DetailsURL)
+	if cr.DetailsURL != e.url+"/sweeps/"+id || cr.ExternalID != id {
+		t.Errorf("details URL %q, external id %q: want the sweep's page and id", cr.DetailsURL, cr.ExternalID)
+	}
+	if sw, err := e.app.store.GetSweep(t.Context(), id); err != nil || sw.State != store.SweepFinished || len(sw.Trials) != 3 {
+		t.Errorf("the check run names sweep %s: %+v, %v", id, sw, err)
+	}
+	if page := e.pageBody(cr.DetailsURL); !strings.Contains(page, `id="best"`) {
+		t.Errorf("the details URL's page lacks the best trial:\n%s", page)
+	}
+
+	// The trials left the pull request's own check run as it was.
+	if after := e.checkRun(sim, h, "mlbot/train-eval"); !slices.Equal(history(after), history(trainEval)) ||
+		after.ExternalID != trainEval.ExternalID || after.Title != trainEval.Title || len(after.History) != len(trainEval.History) {
+		t.Errorf("mlbot/train-eval changed during the sweep: %v %q → %v %q", history(trainEval), trainEval.Title, history(after), after.Title)
+	}
 }

@@ -183,13 +183,22 @@ func RenderSweep(c SweepComment) string {
 	switch c.State {
 	case "cancelled":
 		fmt.Fprintf(&b, "### 🚫 mlbot sweep of `%s`: cancelled (%d/%d done)\n\n", sha, c.Finished, c.Total)
-		if c.Detail != "" {
-			b.WriteString("Cancelled: " + inlineText(c.Detail, 300) + ". Trials still queued or running were stopped.\n\n")
-		}
 	case "finished":
 		fmt.Fprintf(&b, "### mlbot sweep of `%s`: %d/%d done\n\n", sha, c.Finished, c.Total)
 	default:
 		fmt.Fprintf(&b, "### ⏳ mlbot sweep of `%s`: %d/%d done\n\n", sha, c.Finished, c.Total)
+	}
+	b.WriteString(RenderSweepCheck(c))
+	return b.String()
+}
+
+// RenderSweepCheck renders the summary of the sweep's check run: the
+// sweep comment without its marker and heading, which the check run's
+// name and title stand for.
+func RenderSweepCheck(c SweepComment) string {
+	var b strings.Builder
+	if c.State == "cancelled" && c.Detail != "" {
+		b.WriteString("Cancelled: " + inlineText(c.Detail, 300) + ". Trials still queued or running were stopped.\n\n")
 	}
 	b.WriteString(c.Table.Markdown())
 	if u := safeURL(c.PageURL); u != "" {
