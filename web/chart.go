@@ -150,12 +150,7 @@ func (c chart) layout() svgChart {
 	for _, l := range c.Lines {
 		lo, hi = math.Min(lo, l.Value), math.Max(hi, l.Value)
 	}
-	if hi == lo {
-		d := math.Max(math.Abs(lo)*0.05, 1e-3)
-		lo, hi = lo-d, hi+d
-	}
-	d := (hi - lo) * chartPadFactor
-	lo, hi = lo-d, hi+d
+	lo, hi = padRange(lo, hi)
 	y := func(v float64) float64 {
 		return chartTop + chartPlotH*(1-(v-lo)/(hi-lo))
 	}
@@ -205,6 +200,18 @@ func (c chart) layout() svgChart {
 		out.XTicks = append(out.XTicks, svgTick{Pos: x(t), Label: label})
 	}
 	return out
+}
+
+// padRange widens the value range [lo, hi] a chart axis runs over by
+// chartPadFactor on each side, so that no point sits on the frame; a
+// range of one value is first opened around it.
+func padRange(lo, hi float64) (float64, float64) {
+	if hi == lo {
+		d := math.Max(math.Abs(lo)*0.05, 1e-3)
+		lo, hi = lo-d, hi+d
+	}
+	d := (hi - lo) * chartPadFactor
+	return lo - d, hi + d
 }
 
 // niceTicks returns at most about n round values between lo and hi.

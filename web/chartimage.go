@@ -66,15 +66,15 @@ func (s *Server) serveChartImage(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "the run store did not answer", http.StatusServiceUnavailable)
 		return
 	}
+	// A registry that does not answer costs the deploy markers, not the
+	// chart.
 	var deploys []registry.Deploy
-	if envs, err := s.opts.Models.Environments(ctx, key); err == nil {
-		for _, env := range envs {
-			hist, err := s.opts.Models.Deploys(ctx, key, env)
-			if err != nil {
-				break
-			}
-			deploys = append(deploys, hist...)
+	if history, err := s.deployHistory(ctx, key); err == nil {
+		for _, e := range history {
+			deploys = append(deploys, e.Deploys...)
 		}
+	} else {
+		s.log.Warn("chart drawn without deploys", "repo", key, "err", err)
 	}
 	c := runChart(run, baselines, deployMarkers(deploys))
 	var b bytes.Buffer

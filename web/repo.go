@@ -63,13 +63,13 @@ func (s *Server) serveRepo(w http.ResponseWriter, r *http.Request, p *pageData) 
 		s.unavailable(w, r, "the model registry")
 		return
 	}
-	envNames, err := s.opts.Models.Environments(ctx, key)
+	history, err := s.deployHistory(ctx, key)
 	if err != nil {
-		s.log.Error("environments unreadable", "repo", key, "err", err)
+		s.log.Error("deploys unreadable", "repo", key, "err", err)
 		s.unavailable(w, r, "the model registry")
 		return
 	}
-	if len(runs) == 0 && len(versions) == 0 && len(envNames) == 0 {
+	if len(runs) == 0 && len(versions) == 0 && len(history) == 0 {
 		// Someone the host does not let read the repository gets the
 		// answer of a repository mlbot serves, so that the page does not
 		// tell which private repositories exist.
@@ -86,22 +86,15 @@ func (s *Server) serveRepo(w http.ResponseWriter, r *http.Request, p *pageData) 
 		return
 	}
 
-	var envs []envHistory
+	envs := make([]envHistory, 0, len(history))
 	var allDeploys []registry.Deploy
 	runsIn := map[int][]string{}
-	for _, env := range envNames {
-		hist, err := s.opts.Models.Deploys(ctx, key, env)
-		if err != nil {
-			s.log.Error("deploys unreadable", "repo", key, "err", err)
-			s.unavailable(w, r, "the model registry")
-			return
-		}
-		allDeploys = append(allDeploys, hist...)
-		e := envHistory{Name: env, Deploys: hist}
-		for i := range hist {
-			if hist[i].State == deploystate.Succeeded {
-				e.Current = &hist[i]
-				runsIn[hist[i].Version] = append(runsIn[hist[i].Version], env)
+	for _, e := range history {
+		allDeploys = append(allDeploys, e.Deploys...)
+		for i := range e.Deploys {
+			if e.Deploys[i].State == deploystate.Succeeded {
+				e.Current = &e.Deploys[i]
+				runsIn[e.Deploys[i].Version] = append(runsIn[e.Deploys[i].Version], e.Name)
 				break
 			}
 		}
@@ -138,6 +131,25 @@ func (s *Server) serveRepo(w http.ResponseWriter, r *http.Request, p *pageData) 
 		Versions []versionRow
 		Envs     []envHistory
 	}{repo, key, hostURL(repo, ""), metricCharts(baselines, allDeploys), runs, sweeps, rows, envs})
+}
+
+// deployHistory returns every deploy of repository key, by environment
+// in the order the registry lists them, each environment's newest first
+// (Current and More not set).
+func (s *Server) deployHistory(ctx context.Context, key string) ([]envHistory, error) {
+	names, err := s.opts.Models.Environments(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]envHistory, 0, len(names))
+	for _, env := range names {
+		hist, err := s.opts.Models.Deploys(ctx, key, env)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, envHistory{Name: env, Deploys: hist})
+	}
+	return out, nil
 }
 
 // repoSweeps returns the newest repoSweeps sweeps of repository key with

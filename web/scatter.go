@@ -58,12 +58,7 @@ func (c scatter) layout() svgScatter {
 		for _, p := range pts {
 			lo, hi = math.Min(lo, get(p)), math.Max(hi, get(p))
 		}
-		if hi == lo {
-			d := math.Max(math.Abs(lo)*0.05, 1e-3)
-			lo, hi = lo-d, hi+d
-		}
-		d := (hi - lo) * chartPadFactor
-		return lo - d, hi + d
+		return padRange(lo, hi)
 	}
 	x0, x1 := span(func(p scatterPoint) float64 { return p.X })
 	y0, y1 := span(func(p scatterPoint) float64 { return p.Y })
