@@ -394,7 +394,10 @@ func (w *Worker) cancelSweepOf(ctx context.Context, repo bot.Repo, number int, r
 	return true, w.cancelSweep(ctx, repo, number, reason, "")
 }
 
-// showSweep edits the sweep comment and sets the mlbot/sweep status.
+// showSweep edits the sweep comment and sets the mlbot/sweep status:
+// running with "k/N done" while trials run, then its conclusion, linking
+// the sweep page; on a host with check runs, the check run sweepCheck
+// adds to it.
 func (w *Worker) showSweep(ctx context.Context, sw *store.Sweep, spec sweep.Spec, runs map[string]*Run, h *sweep.Halving) error {
 	f, err := w.forgeOf(sw.Repo)
 	if err != nil {
