@@ -200,12 +200,17 @@ func (e *e2e) final(sha string) hostStatus {
 // trainings counts the train steps this test's app started.
 func (e *e2e) trainings() int { return trainingsIn(e.dataDir) }
 
+// settleLimit bounds settle's wait: long enough for a whole sweep's
+// trials under -race on a loaded 2-core machine, where one trivial
+// pipeline can take 15 s.
+const settleLimit = 2 * time.Minute
+
 // settle waits until no mlbot task is queued, running or waiting to be
 // retried, so that "nothing more happens" can be asserted.
 func (e *e2e) settle() {
 	e.t.Helper()
 	in := asynq.NewInspectorFromRedisClient(e.rdb)
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(settleLimit)
 	for time.Now().Before(deadline) {
 		busy := 0
 		for _, q := range []string{"events", "report", "default", "deploy"} {
@@ -223,7 +228,7 @@ func (e *e2e) settle() {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	e.t.Fatal("tasks still pending after 30s")
+	e.t.Fatalf("tasks still pending after %s", settleLimit)
 }
 
 // archived lists the tasks that failed for good, for every queue.
