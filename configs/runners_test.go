@@ -5,36 +5,6 @@ import (
 	"testing"
 )
 
-func TestParseQuantities(t *testing.T) {
-	cpu := []struct {
-		in   string
-		want int64
-		ok   bool
-	}{{"2", 2000, true}, {"0.5", 500, true}, {"500m", 500, true}, {"1.5m", 2, true},
-		{"", 0, false}, {"lots", 0, false}, {"-1", 0, false}, {"1e3", 0, false}, {"2Gi", 0, false}}
-	for _, c := range cpu {
-		got, err := ParseCPU(c.in)
-		if (err == nil) != c.ok || got != c.want {
-			t.Errorf("ParseCPU(%q) = %d, %v; want %d, ok %v", c.in, got, err, c.want, c.ok)
-		}
-	}
-	mem := []struct {
-		in   string
-		want int64
-		ok   bool
-	}{{"512Mi", 512 << 20, true}, {"4Gi", 4 << 30, true}, {"1G", 1e9, true}, {"1048576", 1 << 20, true},
-		{"1.5Gi", 3 << 29, true}, {"4Xi", 0, false}, {"Gi", 0, false}, {"0", 0, false}, {"-1Gi", 0, false}}
-	for _, c := range mem {
-		got, err := ParseBytes(c.in)
-		if (err == nil) != c.ok || got != c.want {
-			t.Errorf("ParseBytes(%q) = %d, %v; want %d, ok %v", c.in, got, err, c.want, c.ok)
-		}
-	}
-	if FormatBytes(8<<30) != "8Gi" || FormatBytes(1536<<20) != "1536Mi" || FormatCPU(500) != "500m" || FormatCPU(4000) != "4" {
-		t.Errorf("Format: %s %s %s %s", FormatBytes(8<<30), FormatBytes(1536<<20), FormatCPU(500), FormatCPU(4000))
-	}
-}
-
 func TestParseResources(t *testing.T) {
 	c, err := ParseRepoConfig(".mlbot.yml", []byte(`version: 1
 pipeline:

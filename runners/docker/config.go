@@ -9,6 +9,7 @@ import (
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
 
+	"github.com/mlbot/mlbot/configs"
 	"github.com/mlbot/mlbot/runners"
 	"github.com/mlbot/mlbot/runners/agentapi"
 )
@@ -30,14 +31,14 @@ func (r *Runner) createOptions(job runners.Job, token, runDir string) (client.Co
 	ws := "rw,exec,nosuid,nodev,mode=0755,uid=" + uid + ",gid=" + gid
 	tmp := "rw,exec,nosuid,nodev,mode=1777,uid=" + uid + ",gid=" + gid
 	if r.opts.WorkspaceSize != "" {
-		n, err := parseQuantity(r.opts.WorkspaceSize, 1)
+		n, err := configs.ParseQuantity(r.opts.WorkspaceSize, 1)
 		if err != nil {
 			return client.ContainerCreateOptions{}, fmt.Errorf("workspace size: %w", err)
 		}
 		ws += fmt.Sprintf(",size=%d", n)
 	}
 	if r.opts.TmpSize != "" {
-		n, err := parseQuantity(r.opts.TmpSize, 1)
+		n, err := configs.ParseQuantity(r.opts.TmpSize, 1)
 		if err != nil {
 			return client.ContainerCreateOptions{}, fmt.Errorf("tmp size: %w", err)
 		}
@@ -104,17 +105,17 @@ func hostResources(want runners.Resources, opts Options) (limits, error) {
 	var l limits
 	var err error
 	if q := pick(want.Memory, opts.Defaults.Memory); q != "" {
-		if l.memory, err = parseQuantity(q, 1); err != nil {
+		if l.memory, err = configs.ParseQuantity(q, 1); err != nil {
 			return l, fmt.Errorf("memory: %w", err)
 		}
 	}
 	if q := pick(want.CPU, opts.Defaults.CPU); q != "" {
-		if l.nanoCPUs, err = parseQuantity(q, 1e9); err != nil {
+		if l.nanoCPUs, err = configs.ParseQuantity(q, 1e9); err != nil {
 			return l, fmt.Errorf("cpu: %w", err)
 		}
 	}
 	if q := pick(want.ShmSize, opts.Defaults.ShmSize); q != "" {
-		if l.shm, err = parseQuantity(q, 1); err != nil {
+		if l.shm, err = configs.ParseQuantity(q, 1); err != nil {
 			return l, fmt.Errorf("shm size: %w", err)
 		}
 	}

@@ -29,6 +29,7 @@ import (
 
 	"github.com/moby/moby/client"
 
+	"github.com/mlbot/mlbot/configs"
 	"github.com/mlbot/mlbot/runners"
 	"github.com/mlbot/mlbot/runners/agentapi"
 )
@@ -187,7 +188,7 @@ func newRunner(opts Options) (*Runner, error) {
 		if q == "" {
 			continue
 		}
-		if _, err := parseQuantity(q, 1); err != nil {
+		if _, err := configs.ParseQuantity(q, 1); err != nil {
 			return nil, fmt.Errorf("docker: %s: %w", name, err)
 		}
 	}
