@@ -118,8 +118,31 @@ const commandRetention = commandMaxAge + 24*time.Hour
 
 // routeComment runs the commands of a new comment on a pull request. Each
 // accepted command is acknowledged with a reaction at once and answered in
-// the thread; a refused one is answered with the reason.
+// the thread; a refused one is answered with the reason. Its steps: read
+// the comment's commands, or ignore it; gather what they act on; answer
+// each command once.
 func (w *Worker) routeComment(ctx context.Context, log *slog.Logger, f bot.Forge, ev *bot.Event) error {
+	cmds := commentCommands(log, ev)
+	if len(cmds) == 0 {
+		return nil
+	}
+	cc, err := w.commentContext(ctx, log, f, ev, cmds)
+	if err != nil {
+		return err
+	}
+	for i, cmd := range cmds {
+		if err := w.answerCommand(ctx, cc, i, cmd); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// commentCommands returns the commands of ev's comment, or none when the
+// comment is to be ignored: it is not a new comment on a pull request, it
+// is mlbot's own, it has no id to run its commands once by, or it was
+// written more than commandMaxAge ago.
+func commentCommands(log *slog.Logger, ev *bot.Event) []Command {
 	c := ev.Comment
 	switch {
 	case ev.Action != bot.ActionCreated:
@@ -145,9 +168,19 @@ func (w *Worker) routeComment(ctx context.Context, log *slog.Logger, f bot.Forge
 		log.Warn("comment ignored: written too long ago to run its commands now", "comment", c.ID, "created", c.Created)
 		return nil
 	}
+	return cmds
+}
+
+// commentContext gathers what the commands cmds of ev's comment act on:
+// the stored pull request (or the payload's, when mlbot has not seen it
+// yet), the name the author's permission is asked by and, when one of
+// cmds is a command mlbot knows, the default branch's config and the
+// permissions it sets.
+func (w *Worker) commentContext(ctx context.Context, log *slog.Logger, f bot.Forge, ev *bot.Event, cmds []Command) (*commandContext, error) {
+	c := ev.Comment
 	pr, err := w.store.PullRequest(ctx, ev.Repo, ev.PR.Number)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if pr == nil {
 		// mlbot has not seen the pull request yet (installed after it was
@@ -159,7 +192,7 @@ func (w *Worker) routeComment(ctx context.Context, log *slog.Logger, f bot.Forge
 	var cfg *configs.RepoConfig
 	if slices.ContainsFunc(cmds, func(c Command) bool { _, ok := commands[c.Name]; return ok }) {
 		if cfg, err = w.defaultBranchConfig(ctx, f, ev.Repo, log); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	cc := &commandContext{f: f, ev: ev, pr: pr, perms: defaultPermissions(), cfg: cfg, delivery: ev.Delivery,
@@ -170,53 +203,60 @@ func (w *Worker) routeComment(ctx context.Context, log *slog.Logger, f bot.Forge
 	if c.AuthorID != 0 {
 		cc.permissionName = "id:" + strconv.FormatInt(c.AuthorID, 10)
 	}
-	user := c.Author
-	for i, cmd := range cmds {
-		doneKey := fmt.Sprintf("comment:%s:%d", cc.commentKey, i)
-		done, err := w.store.Done(ctx, doneKey)
-		if err != nil {
-			return err
-		}
-		if done {
-			continue
-		}
-		// A reply is tagged with the comment and command it answers. When
-		// an earlier attempt went as far as posting it, the host may have
-		// created it though its answer was lost (a 5xx, a timeout): the
-		// retry looks for it before running the command again.
-		tag := fmt.Sprintf("<!-- mlbot:reply-to %d/%d -->", c.ID, i)
-		posting := doneKey + ":posting"
-		if tried, err := w.store.Done(ctx, posting); err != nil {
-			return err
-		} else if tried {
-			posted, err := replyPosted(ctx, f, ev.Repo, ev.PR.Number, tag)
-			if err != nil {
-				return err
-			}
-			if posted {
-				if err := w.store.MarkDoneFor(ctx, doneKey, commandRetention); err != nil {
-					return err
-				}
-				continue
-			}
-		}
-		reply, err := w.runCommand(ctx, cc, user, c.ID, cmd)
-		if err != nil {
-			return err
-		}
-		if reply != "" {
-			if err := w.store.MarkDoneFor(ctx, posting, commandRetention); err != nil {
-				return err
-			}
-			if _, err := f.CreateComment(ctx, ev.Repo, ev.PR.Number, ReplyMarker+"\n"+tag+"\n"+report.StripFormatMarkdown(reply)); err != nil {
-				return err
-			}
-		}
-		if err := w.store.MarkDoneFor(ctx, doneKey, commandRetention); err != nil {
+	return cc, nil
+}
+
+// answerCommand runs cmd, the i-th command of cc's comment, and posts its
+// reply, once whatever the deliveries and retries: a command marked done
+// is skipped, and one whose reply an earlier attempt may have posted
+// (marked posting) is not run again when the thread holds that reply.
+func (w *Worker) answerCommand(ctx context.Context, cc *commandContext, i int, cmd Command) error {
+	c := cc.ev.Comment
+	doneKey := fmt.Sprintf("comment:%s:%d", cc.commentKey, i)
+	if done, err := w.store.Done(ctx, doneKey); err != nil || done {
+		return err
+	}
+	// A reply is tagged with the comment and command it answers. When an
+	// earlier attempt went as far as posting it, the host may have created
+	// it though its answer was lost (a 5xx, a timeout): the retry looks
+	// for it before running the command again.
+	tag := fmt.Sprintf("<!-- mlbot:reply-to %d/%d -->", c.ID, i)
+	posting := doneKey + ":posting"
+	if posted, err := w.replyPostedBefore(ctx, cc, posting, tag); err != nil {
+		return err
+	} else if posted {
+		return w.store.MarkDoneFor(ctx, doneKey, commandRetention)
+	}
+	reply, err := w.runCommand(ctx, cc, cc.user, c.ID, cmd)
+	if err != nil {
+		return err
+	}
+	if reply != "" {
+		if err := w.postReply(ctx, cc, posting, tag, reply); err != nil {
 			return err
 		}
 	}
-	return nil
+	return w.store.MarkDoneFor(ctx, doneKey, commandRetention)
+}
+
+// replyPostedBefore reports whether an earlier attempt marked posting
+// and the pull request's thread holds the reply tagged tag it posted.
+func (w *Worker) replyPostedBefore(ctx context.Context, cc *commandContext, posting, tag string) (bool, error) {
+	tried, err := w.store.Done(ctx, posting)
+	if err != nil || !tried {
+		return false, err
+	}
+	return replyPosted(ctx, cc.f, cc.ev.Repo, cc.ev.PR.Number, tag)
+}
+
+// postReply posts reply in the pull request's thread, tagged tag, after
+// marking posting so that a retry looks for it before answering again.
+func (w *Worker) postReply(ctx context.Context, cc *commandContext, posting, tag, reply string) error {
+	if err := w.store.MarkDoneFor(ctx, posting, commandRetention); err != nil {
+		return err
+	}
+	_, err := cc.f.CreateComment(ctx, cc.ev.Repo, cc.ev.PR.Number, ReplyMarker+"\n"+tag+"\n"+report.StripFormatMarkdown(reply))
+	return err
 }
 
 // replyPosted reports whether the pull request's thread holds mlbot's

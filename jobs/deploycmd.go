@@ -18,34 +18,19 @@ import (
 // accepts deploys from pull requests. What the deploy
 // runs comes from the default branch's .mlbot.yml, never from the pull
 // request. The version must not be worse than the one the environment
-// runs, under the default branch's gates, unless `--force` says so.
+// runs, under the default branch's gates, unless `--force` says so. Its
+// steps: read the environment, version and --force from args; find the
+// version; gate it against the environment's; queue the deploy and say so.
 func (w *Worker) cmdDeploy(ctx context.Context, cc *commandContext, args []string) (string, error) {
-	if cc.cfg == nil || len(cc.cfg.Deploy) == 0 {
-		return "Deployments are not configured for this repository (no `deploy:` section in the default branch's `.mlbot.yml`).", nil
-	}
-	args, force, msg := deployFlags(args)
+	env, version, force, msg := deployTarget(cc.cfg, args)
 	if msg != "" {
 		return msg, nil
 	}
-	args, version := versionArg(args)
-	env, msg := pickEnv(cc.cfg, args, true)
-	if msg != "" {
-		return msg, nil
-	}
-	if !cc.cfg.Deploy[env].FromPR {
-		return fmt.Sprintf("`%s` does not accept `/deploy` from pull requests (its `from_pr` is not set on the default branch).", env), nil
-	}
-	var v *registry.Version
-	var err error
-	if version > 0 {
-		if v, msg, err = w.prVersion(ctx, cc, version); err != nil || msg != "" {
-			return msg, err
-		}
-	} else if v, msg, err = w.headVersion(ctx, cc); err != nil || msg != "" {
+	v, msg, err := w.deployVersion(ctx, cc, version)
+	if err != nil || msg != "" {
 		return msg, err
 	}
-	user := cc.user
-	why := fmt.Sprintf("`/deploy` by @%s from #%d", user, cc.pr.Number)
+	why := fmt.Sprintf("`/deploy` by @%s from #%d", cc.user, cc.pr.Number)
 	// The same check runs again when the deploy's turn comes; asking now
 	// answers at once, before anything is queued.
 	running, diff, err := w.checkAgainstRunning(ctx, repoKey(cc.ev.Repo), env, v, cc.cfg)
@@ -59,19 +44,59 @@ func (w *Worker) cmdDeploy(ctx context.Context, cc *commandContext, args []strin
 	if force {
 		why += " with `--force`"
 	}
-	d, err := w.requestDeploy(ctx, deployKey(cc.commentKey, "deploy", env), cc.ev.Repo, cc.pr.HeadRef, env, v, why, user, cc.pr.Number, registry.KindRequest, force)
+	d, err := w.requestDeploy(ctx, deployKey(cc.commentKey, "deploy", env), cc.ev.Repo, cc.pr.HeadRef, env, v, why, cc.user, cc.pr.Number, registry.KindRequest, force)
 	if err != nil {
 		return "", err
 	}
+	return w.deployingReply(d, v, env, cc.user, force, running, diff), nil
+}
+
+// deployTarget reads /deploy's arguments under the default branch's
+// config cfg: the environment to deploy to, the model version named (0 for
+// the head's) and whether `--force` was given, or msg saying why nothing
+// can be deployed (no deploy section, bad flags, no such environment, or
+// one that takes no deploys from pull requests).
+func deployTarget(cfg *configs.RepoConfig, args []string) (env string, version int, force bool, msg string) {
+	if cfg == nil || len(cfg.Deploy) == 0 {
+		return "", 0, false, "Deployments are not configured for this repository (no `deploy:` section in the default branch's `.mlbot.yml`)."
+	}
+	args, force, msg = deployFlags(args)
+	if msg != "" {
+		return "", 0, false, msg
+	}
+	args, version = versionArg(args)
+	if env, msg = pickEnv(cfg, args, true); msg != "" {
+		return "", 0, false, msg
+	}
+	if !cfg.Deploy[env].FromPR {
+		return "", 0, false, fmt.Sprintf("`%s` does not accept `/deploy` from pull requests (its `from_pr` is not set on the default branch).", env)
+	}
+	return env, version, force, ""
+}
+
+// deployVersion returns the model version /deploy deploys: the pull
+// request's version number when one was named, else its head's; or msg
+// saying why it cannot be deployed.
+func (w *Worker) deployVersion(ctx context.Context, cc *commandContext, number int) (*registry.Version, string, error) {
+	if number > 0 {
+		return w.prVersion(ctx, cc, number)
+	}
+	return w.headVersion(ctx, cc)
+}
+
+// deployingReply is /deploy's answer once deploy d of v to env is queued,
+// with, when by forced it, what the environment's running version (if
+// any) and the gates' diff said.
+func (w *Worker) deployingReply(d *registry.Deploy, v *registry.Version, env, by string, force bool, running *registry.Version, diff report.Diff) string {
 	reply := fmt.Sprintf("Deploying model v%d (`%s`) to `%s` ([log](%s)); I will answer here when it is done.", v.Number, short(v.SHA), env, w.deployURL(d.ID))
 	if force {
-		g := report.Forced{Env: env, By: user}
+		g := report.Forced{Env: env, By: by}
 		if running != nil {
 			g.Gate = &report.DeployGate{Running: running.Number, RunningSHA: running.SHA, Diff: diff}
 		}
 		reply += "\n\n" + report.RenderForced(g)
 	}
-	return reply, nil
+	return reply
 }
 
 // headVersion returns the model version of the pull request head's
