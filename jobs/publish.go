@@ -49,18 +49,11 @@ func (w *Worker) handleReport(ctx context.Context, t *asynq.Task) error {
 	// its comment failed has set it already: setting it again would list
 	// the result twice in the commit's statuses.
 	statusKey := fmt.Sprintf("report-status:%s:%d", run.ID, run.Finished.UnixNano())
-	posted, err := w.store.Done(ctx, statusKey)
-	if err != nil {
+	if err := w.store.Once(ctx, statusKey, runRetention, func() error {
+		return w.setStatus(ctx, f, run.Repo, run.SHA, refOf(run.PR, run.Branch), stateOf(run.Outcome), describe(run, c.Diff), w.runURL(run.ID),
+			w.reportCheck(ctx, f, run, c))
+	}); err != nil {
 		return err
-	}
-	if !posted {
-		if err := w.setStatus(ctx, f, run.Repo, run.SHA, refOf(run.PR, run.Branch), stateOf(run.Outcome), describe(run, c.Diff), w.runURL(run.ID),
-			w.reportCheck(ctx, f, run, c)); err != nil {
-			return err
-		}
-		if err := w.store.MarkDoneFor(ctx, statusKey, runRetention); err != nil {
-			return err
-		}
 	}
 	if run.PR != nil {
 		head, err := w.store.Head(ctx, run.Repo, run.PR.Number)

@@ -341,6 +341,21 @@ func (s *Store) Done(ctx context.Context, key string) (bool, error) {
 	return n == 1, err
 }
 
+// Once runs act unless key is marked done, and marks key done for ttl
+// once act succeeds: the at-least-once delivery of a task becomes "once
+// act has succeeded", so a task retried after a later step failed does
+// not act again. A failed act leaves key unmarked for the retry; a crash
+// between act and the mark, the one gap left, acts again.
+func (s *Store) Once(ctx context.Context, key string, ttl time.Duration, act func() error) error {
+	if done, err := s.Done(ctx, key); err != nil || done {
+		return err
+	}
+	if err := act(); err != nil {
+		return err
+	}
+	return s.MarkDoneFor(ctx, key, ttl)
+}
+
 // CachePermission remembers a user's permission on a repository briefly.
 func (s *Store) CachePermission(ctx context.Context, repo bot.Repo, user string, p bot.Permission) error {
 	return s.rdb.Set(ctx, s.permKey(RepoKey(repo), strings.ToLower(user)), string(p), PermissionTTL).Err()

@@ -343,3 +343,35 @@ func TestHeadHistoryIsBounded(t *testing.T) {
 		t.Errorf("HeadAt before the kept history = %v, want ErrBeforeHeads", err)
 	}
 }
+
+// TestStoreOnce checks the at-least-once work Once guards: a failed act
+// is tried again, a succeeded one never, and the mark lasts its ttl.
+func TestStoreOnce(t *testing.T) {
+	ctx := context.Background()
+	s := testStore(t)
+	calls := 0
+	fail := errors.New("host answered 502")
+	act := func(err error) func() error {
+		return func() error { calls++; return err }
+	}
+	if err := s.Once(ctx, "k", time.Hour, act(fail)); !errors.Is(err, fail) {
+		t.Fatalf("Once with a failing act = %v, want its error", err)
+	}
+	if done, _ := s.Done(ctx, "k"); done {
+		t.Fatal("a failed act was marked done: its retry would never act")
+	}
+	for i := 0; i < 3; i++ {
+		if err := s.Once(ctx, "k", time.Hour, act(nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if calls != 2 {
+		t.Errorf("act ran %d times, want 2 (the failure, then one success)", calls)
+	}
+	if ttl := s.rdb.TTL(ctx, s.doneKey("k")).Val(); ttl <= 0 || ttl > time.Hour {
+		t.Errorf("done mark ttl = %v, want at most an hour", ttl)
+	}
+	if err := s.Once(ctx, "other", time.Hour, act(nil)); err != nil || calls != 3 {
+		t.Errorf("another key: err %v, %d calls; want it to act", err, calls)
+	}
+}
