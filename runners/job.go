@@ -2,6 +2,7 @@ package runners
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -138,6 +139,32 @@ func (r JobResult) Last() (StepResult, bool) {
 		return StepResult{}, false
 	}
 	return r.Steps[len(r.Steps)-1], true
+}
+
+// CheckForContainer refuses a job that a runner of containers (docker,
+// kubernetes) cannot run: one with no id, no steps or no image. runner
+// names the runner at the start of the error ("docker: the job has no
+// id").
+func (j Job) CheckForContainer(runner string) error {
+	switch {
+	case j.ID == "":
+		return errors.New(runner + ": the job has no id")
+	case len(j.Steps) == 0:
+		return errors.New(runner + ": the job has no steps")
+	case j.Image == "":
+		return errors.New(runner + ": the job names no image (pipeline.image in .mlbot.yml)")
+	}
+	return nil
+}
+
+// InfraResult is the result of j when it could not run because of err:
+// its first step, which has no outcome of its own.
+func (j Job) InfraResult(err error) JobResult {
+	res := JobResult{Log: j.Log, InfraError: err}
+	if len(j.Steps) > 0 {
+		res.Steps = []StepResult{{Name: j.Steps[0].Name, ExitCode: -1}}
+	}
+	return res
 }
 
 // JobRunner is a Runner that runs a whole job at once, in one container

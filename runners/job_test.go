@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -177,5 +178,33 @@ func TestStepResultSucceeded(t *testing.T) {
 		if got := tc.res.Succeeded(); got != tc.want {
 			t.Errorf("%+v.Succeeded() = %v, want %v", tc.res, got, tc.want)
 		}
+	}
+}
+
+// TestJobCheckForContainer checks what a runner of containers refuses
+// and the result it gives a job it cannot run.
+func TestJobCheckForContainer(t *testing.T) {
+	ok := runners.Job{ID: "r1", Image: "python:3.12", Steps: []runners.Step{{Name: "train", Command: "true"}}}
+	for _, tc := range []struct {
+		job  func(j runners.Job) runners.Job
+		want string
+	}{
+		{func(j runners.Job) runners.Job { return j }, ""},
+		{func(j runners.Job) runners.Job { j.ID = ""; return j }, "docker: the job has no id"},
+		{func(j runners.Job) runners.Job { j.Steps = nil; return j }, "docker: the job has no steps"},
+		{func(j runners.Job) runners.Job { j.Image = ""; return j }, "docker: the job names no image (pipeline.image in .mlbot.yml)"},
+	} {
+		err := tc.job(ok).CheckForContainer("docker")
+		if got := fmt.Sprint(err); (tc.want == "" && err != nil) || (tc.want != "" && got != tc.want) {
+			t.Errorf("CheckForContainer = %v, want %q", err, tc.want)
+		}
+	}
+	boom := errors.New("no engine")
+	res := ok.InfraResult(boom)
+	if !errors.Is(res.InfraError, boom) || len(res.Steps) != 1 || res.Steps[0].Name != "train" || res.Steps[0].ExitCode != -1 || res.Steps[0].Succeeded() {
+		t.Errorf("InfraResult = %+v, want the first step unfinished with the error", res)
+	}
+	if res := (runners.Job{}).InfraResult(boom); len(res.Steps) != 0 || res.InfraError != boom {
+		t.Errorf("InfraResult of a job with no steps = %+v", res)
 	}
 }

@@ -35,11 +35,11 @@ func (r *Runner) RunJob(ctx context.Context, job runners.Job) runners.JobResult 
 	if job.Output == nil {
 		job.Output = io.Discard
 	}
-	if err := checkJob(job); err != nil {
-		return infraResult(job, err)
+	if err := job.CheckForContainer("docker"); err != nil {
+		return job.InfraResult(err)
 	}
 	if !r.active.Begin(job.ID) {
-		return infraResult(job, fmt.Errorf("docker: run %s is already running in this process", job.ID))
+		return job.InfraResult(fmt.Errorf("docker: run %s is already running in this process", job.ID))
 	}
 	defer r.active.End(job.ID)
 	if err := ctx.Err(); err != nil {
@@ -49,7 +49,7 @@ func (r *Runner) RunJob(ctx context.Context, job runners.Job) runners.JobResult 
 	// Bad resources and a missing image are the job's errors: find them
 	// before anything is opened.
 	if _, err := r.createOptions(job, "", ""); err != nil {
-		return infraResult(job, fmt.Errorf("docker: resources: %w", err))
+		return job.InfraResult(fmt.Errorf("docker: resources: %w", err))
 	}
 	if err := r.checkImage(ctx, job.Image); err != nil {
 		return notStarted(ctx, job, err)
@@ -63,7 +63,7 @@ func (r *Runner) RunJob(ctx context.Context, job runners.Job) runners.JobResult 
 	sock, err := r.serveSocket(job.ID)
 	if err != nil {
 		r.closeSession(bg, job.ID, log)
-		return infraResult(job, fmt.Errorf("docker: %w", err))
+		return job.InfraResult(fmt.Errorf("docker: %w", err))
 	}
 	defer sock.Close()
 
@@ -102,35 +102,12 @@ func (r *Runner) RunJob(ctx context.Context, job runners.Job) runners.JobResult 
 	return res
 }
 
-// checkJob refuses a job the runner cannot run.
-func checkJob(job runners.Job) error {
-	switch {
-	case job.ID == "":
-		return errors.New("docker: the job has no id")
-	case len(job.Steps) == 0:
-		return errors.New("docker: the job has no steps")
-	case job.Image == "":
-		return errors.New("docker: the job names no image (pipeline.image in .mlbot.yml)")
-	}
-	return nil
-}
-
-// infraResult is the result of a job that could not run because of err:
-// its first step, which has no outcome of its own.
-func infraResult(job runners.Job, err error) runners.JobResult {
-	res := runners.JobResult{Log: job.Log, InfraError: err}
-	if len(job.Steps) > 0 {
-		res.Steps = []runners.StepResult{{Name: job.Steps[0].Name, ExitCode: -1}}
-	}
-	return res
-}
-
 // notStarted is the result of a job whose container was not started
 // because of err: a step Canceled when ctx ended (err is then ctx's), an
 // runners.ErrDetach when that was ctx's cause (the next RunJob starts the job
 // afresh), an infrastructure failure otherwise.
 func notStarted(ctx context.Context, job runners.Job, err error) runners.JobResult {
-	res := infraResult(job, err)
+	res := job.InfraResult(err)
 	switch {
 	case ctx.Err() == nil:
 	case errors.Is(context.Cause(ctx), runners.ErrDetach):

@@ -41,16 +41,16 @@ func (r *Runner) RunJob(ctx context.Context, job runners.Job) runners.JobResult 
 	if job.Output == nil {
 		job.Output = io.Discard
 	}
-	if err := checkJob(job); err != nil {
-		return infraResult(job, err)
+	if err := job.CheckForContainer("kubernetes"); err != nil {
+		return job.InfraResult(err)
 	}
 	// Everything that can be wrong with the job itself is found before
 	// anything is opened or created.
 	if _, err := r.jobObject(job, 1); err != nil {
-		return infraResult(job, fmt.Errorf("kubernetes: %w", err))
+		return job.InfraResult(fmt.Errorf("kubernetes: %w", err))
 	}
 	if !r.active.Begin(job.ID) {
-		return infraResult(job, fmt.Errorf("kubernetes: run %s is already running in this process", job.ID))
+		return job.InfraResult(fmt.Errorf("kubernetes: run %s is already running in this process", job.ID))
 	}
 	defer r.active.End(job.ID)
 	rn := &run{r: r, job: job, out: job.Output, log: r.log.With("run", job.ID)}
@@ -59,29 +59,6 @@ func (r *Runner) RunJob(ctx context.Context, job runners.Job) runners.JobResult 
 		defer rn.closeSession()
 	}
 	return rn.result(ctx, o)
-}
-
-// checkJob refuses a job the runner cannot run.
-func checkJob(job runners.Job) error {
-	switch {
-	case job.ID == "":
-		return errors.New("kubernetes: the job has no id")
-	case len(job.Steps) == 0:
-		return errors.New("kubernetes: the job has no steps")
-	case job.Image == "":
-		return errors.New("kubernetes: the job names no image (pipeline.image in .mlbot.yml)")
-	}
-	return nil
-}
-
-// infraResult is the result of a job that could not run because of err:
-// its first step, which has no outcome of its own.
-func infraResult(job runners.Job, err error) runners.JobResult {
-	res := runners.JobResult{Log: job.Log, InfraError: err}
-	if len(job.Steps) > 0 {
-		res.Steps = []runners.StepResult{{Name: job.Steps[0].Name, ExitCode: -1}}
-	}
-	return res
 }
 
 // run is one RunJob call.
