@@ -255,38 +255,34 @@ func New(opts Options) (*Worker, error) {
 		queues: opts.PipelineQueues, idle: w.idlePipelineWorkers,
 		options: func(queue, id string) []asynq.Option { return w.pipelineOptions(queue, pipelineTaskID(id)) }})
 	w.reconciler = newReconciler(reconcilerParams{worker: w, logger: opts.Logger, interval: opts.ReconcileInterval})
-	logger := asynqLogger{opts.Logger}
-	w.events = asynq.NewServerFromRedisClient(opts.Redis, asynq.Config{
-		Concurrency:              opts.EventConcurrency,
-		Queues:                   map[string]int{QueueEvents: 6, QueueReport: 4},
-		TaskCheckInterval:        opts.TaskCheckInterval,
-		DelayedTaskCheckInterval: opts.DelayedTaskCheckInterval,
-		RetryDelayFunc:           w.retryDelay,
-		IsFailure:                isFailure,
-		ErrorHandler:             asynq.ErrorHandlerFunc(w.logTaskError),
-		ShutdownTimeout:          opts.ShutdownTimeout,
-		Logger:                   logger,
-		LogLevel:                 asynq.WarnLevel,
-	})
+	w.events = asynq.NewServerFromRedisClient(opts.Redis, w.serverConfig(opts.EventConcurrency, map[string]int{QueueEvents: 6, QueueReport: 4}))
 	// Deploys share the pipeline workers (they run commands too) at a
 	// higher priority: a waiting deploy matters more than a new training.
 	queues := map[string]int{QueueDeploy: 2}
 	for _, q := range opts.PipelineQueues {
 		queues[q] = 1
 	}
-	w.pipelines = asynq.NewServerFromRedisClient(opts.Redis, asynq.Config{
-		Concurrency:              opts.Concurrency,
+	w.pipelines = asynq.NewServerFromRedisClient(opts.Redis, w.serverConfig(opts.Concurrency, queues))
+	return w, nil
+}
+
+// serverConfig is the configuration of one of the worker's two asynq
+// servers (events and reports; pipelines and deploys): concurrency
+// workers on queues, with their priorities. Both poll, retry, log and
+// shut down alike, as the worker's options say.
+func (w *Worker) serverConfig(concurrency int, queues map[string]int) asynq.Config {
+	return asynq.Config{
+		Concurrency:              concurrency,
 		Queues:                   queues,
-		TaskCheckInterval:        opts.TaskCheckInterval,
-		DelayedTaskCheckInterval: opts.DelayedTaskCheckInterval,
+		TaskCheckInterval:        w.opts.TaskCheckInterval,
+		DelayedTaskCheckInterval: w.opts.DelayedTaskCheckInterval,
 		RetryDelayFunc:           w.retryDelay,
 		IsFailure:                isFailure,
 		ErrorHandler:             asynq.ErrorHandlerFunc(w.logTaskError),
-		ShutdownTimeout:          opts.ShutdownTimeout,
-		Logger:                   logger,
+		ShutdownTimeout:          w.opts.ShutdownTimeout,
+		Logger:                   asynqLogger{w.opts.Logger},
 		LogLevel:                 asynq.WarnLevel,
-	})
-	return w, nil
+	}
 }
 
 // Signer returns the task signer, for an Ingress enqueueing into the same
