@@ -99,6 +99,17 @@ func (f *OAuthFlow) Token(ctx context.Context, code, verifier, redirectURI strin
 	return tok.AccessToken, nil
 }
 
+// User trades code for an access token (Token) and reads the token's
+// owner, the API resource at userURL, into v: all of a host's Exchange
+// but the shape of its user.
+func (f *OAuthFlow) User(ctx context.Context, code, verifier, redirectURI, userURL string, v any) error {
+	token, err := f.Token(ctx, code, verifier, redirectURI)
+	if err != nil {
+		return err
+	}
+	return f.GetJSON(ctx, token, userURL, v)
+}
+
 // GetJSON reads the API resource at url as the token's owner into v.
 func (f *OAuthFlow) GetJSON(ctx context.Context, token, url string, v any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)

@@ -84,16 +84,12 @@ func (o *OAuth) AuthCodeURL(state, verifier, redirectURI string) string {
 // Exchange implements bot.OAuth: POST /login/oauth/access_token, then
 // GET /user with the token.
 func (o *OAuth) Exchange(ctx context.Context, code, verifier, redirectURI string) (bot.OAuthUser, error) {
-	token, err := o.flow.Token(ctx, code, verifier, redirectURI)
-	if err != nil {
-		return bot.OAuthUser{}, fmt.Errorf("github: %w", err)
-	}
 	var u struct {
 		Login string `json:"login"`
 		ID    int64  `json:"id"`
 		Name  string `json:"name"`
 	}
-	if err := o.flow.GetJSON(ctx, token, o.userURL, &u); err != nil {
+	if err := o.flow.User(ctx, code, verifier, redirectURI, o.userURL, &u); err != nil {
 		return bot.OAuthUser{}, fmt.Errorf("github: %w", err)
 	}
 	if u.Login == "" || u.ID == 0 {

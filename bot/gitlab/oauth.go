@@ -65,16 +65,12 @@ func (o *OAuth) AuthCodeURL(state, verifier, redirectURI string) string {
 // Exchange implements bot.OAuth: POST /oauth/token, then GET
 // /api/v4/user with the token.
 func (o *OAuth) Exchange(ctx context.Context, code, verifier, redirectURI string) (bot.OAuthUser, error) {
-	token, err := o.flow.Token(ctx, code, verifier, redirectURI)
-	if err != nil {
-		return bot.OAuthUser{}, fmt.Errorf("gitlab: %w", err)
-	}
 	var u struct {
 		ID       int64  `json:"id"`
 		Username string `json:"username"`
 		Name     string `json:"name"`
 	}
-	if err := o.flow.GetJSON(ctx, token, o.userURL, &u); err != nil {
+	if err := o.flow.User(ctx, code, verifier, redirectURI, o.userURL, &u); err != nil {
 		return bot.OAuthUser{}, fmt.Errorf("gitlab: %w", err)
 	}
 	if u.Username == "" || u.ID == 0 {
