@@ -934,17 +934,8 @@ func TestMetricsToken(t *testing.T) {
 	}
 	t.Cleanup(func() { cliShutdownApp(t, a) })
 	get := func(auth string) (int, string) {
-		req, _ := http.NewRequest(http.MethodGet, "http://"+a.Addr()+"/metrics", nil)
-		if auth != "" {
-			req.Header.Set("Authorization", auth)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		code, _, body := getWithAuth(t, "http://"+a.Addr()+"/metrics", auth)
+		return code, body
 	}
 	for _, auth := range []string{"", "Bearer wrong-token-0123456789abcdef", "Bearer " + token[:len(token)-1], "Basic " + token} {
 		if code, body := get(auth); code != http.StatusUnauthorized || strings.Contains(body, "mlbot_") || strings.Contains(body, "go_goroutines") {

@@ -153,31 +153,34 @@ func (e *e2e) apiGet(path string) string {
 	return string(b)
 }
 
+// getWithAuth GETs url with the Authorization header auth (none when
+// empty) and returns the answer's code, header and body.
+func getWithAuth(t *testing.T, url, auth string) (int, http.Header, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(b)
+}
+
 // TestAPIRequiresToken calls /api/v1 of mlbot serve over HTTP: without a
 // token configured it is off (404) whatever the caller sends; with one,
 // only "Authorization: Bearer <token>" gets in, anything else is 401 with a
 // Bearer challenge. Run pages stay open.
 func TestAPIRequiresToken(t *testing.T) {
 	const token = e2eAPIToken
-	get := func(t *testing.T, url, auth string) (int, http.Header, string) {
-		t.Helper()
-		req, _ := http.NewRequest(http.MethodGet, url, nil)
-		if auth != "" {
-			req.Header.Set("Authorization", auth)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, resp.Header, string(b)
-	}
 
 	t.Run("no token: off", func(t *testing.T) {
 		e := newE2E(t, "github", func(c *configs.Server) { c.APIToken = "" })
 		for _, auth := range []string{"", "Bearer " + token, "Bearer "} {
-			if code, _, _ := get(t, e.url+"/api/v1/models", auth); code != http.StatusNotFound {
+			if code, _, _ := getWithAuth(t, e.url+"/api/v1/models", auth); code != http.StatusNotFound {
 				t.Errorf("GET /api/v1/models with %q: %d, want 404", auth, code)
 			}
 		}
@@ -212,7 +215,7 @@ func TestAPIRequiresToken(t *testing.T) {
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				code, h, body := get(t, e.url+tt.path, tt.auth)
+				code, h, body := getWithAuth(t, e.url+tt.path, tt.auth)
 				if code != tt.want {
 					t.Fatalf("GET %s with %q: %d %s, want %d", tt.path, tt.auth, code, body, tt.want)
 				}
@@ -225,7 +228,7 @@ func TestAPIRequiresToken(t *testing.T) {
 			})
 		}
 		// The run page linked from the status needs no token.
-		if code, _, _ := get(t, e.final(e.mainSHA).TargetURL, ""); code != http.StatusOK {
+		if code, _, _ := getWithAuth(t, e.final(e.mainSHA).TargetURL, ""); code != http.StatusOK {
 			t.Errorf("run page: %d, want 200", code)
 		}
 	})
